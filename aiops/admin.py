@@ -1,0 +1,1 @@
+"""Admin registrations for AIOps models (every model gets one)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AIOpsConfig(AppConfig):
+    name = "aiops"
+    verbose_name = "AIOps"

@@ -1,0 +1,1 @@
+"""Admin registrations for LLMOps models (every model gets one)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LLMOpsConfig(AppConfig):
+    name = "llmops"
+    verbose_name = "LLMOps"

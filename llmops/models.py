@@ -1,0 +1,1 @@
+"""LLMOps data. The app's models arrive with its first feature issue."""

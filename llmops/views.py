@@ -1,0 +1,11 @@
+from django.http import HttpRequest, HttpResponse
+
+from opsportal.accounts.roles import Role, role_required
+from opsportal.portal.views import app_home
+
+from . import services
+
+
+@role_required(Role.VIEWER)
+def index(request: HttpRequest) -> HttpResponse:
+    return app_home(request, services.overview())

@@ -1,0 +1,1 @@
+"""Admin registrations for MLOps models (every model gets one)."""

@@ -1,0 +1,10 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from opsportal.api import AppApiRoot
+
+app_name = "mlops"
+
+router = SimpleRouter(trailing_slash=True)
+
+urlpatterns = [path("", AppApiRoot.as_view(router=router, app_namespace="api:mlops"), name="root"), *router.urls]

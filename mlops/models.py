@@ -1,0 +1,1 @@
+"""MLOps data. The app's models arrive with its first feature issue."""

@@ -1,0 +1,77 @@
+"""Recording audit entries. Services of every app call `record`; nothing else writes here."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import models
+
+from .context import current_ip
+from .models import AuditEntry
+
+Action = AuditEntry.Action
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe form of a field value."""
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """The current values of `fields`, JSON-safe, to compare later with `diff`."""
+    return {name: _plain(getattr(obj, name)) for name in fields}
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """{field: [before, after]} for the fields whose value changed."""
+    keys = list(dict.fromkeys([*before, *after]))
+    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
+
+
+def record(
+    *,
+    action: str,
+    actor: User | AnonymousUser | None,
+    obj: models.Model | None = None,
+    changes: dict[str, list[Any]] | None = None,
+    message: str = "",
+    app_label: str | None = None,
+    model: str | None = None,
+    object_id: str | None = None,
+    object_repr: str | None = None,
+    actor_name: str | None = None,
+) -> AuditEntry:
+    """Append one entry. Call it inside the same transaction as the change it describes."""
+    if obj is not None:
+        app_label = app_label or obj._meta.app_label
+        model = model or obj._meta.model_name
+        object_id = object_id if object_id is not None else str(obj.pk)
+        object_repr = object_repr if object_repr is not None else str(obj)
+    user = actor if actor is not None and actor.is_authenticated else None
+    return AuditEntry.objects.create(
+        actor=user,
+        actor_name=actor_name if actor_name is not None else (user.get_username() if user else ""),
+        ip=current_ip.get(),
+        action=action,
+        app_label=app_label or "",
+        model=model or "",
+        object_id=object_id or "",
+        object_repr=(object_repr or "")[:200],
+        changes=_plain(changes or {}),
+        message=message[:300],
+    )

@@ -1,0 +1,105 @@
+"""The Celery application: JSON only, four queues, database-backed beat schedule.
+
+Every periodic task is declared here, in ``BEAT_SCHEDULE``; django-celery-beat's
+DatabaseScheduler copies it into the database so the system page can show the
+last run of each entry and admins can pause one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, bootsteps
+from celery.signals import task_postrun, worker_shutdown
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
+
+app = Celery("opsportal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+QUEUES = ("default", "collection", "checks", "evals")
+app.conf.task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+app.conf.task_default_queue = "default"
+app.conf.task_default_routing_key = "default"
+app.conf.task_routes = {
+    "aiops.tasks.collect_*": {"queue": "collection"},
+    "aiops.tasks.run_check*": {"queue": "checks"},
+    "llmops.tasks.*": {"queue": "evals"},
+}
+
+HOUR = 3600.0
+BEAT_SCHEDULE = {
+    "system.mark-stale-workers": {
+        "task": "opsportal.system.tasks.mark_stale_workers",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "system.requeue-pending-probes": {
+        "task": "opsportal.system.tasks.requeue_pending_probes",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
+    "accounts.clear-expired-sessions": {
+        "task": "opsportal.accounts.tasks.clear_expired_sessions",
+        "schedule": 24 * HOUR,
+        "options": {"expires": 12 * HOUR},
+    },
+}
+app.conf.beat_schedule = BEAT_SCHEDULE
+app.autodiscover_tasks()
+app.autodiscover_tasks(["opsportal.system", "opsportal.accounts"])
+
+
+class WorkerHeartbeatStep(bootsteps.StartStopStep):
+    """Writes this worker's heartbeat row every few seconds from the main process.
+
+    The system page and `/metrics` read these rows, so they work with any broker
+    (the embedded filesystem broker has no worker events) and across machines.
+    """
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.tref = None
+
+    def start(self, worker) -> None:
+        from django.conf import settings
+
+        self.beat(worker)
+        interval = settings.CELERY_WORKER_HEARTBEAT_SECONDS
+        self.tref = worker.timer.call_repeatedly(interval, self.beat, (worker,), priority=10)
+
+    def stop(self, worker) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    def beat(self, worker) -> None:
+        from opsportal.system import services
+
+        queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
+        services.record_worker_heartbeat(
+            hostname=worker.hostname, pid=os.getpid(), queues=queues, concurrency=worker.concurrency or 1
+        )
+
+
+app.steps["worker"].add(WorkerHeartbeatStep)
+
+
+@worker_shutdown.connect
+def _worker_offline(sender=None, **kwargs) -> None:
+    from opsportal.system import services
+
+    hostname = getattr(sender, "hostname", None)
+    if hostname:
+        services.mark_worker_offline(hostname=hostname)
+
+
+@task_postrun.connect
+def _count_task(sender=None, task_id=None, task=None, state=None, **kwargs) -> None:
+    from opsportal.system import services
+
+    if task is not None and state:
+        services.count_task(name=task.name, state=state)

@@ -1,0 +1,32 @@
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand
+
+from opsportal.accounts import services as accounts
+from opsportal.accounts.roles import Role
+
+DEMO_USERS = [
+    ("oncall", "Olivia", "Oncall", Role.OPERATOR, "Ops engineer who triages incidents."),
+    ("datasci", "Dana", "Scientist", Role.OPERATOR, "Data scientist who registers models."),
+    ("reviewer", "Riley", "Reviewer", Role.VIEWER, "Product reviewer of LLM quality."),
+]
+
+
+class Command(BaseCommand):
+    help = "Load demo data. Safe to run again: what exists already is left as it is."
+
+    def handle(self, *args, **options) -> None:
+        created = 0
+        for username, first, last, role, _about in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                continue
+            # Demo accounts have no password: an admin sets one on the Users page to try a role.
+            accounts.create_user(
+                username=username,
+                first_name=first,
+                last_name=last,
+                email=f"{username}@example.com",
+                role=role,
+                actor=None,
+            )
+            created += 1
+        self.stdout.write(f"Demo data ready ({created} demo users created).")

@@ -1,0 +1,31 @@
+"""The small facade each app offers the overview page: its headline figures."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from opsportal.audit.models import AuditEntry
+
+
+@dataclass
+class AppSummary:
+    """An app's card on the overview: title, link and (label, value) figures."""
+
+    label: str
+    title: str
+    description: str
+    url: str
+    stats: list[tuple[str, object]] = field(default_factory=list)
+
+
+def activity_stats(app_label: str, days: int = 7) -> list[tuple[str, object]]:
+    """Recorded changes in an app over `days` days and the time of the latest one (one query)."""
+    since = timezone.now() - datetime.timedelta(days=days)
+    row = AuditEntry.objects.filter(app_label=app_label).aggregate(
+        recent=Count("id", filter=Q(at__gte=since)), latest=Max("at")
+    )
+    return [(f"Changes in {days} days", row["recent"]), ("Last change", row["latest"])]

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import views
+
+app_name = "portal"
+
+urlpatterns = [path("", views.overview, name="overview")]

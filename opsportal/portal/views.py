@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import datetime
+
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+import aiops.services
+import llmops.services
+import mlops.services
+from opsportal.accounts.models import ApiToken
+from opsportal.accounts.roles import Role, role_required
+from opsportal.audit.charts import activity_per_day
+from opsportal.audit.models import AuditEntry
+from opsportal.system import services as system
+
+from .charts import figure_data
+
+
+@role_required(Role.VIEWER)
+def overview(request: HttpRequest) -> HttpResponse:
+    """The combined overview: each app's headline figures, portal health and activity."""
+    since = timezone.now() - datetime.timedelta(days=1)
+    workers = system.workers()
+    portal_stats = [
+        ("Users", User.objects.filter(is_active=True).count()),
+        ("Active API tokens", ApiToken.objects.active().count()),
+        ("Workers online", sum(w.online for w in workers)),
+        ("Changes in 24 h", AuditEntry.objects.filter(at__gte=since).count()),
+    ]
+    return render(
+        request,
+        "portal/overview.html",
+        {
+            "apps": [aiops.services.overview(), mlops.services.overview(), llmops.services.overview()],
+            "portal_stats": portal_stats,
+            "activity_chart": figure_data(activity_per_day(30)),
+            "recent": AuditEntry.objects.all()[:8],
+        },
+    )
+
+
+def app_home(request: HttpRequest, summary) -> HttpResponse:
+    """An app's landing page: its figures and its latest recorded changes."""
+    entries = AuditEntry.objects.filter(app_label=summary.label)[:20]
+    return render(request, "portal/app_home.html", {"app": summary, "recent": entries})

@@ -11,8 +11,7 @@ def overview() -> AppSummary:
         label="llmops",
         title="LLMOps",
         description=(
-            "Prompts with versions and labels, datasets, evaluation runs, traces, guardrails and human "
-            "review."
+            "Prompts with versions and labels, datasets, evaluation runs, traces, guardrails and human review."
         ),
         url=reverse("llmops:index"),
         stats=activity_stats("llmops"),

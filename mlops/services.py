@@ -11,8 +11,7 @@ def overview() -> AppSummary:
         label="mlops",
         title="MLOps",
         description=(
-            "The model registry (versions, stages, aliases, lineage, approvals) and drift and "
-            "performance monitoring."
+            "The model registry (versions, stages, aliases, lineage, approvals) and drift and performance monitoring."
         ),
         url=reverse("mlops:index"),
         stats=activity_stats("mlops"),

@@ -161,6 +161,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; IMMEDIATE avoids
     # "database is locked" on lock upgrades; a connection is per-thread anyway.
     _db["CONN_MAX_AGE"] = 0
+    # A file, not memory: the test live server and in-thread Celery worker share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-opsportal.sqlite3")}
     _db["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
@@ -265,6 +267,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # The schema and docs need a login or token like every other endpoint.
+    "SERVE_PERMISSIONS": ["opsportal.accounts.permissions.RolePermission"],
 }
 
 # --- Internationalisation, static ---------------------------------------------------
@@ -275,6 +279,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+if not PRODUCTION:
+    # Filled by collectstatic in production; in development WhiteNoise serves from the finders.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     # Plotly.js comes from the pinned plotly package, so JS and Python always match.

@@ -26,7 +26,7 @@ def _user_state(user: User) -> dict:
 
 def _set_role(user: User, role: Role) -> None:
     user.groups.remove(*Group.objects.filter(name__in=ROLE_GROUPS))
-    user.groups.add(Group.objects.get(name=role.group_name))
+    user.groups.add(Group.objects.get_or_create(name=role.group_name)[0])
     if hasattr(user, "_opsportal_role"):
         del user._opsportal_role
 

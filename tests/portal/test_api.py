@@ -1,0 +1,87 @@
+"""API conventions: page form, error bodies naming the problem, OpenAPI schema, local docs, throttling."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from opsportal.accounts import services
+from opsportal.accounts.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_root_lists_every_app(viewer_api):
+    body = viewer_api.get("/api/v1/").json()
+    assert {"accounts", "audit", "system", "aiops", "mlops", "llmops", "schema", "docs"} <= set(body)
+    assert viewer_api.get(body["aiops"]).status_code == 200
+
+
+def test_lists_are_paginated_and_ordered(admin_api, admin_user):
+    for i in range(7):
+        services.create_user(username=f"p{i}", role=Role.VIEWER, actor=admin_user)
+    first = admin_api.get("/api/v1/accounts/users/", {"page_size": 3, "ordering": "-username"}).json()
+    assert first["count"] == 8
+    assert [u["username"] for u in first["results"]] == ["p6", "p5", "p4"]
+    assert first["previous"] is None and "page=2" in first["next"]
+    last = admin_api.get("/api/v1/accounts/users/", {"page_size": 3, "page": 3}).json()
+    assert last["next"] is None and len(last["results"]) == 2
+
+
+def test_errors_share_one_body(admin_api, viewer_api):
+    missing = admin_api.post("/api/v1/accounts/users/", {}, format="json")
+    assert missing.status_code == 400
+    body = missing.json()
+    assert body["code"] == "invalid"
+    assert "username: This field is required." in body["detail"]
+    assert "role: This field is required." in body["detail"]
+    assert set(body["errors"]) == {"username", "role"}
+
+    not_found = admin_api.get("/api/v1/accounts/users/999999/")
+    assert not_found.status_code == 404
+    assert not_found.json()["code"] == "not_found"
+
+    forbidden = viewer_api.get("/api/v1/accounts/users/")
+    assert forbidden.json() == {"detail": "This needs the admin role.", "code": "permission_denied"}
+
+    bad_json = admin_api.generic("POST", "/api/v1/accounts/users/", "{not json", content_type="application/json")
+    assert bad_json.status_code == 400
+    assert "JSON parse error" in bad_json.json()["detail"]
+
+    bad_page = admin_api.get("/api/v1/accounts/users/", {"page": 99})
+    assert bad_page.status_code == 404
+    assert "Invalid page" in bad_page.json()["detail"]
+
+
+def test_openapi_schema_documents_the_api(viewer_api):
+    response = viewer_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/accounts/tokens/" in schema["paths"]
+    assert "/api/v1/audit/entries/" in schema["paths"]
+
+
+def test_docs_are_served_without_any_outside_host(client, viewer):
+    client.force_login(viewer)
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "swagger-ui" in html
+    assert "https://" not in html and "http://cdn" not in html
+
+
+def test_throttling_answers_429_with_a_message(viewer, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "2/minute", "user": "3/minute"})
+    # Ids are reused between tests, so forget any history an earlier test left under this user's key.
+    cache.delete(f"throttle_user_{viewer.pk}")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + services.create_api_token(user=viewer, name="t", actor=None)[1])
+    statuses = [client.get("/api/v1/accounts/me/").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    last = client.get("/api/v1/accounts/me/")
+    assert "throttled" in last.json()["detail"].lower()
+    assert int(last["Retry-After"]) > 0

@@ -1,4 +1,4 @@
-"""Shared API pieces: pagination, the error format, and the v1 root."""
+"""Shared API pieces: pagination and the error format (the root views are in portal/api_views.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.reverse import reverse
-from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -61,40 +58,3 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         code = detail.code if hasattr(detail, "code") else exc.default_code
         response.data = {"detail": " ".join(_flatten(detail)), "code": code}
     return response
-
-
-class ApiRoot(APIView):
-    """The OpsPortal REST API, version 1. Each app's endpoints live below it."""
-
-    def get(self, request: Request, format: str | None = None) -> Response:
-        def link(name: str) -> str:
-            return reverse(name, request=request, format=format)
-
-        return Response(
-            {
-                "accounts": {"me": link("api:me"), "users": link("api:user-list"), "tokens": link("api:token-list")},
-                "audit": {"entries": link("api:auditentry-list")},
-                "system": {"status": link("api:system-status")},
-                "aiops": link("api:aiops:root"),
-                "mlops": link("api:mlops:root"),
-                "llmops": link("api:llmops:root"),
-                "schema": link("schema"),
-                "docs": link("api-docs"),
-            },
-            status=status.HTTP_200_OK,
-        )
-
-
-class AppApiRoot(APIView):
-    """The endpoints of one app (`/api/v1/<app>/`)."""
-
-    router = None
-    app_namespace = ""
-
-    def get(self, request: Request, format: str | None = None) -> Response:
-        return Response(
-            {
-                prefix: reverse(f"{self.app_namespace}:{basename}-list", request=request, format=format)
-                for prefix, _viewset, basename in self.router.registry
-            }
-        )

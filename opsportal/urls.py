@@ -4,8 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import SimpleRouter
 
 from opsportal.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
-from opsportal.api import ApiRoot
 from opsportal.audit.api.views import AuditEntryViewSet
+from opsportal.portal.api_views import ApiRoot
 from opsportal.system import views as system_views
 from opsportal.system.api.views import SystemStatusView
 

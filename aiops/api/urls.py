@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from opsportal.api import AppApiRoot
+from opsportal.portal.api_views import AppApiRoot
 
 app_name = "aiops"
 

@@ -7,4 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and API tokens"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects login/logout auditing)
+        from . import (
+            schema,  # noqa: F401  (registers the token scheme with drf-spectacular)
+            signals,  # noqa: F401  (connects login/logout auditing)
+        )

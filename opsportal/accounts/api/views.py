@@ -89,6 +89,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     write_role = Role.VIEWER
     ordering_fields = ["created_at", "last_used_at", "name"]
 
+    queryset = ApiToken.objects.none()  # for the schema; requests use get_queryset
+
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user)
 

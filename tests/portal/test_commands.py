@@ -1,0 +1,54 @@
+"""seed_demo and ensure_admin, which `make run` calls on every start."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from opsportal.accounts.roles import Role, role_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_is_idempotent(capsys):
+    call_command("seed_demo")
+    users = set(User.objects.values_list("username", flat=True))
+    assert {"oncall", "datasci", "reviewer"} <= users
+    assert role_of(User.objects.get(username="oncall")) == Role.OPERATOR
+    call_command("seed_demo")
+    assert set(User.objects.values_list("username", flat=True)) == users
+    assert "0 demo users created" in capsys.readouterr().out
+
+
+def test_ensure_admin_prints_a_random_password_the_first_time_only(settings, tmp_path, capsys, client):
+    settings.VAR_DIR = tmp_path
+    call_command("ensure_admin")
+    first = capsys.readouterr().out
+    password = next(line.split(":", 1)[1].strip() for line in first.splitlines() if "password:" in line)
+    assert len(password) >= 12
+    credentials = tmp_path / "admin-credentials.txt"
+    assert password in credentials.read_text()
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    assert client.login(username="admin", password=password)
+
+    call_command("ensure_admin")
+    assert password not in capsys.readouterr().out
+    assert User.objects.filter(is_superuser=True).count() == 1
+
+
+def test_two_installs_get_different_admin_passwords(settings, tmp_path, capsys, django_user_model):
+    settings.VAR_DIR = tmp_path
+    call_command("ensure_admin")
+    first = (tmp_path / "admin-credentials.txt").read_text()
+    django_user_model.objects.all().delete()
+    call_command("ensure_admin")
+    assert (tmp_path / "admin-credentials.txt").read_text() != first
+
+
+def test_createsuperuser_noinput_works(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "root")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-root-password")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "root@example.com")
+    call_command("createsuperuser", "--noinput")
+    assert role_of(User.objects.get(username="root")) == Role.ADMIN

@@ -24,6 +24,9 @@ from .models import ApiToken
 from .roles import ROLE_GROUPS, Role, role_of, role_required
 
 
+NEW_TOKEN_SESSION_KEY = "accounts.new_token"
+
+
 def _profile_context(request: HttpRequest, **extra) -> dict:
     return {
         "tokens": ApiToken.objects.filter(user=request.user),
@@ -35,7 +38,12 @@ def _profile_context(request: HttpRequest, **extra) -> dict:
 
 
 def profile(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/profile.html", _profile_context(request))
+    # A token just created is in the session for exactly one page view (see token_create).
+    new = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    extra = {}
+    if new:
+        extra = {"new_token": new["raw"], "new_token_name": new["name"]}
+    return render(request, "accounts/profile.html", _profile_context(request, **extra))
 
 
 @require_POST
@@ -48,8 +56,10 @@ def token_create(request: HttpRequest) -> HttpResponse:
     token, raw = services.create_api_token(
         user=request.user, name=form.cleaned_data["name"], actor=request.user, expires_at=expires_at
     )
-    # The raw token is rendered in this response only; it is not stored anywhere.
-    return render(request, "accounts/profile.html", _profile_context(request, new_token=raw, new_token_row=token))
+    # Post/redirect/get, so reloading the page cannot create a second token. The
+    # secret rides in the session only until the next page view pops it.
+    request.session[NEW_TOKEN_SESSION_KEY] = {"raw": raw, "name": token.name}
+    return redirect("accounts:profile")
 
 
 @require_POST

@@ -75,13 +75,14 @@ def test_last_used_time_is_recorded(viewer):
 
 def test_profile_page_shows_a_new_token_once_and_it_works(client, viewer):
     client.force_login(viewer)
-    response = client.post("/accounts/tokens/", {"name": "laptop script", "expires_in_days": "30"})
-    assert response.status_code == 200
+    response = client.post("/accounts/tokens/", {"name": "laptop script", "expires_in_days": "30"}, follow=True)
+    assert response.redirect_chain == [("/accounts/profile/", 302)]
     raw = response.context["new_token"]
     assert raw.encode() in response.content
     assert get_me(raw).status_code == 200
     again = client.get("/accounts/profile/")
     assert raw.encode() not in again.content
+    assert raw not in str(dict(client.session))
     assert b"laptop script" in again.content
     token = ApiToken.objects.get(name="laptop script")
     assert token.expires_at is not None

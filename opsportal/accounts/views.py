@@ -23,7 +23,6 @@ from .forms import TokenCreateForm, UserCreateForm, UserUpdateForm
 from .models import ApiToken
 from .roles import ROLE_GROUPS, Role, role_of, role_required
 
-
 NEW_TOKEN_SESSION_KEY = "accounts.new_token"
 
 

@@ -1,0 +1,62 @@
+"""Run every benchmark, print a table and write bench/results/<name>.json.
+
+Uses DATABASE_URL when set (PostgreSQL), otherwise a throw-away SQLite file, so a
+benchmark never touches the development database.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCHMARKS = ["bench.bench_portal"]
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> int:
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["OPSPORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="opsportal-bench-")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
+    os.environ.setdefault("API_THROTTLE_USER", "1000000/minute")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    from django.db import connection
+
+    # Benchmarks run in their own database, like tests.
+    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    print(f"database: {connection.vendor} ({test_db})")
+    call_command("migrate", verbosity=0)
+    RESULTS.mkdir(exist_ok=True)
+    rows = []
+    try:
+        for module_name in BENCHMARKS:
+            module = importlib.import_module(module_name)
+            for name, result in module.run():
+                result["database"] = connection.vendor
+                result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+                rows.append((name, result))
+    finally:
+        connection.creation.destroy_test_db(test_db, verbosity=0)
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'benchmark'.ljust(width)}  {'p50 ms':>8}  {'p95 ms':>8}  {'req/s':>8}  {'queries':>7}  notes")
+    for name, r in rows:
+        print(
+            f"{name.ljust(width)}  {r['p50_ms']:8.2f}  {r['p95_ms']:8.2f}  {r['per_second']:8.1f}  "
+            f"{r['queries']:7d}  {r.get('notes', '')}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

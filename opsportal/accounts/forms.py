@@ -74,4 +74,7 @@ class LoginForm(StyledFormMixin, AuthenticationForm):
 
 
 class StyledPasswordChangeForm(StyledFormMixin, PasswordChangeForm):
-    pass
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # On the profile page the token form comes first; don't pull focus to the password.
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)

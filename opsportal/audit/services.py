@@ -37,10 +37,14 @@ def snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
     return {name: _plain(getattr(obj, name)) for name in fields}
 
 
+def _blank(value: Any) -> Any:
+    return None if value == "" else value
+
+
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """{field: [before, after]} for the fields whose value changed."""
+    """{field: [before, after]} for the fields whose value changed ("" and None count as the same)."""
     keys = list(dict.fromkeys([*before, *after]))
-    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
+    return {k: [before.get(k), after.get(k)] for k in keys if _blank(before.get(k)) != _blank(after.get(k))}
 
 
 def record(

@@ -111,3 +111,45 @@ def test_objects_link_to_their_history(client, admin_user):
     history = client.get(url)
     assert history.status_code == 200
     assert [e.action for e in history.context["page"]] == ["update", "create"]
+
+
+def test_changes_made_in_django_admin_are_recorded_too(client, django_user_model):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "a-long-root-password")
+    sam = services.create_user(username="sam", role=Role.VIEWER, actor=root)
+    client.force_login(root)
+    response = client.post(
+        f"/admin/auth/user/{sam.pk}/change/",
+        {
+            "username": "sam",
+            "first_name": "Sam",
+            "last_name": "",
+            "email": "",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01",
+            "initial-date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    entry = AuditEntry.objects.filter(object_id=str(sam.pk), message__startswith="Django admin").get()
+    assert entry.actor_name == "root" and entry.action == "update"
+    assert "First name" in entry.message
+
+
+def test_every_model_is_registered_in_the_admin():
+    from django.apps import apps
+    from django.contrib import admin
+
+    ours = [
+        m for m in apps.get_models() if m._meta.app_label in {"accounts", "audit", "system", "aiops", "mlops", "llmops"}
+    ]
+    assert ours
+    missing = [m.__name__ for m in ours if not admin.site.is_registered(m)]
+    assert missing == []
+
+
+def test_empty_values_do_not_show_as_changes(admin_user):
+    services.create_user(username="plain", role=Role.VIEWER, actor=admin_user)
+    entry = AuditEntry.objects.get(action="create", object_repr="plain")
+    assert "email" not in entry.changes and "first_name" not in entry.changes

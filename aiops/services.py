@@ -1,12 +1,63 @@
-"""AIOps's facade: every write and multi-model operation of the app goes through here."""
+"""AIOps's facade: every write and multi-model operation of the app goes through here.
 
+Ingest (`ingest_delivery`) runs in the request: it deduplicates and commits the
+alerts before the sender gets its 2xx, and needs no broker. Correlation into
+incidents (`process_pending_alerts`) runs in a worker; alerts carry a `pending`
+flag until it has, so the sweeper finishes whatever a lost task did not.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
+from opsportal.accounts.models import hash_token, new_raw_token
+from opsportal.audit import services as audit
 from opsportal.portal.summary import AppSummary, activity_stats
+from opsportal.system.services import enqueue_on_commit
+
+from .models import (
+    SEVERITY_RANK,
+    Alert,
+    AlertDelivery,
+    CorrelationRule,
+    Delivery,
+    Incident,
+    IncidentEvent,
+    Integration,
+    Matcher,
+    NotificationChannel,
+    NotificationRoute,
+    Silence,
+)
+from .parsers import ParsedAlert, ParsedPayload
+
+logger = logging.getLogger(__name__)
+
+Actor = User | AnonymousUser | None
+
+# An identical body from the same sender within this window is a retry, not a new delivery.
+DUPLICATE_WINDOW_SECONDS = 600
 
 
 def overview() -> AppSummary:
     """AIOps's card on the combined overview."""
+    open_incidents = Incident.objects.open()
+    stats: list[tuple[str, object]] = [
+        ("Open incidents", open_incidents.count()),
+        ("Critical open", open_incidents.filter(severity="critical").count()),
+        ("Alerts firing", Alert.objects.firing().filter(suppressed_by__isnull=True).count()),
+    ]
     return AppSummary(
         label="aiops",
         title="AIOps",
@@ -15,5 +66,903 @@ def overview() -> AppSummary:
             "correlated into incidents to acknowledge, assign and resolve."
         ),
         url=reverse("aiops:index"),
-        stats=activity_stats("aiops"),
+        stats=stats + activity_stats("aiops")[:1],
     )
+
+
+# --- Integrations ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_integration(
+    *, name: str, kind: str, actor: Actor, rate_limit_per_minute: int = 6000
+) -> tuple[Integration, str]:
+    """Create an integration; returns it and its raw token (only its hash is stored)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("name: required.")
+    if kind not in Integration.Kind.values:
+        raise ValueError(f"kind: must be one of {', '.join(Integration.Kind.values)}.")
+    if Integration.objects.filter(name__iexact=name).exists():
+        raise ValueError(f"name: an integration named {name!r} already exists.")
+    raw = new_raw_token().replace("opp_", "opi_", 1)
+    integration = Integration.objects.create(
+        name=name,
+        kind=kind,
+        token_hash=hash_token(raw),
+        token_prefix=raw[:10],
+        rate_limit_per_minute=rate_limit_per_minute,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    audit.record(
+        action=audit.Action.CREATE, actor=actor, obj=integration, changes={"name": [None, name], "kind": [None, kind]}
+    )
+    return integration, raw
+
+
+@transaction.atomic
+def rotate_integration_token(*, integration: Integration, actor: Actor) -> str:
+    """Replace the token; the old one stops working at once."""
+    raw = new_raw_token().replace("opp_", "opi_", 1)
+    old_prefix = integration.token_prefix
+    integration.token_hash = hash_token(raw)
+    integration.token_prefix = raw[:10]
+    integration.save(update_fields=["token_hash", "token_prefix"])
+    audit.record(
+        action=audit.Action.UPDATE, actor=actor, obj=integration, changes={"token": [f"{old_prefix}…", f"{raw[:10]}…"]}
+    )
+    return raw
+
+
+@transaction.atomic
+def update_integration(
+    *,
+    integration: Integration,
+    actor: Actor,
+    name: str | None = None,
+    enabled: bool | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> Integration:
+    fields = ("name", "enabled", "rate_limit_per_minute")
+    before = audit.snapshot(integration, fields)
+    if name is not None:
+        integration.name = name.strip()
+    if enabled is not None:
+        integration.enabled = enabled
+    if rate_limit_per_minute is not None:
+        integration.rate_limit_per_minute = rate_limit_per_minute
+    integration.save()
+    changes = audit.diff(before, audit.snapshot(integration, fields))
+    if changes:
+        audit.record(action=audit.Action.UPDATE, actor=actor, obj=integration, changes=changes)
+    return integration
+
+
+@transaction.atomic
+def delete_integration(*, integration: Integration, actor: Actor) -> None:
+    audit.record(action=audit.Action.DELETE, actor=actor, obj=integration, changes={"name": [integration.name, None]})
+    integration.delete()
+
+
+def token_matches(*, integration: Integration | None, raw_token: str) -> bool:
+    """True when `raw_token` is the token of this enabled integration (compared in constant time)."""
+    if integration is None or not integration.enabled:
+        return False
+    return hmac.compare_digest(integration.token_hash, hash_token(raw_token))
+
+
+# --- Ingest -------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    """What one delivery did: counts for the sender's answer, and PagerDuty-style dedup keys."""
+
+    delivery: Delivery | None
+    duplicate: bool = False
+    created: int = 0
+    updated: int = 0
+    resolved: int = 0
+    suppressed: int = 0
+    fingerprints: list[str] = field(default_factory=list)
+
+
+def delivery_digest(body: bytes, idempotency_key: str = "") -> str:
+    if idempotency_key:
+        return hashlib.sha256(b"key:" + idempotency_key.encode()).hexdigest()
+    return hashlib.sha256(body).hexdigest()
+
+
+def active_silences(now: datetime.datetime | None = None) -> list[Silence]:
+    now = now or timezone.now()
+    return list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now, expired_early_at__isnull=True))
+
+
+def matching_silence(silences: list[Silence], labels: dict[str, str]) -> Silence | None:
+    return next((s for s in silences if s.matches(labels)), None)
+
+
+def _alert_labels(parsed: ParsedAlert) -> dict[str, str]:
+    """Labels used for matching: the sender's, plus the normalised service and severity."""
+    labels = dict(parsed.labels)
+    labels.setdefault("service", parsed.service)
+    labels.setdefault("severity", parsed.severity)
+    return labels
+
+
+def ingest_delivery(
+    *,
+    integration: Integration,
+    payload: ParsedPayload,
+    digest: str,
+    remote_addr: str | None = None,
+) -> IngestResult:
+    """Store one delivery's alerts, deduplicated by fingerprint, in one transaction.
+
+    Concurrent deliveries touching the same fingerprints are serialised by row
+    locks; a race on a brand-new fingerprint is retried.
+    """
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                result = _ingest(integration=integration, payload=payload, digest=digest, remote_addr=remote_addr)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            continue
+        if result.delivery is not None and (result.created or result.resolved or result.updated):
+            from . import tasks
+
+            enqueue_on_commit(tasks.process_alerts)
+        return result
+    raise AssertionError("unreachable")
+
+
+def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, remote_addr: str | None) -> IngestResult:
+    now = timezone.now()
+    recent = Delivery.objects.filter(
+        integration=integration,
+        digest=digest,
+        received_at__gte=now - datetime.timedelta(seconds=DUPLICATE_WINDOW_SECONDS),
+    )
+    if recent.exists():
+        return IngestResult(delivery=None, duplicate=True, fingerprints=[a.fingerprint for a in payload.alerts])
+    delivery = Delivery.objects.create(
+        integration=integration,
+        received_at=now,
+        digest=digest,
+        alert_count=len(payload.alerts),
+        remote_addr=remote_addr,
+        meta=payload.meta,
+    )
+    result = IngestResult(delivery=delivery)
+    # Within one payload the last word on a fingerprint wins.
+    latest: dict[str, ParsedAlert] = {}
+    for parsed in payload.alerts:
+        latest[parsed.fingerprint] = parsed
+    result.fingerprints = list(latest)
+    if not latest:
+        return result
+
+    firing = {
+        a.fingerprint: a
+        for a in Alert.objects.select_for_update().filter(
+            integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING
+        )
+    }
+    silences = (
+        active_silences(now)
+        if any(p.status == "firing" and p.fingerprint not in firing for p in latest.values())
+        else []
+    )
+    new_alerts: list[Alert] = []
+    changed: list[Alert] = []
+    late_resolves: list[ParsedAlert] = []
+    for fingerprint, parsed in latest.items():
+        alert = firing.get(fingerprint)
+        if alert is None:
+            if parsed.status == "resolved":
+                late_resolves.append(parsed)
+                continue
+            silence = matching_silence(silences, _alert_labels(parsed))
+            new_alerts.append(_new_alert(integration, parsed, now, silence))
+            result.created += 1
+            result.suppressed += silence is not None
+            continue
+        _refresh(alert, parsed, now)
+        if parsed.status == "resolved":
+            alert.status = Alert.Status.RESOLVED
+            alert.ends_at = parsed.ends_at or now
+            alert.pending, alert.pending_change = alert.suppressed_by_id is None, "resolved"
+            result.resolved += 1
+        elif parsed.action == "acknowledge":
+            alert.pending, alert.pending_change = alert.suppressed_by_id is None, "acknowledged"
+            result.updated += 1
+        else:
+            result.updated += 1
+        changed.append(alert)
+
+    if late_resolves:
+        # A resolve for an alert we never saw firing (or already closed) is still recorded once.
+        known = set(
+            Alert.objects.filter(integration=integration, fingerprint__in=[p.fingerprint for p in late_resolves])
+            .values_list("fingerprint", flat=True)
+            .distinct()
+        )
+        for parsed in late_resolves:
+            if parsed.fingerprint in known:
+                continue
+            alert = _new_alert(integration, parsed, now, None)
+            alert.status, alert.ends_at, alert.pending, alert.pending_change = (
+                "resolved",
+                parsed.ends_at or now,
+                False,
+                "",
+            )
+            new_alerts.append(alert)
+            result.resolved += 1
+
+    Alert.objects.bulk_create(new_alerts)
+    if changed:
+        Alert.objects.bulk_update(
+            changed,
+            [
+                "status", "severity", "title", "description", "labels", "annotations", "ends_at", "last_seen_at",
+                "times_seen", "links", "raw", "pending", "pending_change",
+            ],
+        )  # fmt: skip
+    AlertDelivery.objects.bulk_create(
+        [
+            AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].status, received_at=now)
+            for a in new_alerts
+        ]
+        + [
+            AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].action, received_at=now)
+            for a in changed
+        ]
+    )
+    Integration.objects.filter(pk=integration.pk).update(last_delivery_at=now)
+    return result
+
+
+def _new_alert(integration: Integration, parsed: ParsedAlert, now: datetime.datetime, silence: Silence | None) -> Alert:
+    return Alert(
+        integration=integration,
+        fingerprint=parsed.fingerprint,
+        status=Alert.Status.FIRING,
+        severity=parsed.severity,
+        title=parsed.title[:300],
+        description=parsed.description,
+        service=parsed.service[:200],
+        source=parsed.source[:500],
+        labels=parsed.labels,
+        annotations=parsed.annotations,
+        starts_at=parsed.starts_at or now,
+        ends_at=None,
+        first_seen_at=now,
+        last_seen_at=now,
+        generator_url=parsed.generator_url[:2000],
+        links=parsed.links,
+        raw=parsed.raw,
+        suppressed_by=silence,
+        pending=silence is None,
+        pending_change="fired" if silence is None else "",
+    )
+
+
+def _refresh(alert: Alert, parsed: ParsedAlert, now: datetime.datetime) -> None:
+    alert.last_seen_at = now
+    alert.times_seen += 1
+    alert.severity = parsed.severity
+    alert.title = parsed.title[:300] or alert.title
+    alert.description = parsed.description or alert.description
+    alert.labels = parsed.labels or alert.labels
+    alert.annotations = parsed.annotations or alert.annotations
+    alert.links = parsed.links or alert.links
+    alert.raw = parsed.raw
+
+
+# --- Correlation -------------------------------------------------------------------------------
+
+
+def rule_for(rules: Iterable[CorrelationRule], labels: dict[str, str]) -> CorrelationRule | None:
+    return next((r for r in rules if r.enabled and Matcher.all_match(r.matchers, labels)), None)
+
+
+def group_of(rule: CorrelationRule | None, labels: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The group key (stable hash) and the grouping label values of an alert under a rule."""
+    keys = rule.group_by if rule else ["alertname", "service"]
+    values = {k: labels.get(k, "") for k in keys}
+    material = f"{rule.pk if rule else 0}|" + "|".join(f"{k}={v}" for k, v in values.items())
+    return hashlib.sha256(material.encode()).hexdigest()[:40], values
+
+
+def _matching_labels(alert: Alert) -> dict[str, str]:
+    labels = {str(k): str(v) for k, v in alert.labels.items()}
+    labels.setdefault("service", alert.service)
+    labels.setdefault("severity", alert.severity)
+    labels.setdefault("alertname", alert.title)
+    return labels
+
+
+class _Batch:
+    """Incidents touched while processing one batch of alerts, saved together at the end."""
+
+    def __init__(self, now: datetime.datetime) -> None:
+        self.now = now
+        self.by_group: dict[tuple[int | None, str], Incident] = {}
+        self.touched: dict[int, Incident] = {}
+        self.events: list[IncidentEvent] = []
+        self.notify: list[tuple[Incident, str]] = []
+
+    def event(self, incident: Incident, kind: str, message: str, **data: object) -> None:
+        self.events.append(IncidentEvent(incident=incident, at=self.now, kind=kind, message=message, data=data))
+
+    def touch(self, incident: Incident) -> None:
+        self.touched[incident.pk] = incident
+
+
+@transaction.atomic
+def process_pending_alerts(*, limit: int = 2000) -> int:
+    """Correlate pending alert changes into incidents; returns how many were processed.
+
+    Rows are locked with SKIP LOCKED, so several workers share the backlog and
+    each change is applied exactly once.
+    """
+    alerts = list(
+        Alert.objects.select_for_update(skip_locked=True)
+        .filter(pending=True)
+        .select_related("incident", "incident__rule")
+        .order_by("id")[:limit]
+    )
+    if not alerts:
+        return 0
+    rules = list(CorrelationRule.objects.filter(enabled=True))
+    batch = _Batch(timezone.now())
+    for alert in alerts:
+        change = alert.pending_change
+        if change in ("fired", "refired"):
+            _attach(alert, rules, batch)
+        elif change == "resolved":
+            _alert_resolved(alert, batch)
+        elif change == "acknowledged" and alert.incident and alert.incident.status == Incident.Status.TRIGGERED:
+            incident = alert.incident
+            incident.status, incident.acknowledged_at = Incident.Status.ACKNOWLEDGED, batch.now
+            batch.touch(incident)
+            batch.event(incident, IncidentEvent.Kind.STATUS, "Acknowledged by the sender.", status="acknowledged")
+            batch.notify.append((incident, "acknowledged"))
+        alert.pending, alert.pending_change = False, ""
+    Alert.objects.bulk_update(alerts, ["pending", "pending_change", "incident"])
+    if batch.touched:
+        Incident.objects.bulk_update(
+            batch.touched.values(),
+            [
+                "status",
+                "severity",
+                "acknowledged_at",
+                "resolved_at",
+                "last_alert_at",
+                "alert_count",
+                "firing_count",
+                "links",
+            ],
+        )
+    IncidentEvent.objects.bulk_create(batch.events)
+    _queue_notifications(batch.notify)
+    return len(alerts)
+
+
+def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
+    labels = _matching_labels(alert)
+    rule = rule_for(rules, labels)
+    group_key, group_values = group_of(rule, labels)
+    rule_id = rule.pk if rule else None
+    incident = batch.by_group.get((rule_id, group_key))
+    if incident is None:
+        incident = _find_incident(rule, rule_id, group_key, batch.now)
+    if incident is None:
+        incident = Incident.objects.create(
+            title=_incident_title(alert, group_values),
+            summary=alert.description,
+            severity=alert.severity,
+            service=alert.service,
+            rule=rule,
+            group_key=group_key,
+            group_labels=group_values,
+            links=_links_of(alert),
+            created_at=batch.now,
+            last_alert_at=batch.now,
+        )
+        batch.event(incident, IncidentEvent.Kind.OPENED, f"Opened by {rule.name if rule else 'default grouping'}.")
+        audit.record(action=audit.Action.CREATE, actor=None, obj=incident, changes={"status": [None, "triggered"]})
+        batch.notify.append((incident, "opened"))
+    elif incident.status == Incident.Status.RESOLVED:
+        incident.status, incident.resolved_at, incident.acknowledged_at = Incident.Status.TRIGGERED, None, None
+        batch.event(incident, IncidentEvent.Kind.STATUS, "Reopened: an alert fired again.", status="triggered")
+        audit.record(
+            action=audit.Action.STATE, actor=None, obj=incident, changes={"status": ["resolved", "triggered"]},
+            message="Reopened by a new alert within the cool-down.",
+        )  # fmt: skip
+        batch.notify.append((incident, "reopened"))
+    batch.by_group[(rule_id, group_key)] = incident
+    alert.incident = incident
+    incident.alert_count += 1
+    incident.firing_count += 1
+    incident.last_alert_at = batch.now
+    if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[incident.severity]:
+        batch.event(incident, IncidentEvent.Kind.SEVERITY, f"Severity raised to {alert.severity} by an alert.")
+        incident.severity = alert.severity
+    for link in _links_of(alert):
+        if link not in incident.links and len(incident.links) < 20:
+            incident.links.append(link)
+    batch.event(
+        incident, IncidentEvent.Kind.ALERT_FIRING, f"{alert.title} firing", alert=alert.pk, severity=alert.severity
+    )
+    batch.touch(incident)
+
+
+def _find_incident(rule: CorrelationRule | None, rule_id: int | None, group_key: str, now: datetime.datetime):
+    window = datetime.timedelta(minutes=rule.window_minutes if rule else 60)
+    cooldown = datetime.timedelta(minutes=rule.reopen_cooldown_minutes if rule else 30)
+    candidates = Incident.objects.filter(rule_id=rule_id, group_key=group_key, merged_into__isnull=True)
+    incident = (
+        candidates.open()
+        .filter(Q(firing_count__gt=0) | Q(last_alert_at__gte=now - window))
+        .order_by("-last_alert_at")
+        .first()
+    )
+    if incident is None:
+        incident = (
+            candidates.filter(status=Incident.Status.RESOLVED, resolved_at__gte=now - cooldown)
+            .order_by("-resolved_at")
+            .first()
+        )
+    return incident
+
+
+def _alert_resolved(alert: Alert, batch: _Batch) -> None:
+    incident = alert.incident
+    if incident is None:
+        return
+    incident = batch.touched.get(incident.pk, incident)
+    incident.firing_count = max(0, incident.firing_count - 1)
+    batch.event(incident, IncidentEvent.Kind.ALERT_RESOLVED, f"{alert.title} resolved", alert=alert.pk)
+    auto = incident.rule.auto_resolve if incident.rule else True
+    if auto and incident.firing_count == 0 and incident.is_open:
+        incident.status, incident.resolved_at = Incident.Status.RESOLVED, batch.now
+        batch.event(incident, IncidentEvent.Kind.STATUS, "Resolved: all its alerts resolved.", status="resolved")
+        audit.record(
+            action=audit.Action.STATE, actor=None, obj=incident, changes={"status": ["open", "resolved"]},
+            message="Auto-resolved: all alerts resolved.",
+        )  # fmt: skip
+        batch.notify.append((incident, "resolved"))
+    batch.touch(incident)
+
+
+def _incident_title(alert: Alert, group_values: dict[str, str]) -> str:
+    service = group_values.get("service") or alert.service
+    return f"{alert.title} on {service}"[:300] if service and service not in alert.title else alert.title[:300]
+
+
+def _links_of(alert: Alert) -> list[dict[str, str]]:
+    links = [dict(link) for link in alert.links if isinstance(link, dict) and link.get("href")]
+    if alert.generator_url and not any(link["href"] == alert.generator_url for link in links):
+        links.insert(0, {"href": alert.generator_url, "text": "Source"})
+    return links
+
+
+def _queue_notifications(items: list[tuple[Incident, str]]) -> None:
+    """Create the outbox rows for incidents that notify; notifications.py sends them."""
+    if not items:
+        return
+    from . import notifications
+
+    notifications.queue(items)
+
+
+# --- Triage ------------------------------------------------------------------------------
+
+
+def _actor_name(actor: Actor) -> str:
+    return actor.get_username() if actor is not None and actor.is_authenticated else "system"
+
+
+def add_event(*, incident: Incident, kind: str, message: str, actor: Actor, **data: object) -> IncidentEvent:
+    user = actor if actor is not None and actor.is_authenticated else None
+    return IncidentEvent.objects.create(
+        incident=incident, kind=kind, message=message, actor=user, actor_name=_actor_name(actor), data=data
+    )
+
+
+def _locked(incident: Incident) -> Incident:
+    return Incident.objects.select_for_update().get(pk=incident.pk)
+
+
+@transaction.atomic
+def acknowledge_incident(*, incident: Incident, actor: Actor) -> Incident:
+    """Triggered -> acknowledged. Acknowledging twice, or a resolved incident, changes nothing."""
+    incident = _locked(incident)
+    if incident.status != Incident.Status.TRIGGERED:
+        return incident
+    incident.status, incident.acknowledged_at = Incident.Status.ACKNOWLEDGED, timezone.now()
+    incident.save(update_fields=["status", "acknowledged_at"])
+    add_event(
+        incident=incident, kind=IncidentEvent.Kind.STATUS, message="Acknowledged.", actor=actor, status="acknowledged"
+    )
+    audit.record(
+        action=audit.Action.STATE, actor=actor, obj=incident, changes={"status": ["triggered", "acknowledged"]}
+    )
+    _queue_notifications([(incident, "acknowledged")])
+    return incident
+
+
+@transaction.atomic
+def resolve_incident(*, incident: Incident, actor: Actor, note: str = "") -> Incident:
+    incident = _locked(incident)
+    if incident.status == Incident.Status.RESOLVED:
+        return incident
+    before = incident.status
+    now = timezone.now()
+    incident.status, incident.resolved_at = Incident.Status.RESOLVED, now
+    if incident.acknowledged_at is None:
+        incident.acknowledged_at = now
+    incident.save(update_fields=["status", "resolved_at", "acknowledged_at"])
+    message = "Resolved." + (f" {note}" if note else "")
+    add_event(incident=incident, kind=IncidentEvent.Kind.STATUS, message=message, actor=actor, status="resolved")
+    audit.record(action=audit.Action.STATE, actor=actor, obj=incident, changes={"status": [before, "resolved"]})
+    _queue_notifications([(incident, "resolved")])
+    return incident
+
+
+@transaction.atomic
+def reopen_incident(*, incident: Incident, actor: Actor) -> Incident:
+    incident = _locked(incident)
+    if incident.status != Incident.Status.RESOLVED:
+        return incident
+    incident.status, incident.resolved_at, incident.acknowledged_at = Incident.Status.TRIGGERED, None, None
+    incident.save(update_fields=["status", "resolved_at", "acknowledged_at"])
+    add_event(incident=incident, kind=IncidentEvent.Kind.STATUS, message="Reopened.", actor=actor, status="triggered")
+    audit.record(action=audit.Action.STATE, actor=actor, obj=incident, changes={"status": ["resolved", "triggered"]})
+    return incident
+
+
+@transaction.atomic
+def assign_incident(*, incident: Incident, assignee: User | None, actor: Actor) -> Incident:
+    incident = _locked(incident)
+    before = incident.assignee.get_username() if incident.assignee else None
+    after = assignee.get_username() if assignee else None
+    if before == after:
+        return incident
+    incident.assignee = assignee
+    incident.save(update_fields=["assignee"])
+    message = f"Assigned to {after}." if after else "Unassigned."
+    add_event(incident=incident, kind=IncidentEvent.Kind.ASSIGNED, message=message, actor=actor, assignee=after)
+    audit.record(action=audit.Action.UPDATE, actor=actor, obj=incident, changes={"assignee": [before, after]})
+    return incident
+
+
+@transaction.atomic
+def comment_on_incident(*, incident: Incident, body: str, actor: Actor) -> IncidentEvent:
+    body = body.strip()
+    if not body:
+        raise ValueError("body: a comment cannot be empty.")
+    event = add_event(incident=incident, kind=IncidentEvent.Kind.COMMENT, message=body, actor=actor)
+    audit.record(action=audit.Action.UPDATE, actor=actor, obj=incident, message=f"Comment: {body[:200]}")
+    return event
+
+
+@transaction.atomic
+def update_incident(
+    *,
+    incident: Incident,
+    actor: Actor,
+    title: str | None = None,
+    summary: str | None = None,
+    severity_override: str | None = None,
+) -> Incident:
+    """Edit title, summary or override the severity ("" removes the override)."""
+    incident = _locked(incident)
+    fields = ("title", "summary", "severity_override")
+    before = audit.snapshot(incident, fields)
+    if title is not None:
+        if not title.strip():
+            raise ValueError("title: cannot be empty.")
+        incident.title = title.strip()[:300]
+    if summary is not None:
+        incident.summary = summary
+    if severity_override is not None:
+        if severity_override and severity_override not in SEVERITY_RANK:
+            raise ValueError(f"severity_override: must be one of {', '.join(SEVERITY_RANK)} or empty.")
+        incident.severity_override = severity_override
+    incident.save(update_fields=list(fields))
+    changes = audit.diff(before, audit.snapshot(incident, fields))
+    if changes:
+        audit.record(action=audit.Action.UPDATE, actor=actor, obj=incident, changes=changes)
+        if "severity_override" in changes:
+            new = incident.severity_override or f"{incident.severity} (from alerts)"
+            add_event(
+                incident=incident, kind=IncidentEvent.Kind.SEVERITY, message=f"Severity set to {new}.", actor=actor
+            )
+    return incident
+
+
+@transaction.atomic
+def merge_incidents(*, source: Incident, target: Incident, actor: Actor) -> Incident:
+    """Move every alert of `source` into `target` and resolve `source` as merged."""
+    if source.pk == target.pk:
+        raise ValueError("into: cannot merge an incident into itself.")
+    source, target = _locked(source), _locked(target)
+    if source.merged_into_id:
+        raise ValueError(f"incident #{source.pk} is already merged into #{source.merged_into_id}.")
+    moved = Alert.objects.filter(incident=source).update(incident=target)
+    firing = Alert.objects.filter(incident=target, status=Alert.Status.FIRING).count()
+    target.alert_count += moved
+    target.firing_count = firing
+    if SEVERITY_RANK[source.severity] > SEVERITY_RANK[target.severity]:
+        target.severity = source.severity
+    target.last_alert_at = max(target.last_alert_at, source.last_alert_at)
+    if firing and target.status == Incident.Status.RESOLVED:
+        target.status, target.resolved_at = Incident.Status.TRIGGERED, None
+    target.save()
+    now = timezone.now()
+    source.merged_into = target
+    source.alert_count = source.firing_count = 0
+    if source.status != Incident.Status.RESOLVED:
+        source.status, source.resolved_at = Incident.Status.RESOLVED, now
+    source.save()
+    message = f"Merged #{source.pk} ({moved} alerts) into this incident."
+    add_event(incident=target, kind=IncidentEvent.Kind.MERGED, message=message, actor=actor, source=source.pk)
+    add_event(
+        incident=source,
+        kind=IncidentEvent.Kind.MERGED,
+        message=f"Merged into #{target.pk}.",
+        actor=actor,
+        target=target.pk,
+    )
+    audit.record(action=audit.Action.UPDATE, actor=actor, obj=source, changes={"merged_into": [None, target.pk]})
+    return target
+
+
+@transaction.atomic
+def split_alert(*, incident: Incident, alert: Alert, actor: Actor) -> Incident:
+    """Move one alert out of an incident into a new incident of its own."""
+    incident = _locked(incident)
+    if alert.incident_id != incident.pk:
+        raise ValueError(f"alert: alert {alert.pk} does not belong to incident #{incident.pk}.")
+    if incident.alert_count <= 1:
+        raise ValueError("alert: the incident has only this alert; nothing to split.")
+    firing = alert.status == Alert.Status.FIRING
+    new = Incident.objects.create(
+        title=alert.title,
+        summary=alert.description,
+        severity=alert.severity,
+        service=alert.service,
+        rule=incident.rule,
+        group_key=f"split-{alert.pk}",
+        group_labels=incident.group_labels,
+        links=_links_of(alert),
+        alert_count=1,
+        firing_count=int(firing),
+        last_alert_at=alert.last_seen_at,
+        status=Incident.Status.TRIGGERED if firing else Incident.Status.RESOLVED,
+        resolved_at=None if firing else timezone.now(),
+    )
+    Alert.objects.filter(pk=alert.pk).update(incident=new)
+    incident.alert_count -= 1
+    incident.firing_count = max(0, incident.firing_count - int(firing))
+    incident.save(update_fields=["alert_count", "firing_count"])
+    add_event(
+        incident=incident, kind=IncidentEvent.Kind.SPLIT, message=f"Split “{alert.title}” out into #{new.pk}.",
+        actor=actor, alert=alert.pk, target=new.pk,
+    )  # fmt: skip
+    add_event(incident=new, kind=IncidentEvent.Kind.OPENED, message=f"Split out of #{incident.pk}.", actor=actor)
+    audit.record(action=audit.Action.CREATE, actor=actor, obj=new, message=f"Split out of #{incident.pk}")
+    return new
+
+
+def bulk_transition(*, incidents: Iterable[Incident], action: str, actor: Actor) -> int:
+    """Acknowledge or resolve many incidents; returns how many changed."""
+    service = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}[action]
+    changed = 0
+    for incident in incidents:
+        before = incident.status
+        changed += service(incident=incident, actor=actor).status != before
+    return changed
+
+
+# --- Silences and rules -------------------------------------------------------------------
+
+
+def validate_matchers(matchers: object, field_name: str = "matchers") -> list[dict]:
+    """Check a matcher list; raises ValueError naming the bad element."""
+    import re
+
+    if not isinstance(matchers, list) or not matchers:
+        raise ValueError(f"{field_name}: a non-empty list of matchers is required.")
+    cleaned = []
+    for i, m in enumerate(matchers):
+        where = f"{field_name}[{i}]"
+        if not isinstance(m, dict) or not isinstance(m.get("label"), str) or not m.get("label"):
+            raise ValueError(f"{where}: needs a 'label'.")
+        op = m.get("op", "=")
+        if op not in Matcher.OPS:
+            raise ValueError(f"{where}.op: must be one of {', '.join(Matcher.OPS)}.")
+        value = m.get("value")
+        if not isinstance(value, str):
+            raise ValueError(f"{where}.value: must be a string.")
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{where}.value: not a valid regular expression ({exc}).") from None
+        cleaned.append({"label": m["label"], "op": op, "value": value})
+    return cleaned
+
+
+@transaction.atomic
+def create_silence(
+    *,
+    matchers: list[dict],
+    ends_at: datetime.datetime,
+    comment: str,
+    actor: Actor,
+    starts_at: datetime.datetime | None = None,
+) -> Silence:
+    matchers = validate_matchers(matchers)
+    starts_at = starts_at or timezone.now()
+    if ends_at <= starts_at:
+        raise ValueError("ends_at: must be after starts_at.")
+    if not comment.strip():
+        raise ValueError("comment: say why (e.g. 'maintenance of db-3').")
+    silence = Silence.objects.create(
+        matchers=matchers,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        comment=comment.strip(),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    audit.record(
+        action=audit.Action.CREATE, actor=actor, obj=silence,
+        changes={"matchers": [None, matchers], "ends_at": [None, ends_at.isoformat()]},
+    )  # fmt: skip
+    return silence
+
+
+@transaction.atomic
+def expire_silence(*, silence: Silence, actor: Actor) -> Silence:
+    if silence.expired_early_at is None and silence.ends_at > timezone.now():
+        silence.expired_early_at = timezone.now()
+        silence.save(update_fields=["expired_early_at"])
+        audit.record(action=audit.Action.STATE, actor=actor, obj=silence, changes={"status": ["active", "expired"]})
+    return silence
+
+
+RULE_FIELDS = (
+    "name",
+    "position",
+    "enabled",
+    "matchers",
+    "group_by",
+    "window_minutes",
+    "auto_resolve",
+    "reopen_cooldown_minutes",
+)
+
+
+def _clean_rule(data: dict) -> dict:
+    if "matchers" in data:
+        data["matchers"] = validate_matchers(data["matchers"]) if data["matchers"] else []
+    if "group_by" in data:
+        group_by = data["group_by"]
+        if not isinstance(group_by, list) or not group_by or not all(isinstance(k, str) and k for k in group_by):
+            raise ValueError("group_by: a non-empty list of label keys is required.")
+    if "name" in data and not str(data["name"]).strip():
+        raise ValueError("name: required.")
+    return data
+
+
+@transaction.atomic
+def save_rule(*, actor: Actor, rule: CorrelationRule | None = None, **data: object) -> CorrelationRule:
+    """Create a correlation rule, or update `rule` with the given fields."""
+    data = _clean_rule({k: v for k, v in data.items() if k in RULE_FIELDS})
+    created = rule is None
+    rule = rule or CorrelationRule()
+    before = {} if created else audit.snapshot(rule, RULE_FIELDS)
+    for key, value in data.items():
+        setattr(rule, key, value)
+    if CorrelationRule.objects.filter(name__iexact=rule.name).exclude(pk=rule.pk).exists():
+        raise ValueError(f"name: a rule named {rule.name!r} already exists.")
+    rule.save()
+    changes = audit.diff(before, audit.snapshot(rule, RULE_FIELDS))
+    audit.record(action=audit.Action.CREATE if created else audit.Action.UPDATE, actor=actor, obj=rule, changes=changes)
+    return rule
+
+
+@transaction.atomic
+def delete_rule(*, rule: CorrelationRule, actor: Actor) -> None:
+    audit.record(action=audit.Action.DELETE, actor=actor, obj=rule, changes={"name": [rule.name, None]})
+    rule.delete()
+
+
+# --- Notification channels -------------------------------------------------------------
+
+
+@transaction.atomic
+def save_channel(
+    *,
+    actor: Actor,
+    channel: NotificationChannel | None = None,
+    name: str | None = None,
+    kind: str | None = None,
+    target: str | None = None,
+    secret: str | None = None,
+    enabled: bool | None = None,
+) -> NotificationChannel:
+    """Create or update a channel. The webhook secret is stored encrypted and never shown again."""
+    from opsportal.encryption import encrypt
+
+    from .notifications import OutboundRefused, check_outbound_url
+
+    created = channel is None
+    channel = channel or NotificationChannel()
+    before = {} if created else audit.snapshot(channel, ("name", "kind", "target", "enabled"))
+    for key, value in (("name", name), ("kind", kind), ("target", target), ("enabled", enabled)):
+        if value is not None:
+            setattr(channel, key, value.strip() if isinstance(value, str) else value)
+    if not channel.name:
+        raise ValueError("name: required.")
+    if channel.kind not in NotificationChannel.Kind.values:
+        raise ValueError(f"kind: must be one of {', '.join(NotificationChannel.Kind.values)}.")
+    if not channel.target:
+        raise ValueError("target: required (email addresses or a URL).")
+    if channel.kind == NotificationChannel.Kind.EMAIL:
+        from django.core.validators import validate_email
+
+        for address in channel.target.split(","):
+            try:
+                validate_email(address.strip())
+            except Exception:
+                raise ValueError(f"target: {address.strip()!r} is not an email address.") from None
+    else:
+        try:
+            check_outbound_url(channel.target)
+        except OutboundRefused as exc:
+            raise ValueError(f"target: {exc}.") from None
+    if NotificationChannel.objects.filter(name__iexact=channel.name).exclude(pk=channel.pk).exists():
+        raise ValueError(f"name: a channel named {channel.name!r} already exists.")
+    if secret is not None:
+        channel.secret_encrypted = encrypt(secret)
+    channel.save()
+    changes = audit.diff(before, audit.snapshot(channel, ("name", "kind", "target", "enabled")))
+    if secret is not None:
+        changes["secret"] = ["***", "*** (changed)"]
+    audit.record(
+        action=audit.Action.CREATE if created else audit.Action.UPDATE, actor=actor, obj=channel, changes=changes
+    )
+    return channel
+
+
+@transaction.atomic
+def save_route(
+    *, actor: Actor, channel: NotificationChannel, severities: list[str], services: list[str], enabled: bool = True
+) -> NotificationRoute:
+    unknown = [s for s in severities if s not in SEVERITY_RANK]
+    if unknown:
+        raise ValueError(f"severities: unknown {', '.join(unknown)}; use {', '.join(SEVERITY_RANK)}.")
+    route = NotificationRoute.objects.create(
+        channel=channel, severities=severities, services=[s.strip() for s in services if s.strip()], enabled=enabled
+    )
+    audit.record(action=audit.Action.CREATE, actor=actor, obj=route, changes={"route": [None, str(route)]})
+    return route
+
+
+@transaction.atomic
+def delete_route(*, route: NotificationRoute, actor: Actor) -> None:
+    audit.record(action=audit.Action.DELETE, actor=actor, obj=route, changes={"route": [str(route), None]})
+    route.delete()
+
+
+@transaction.atomic
+def delete_channel(*, channel: NotificationChannel, actor: Actor) -> None:
+    audit.record(action=audit.Action.DELETE, actor=actor, obj=channel, changes={"name": [channel.name, None]})
+    channel.delete()

@@ -4,4 +4,23 @@ from . import views
 
 app_name = "aiops"
 
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.incident_list, name="index"),
+    path("incidents/bulk/", views.incident_bulk, name="incident_bulk"),
+    path("incidents/<int:pk>/", views.incident_detail, name="incident"),
+    path("incidents/<int:pk>/<slug:action>/", views.incident_action, name="incident_action"),
+    path("analytics/", views.analytics, name="analytics"),
+    path("alerts/", views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/", views.alert_detail, name="alert"),
+    path("integrations/", views.integration_list, name="integrations"),
+    path("integrations/<int:pk>/", views.integration_detail, name="integration"),
+    path("integrations/<int:pk>/<slug:action>/", views.integration_action, name="integration_action"),
+    path("silences/", views.silence_list, name="silences"),
+    path("silences/<int:pk>/expire/", views.silence_expire, name="silence_expire"),
+    path("rules/", views.rule_list, name="rules"),
+    path("rules/new/", views.rule_edit, name="rule_new"),
+    path("rules/<int:pk>/", views.rule_edit, name="rule_edit"),
+    path("channels/", views.channel_list, name="channels"),
+    path("channels/<int:pk>/delete/", views.channel_delete, name="channel_delete"),
+    path("routes/<int:pk>/delete/", views.route_delete, name="route_delete"),
+]

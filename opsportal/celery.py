@@ -40,6 +40,16 @@ BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 240},
     },
+    "aiops.process-pending-alerts": {
+        "task": "aiops.tasks.process_alerts",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    "aiops.sweep-notifications": {
+        "task": "aiops.tasks.sweep_notifications",
+        "schedule": 120.0,
+        "options": {"expires": 100},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

@@ -319,6 +319,26 @@ if PRODUCTION:
 # Number of hops of X-Forwarded-For to trust for the client IP in the audit log.
 OPSPORTAL_TRUSTED_PROXIES = env_int("OPSPORTAL_TRUSTED_PROXIES", 0)
 
+# --- Outbound: email and webhooks -------------------------------------------------------
+OPSPORTAL_BASE_URL = env_str("OPSPORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Hosts or networks (CIDR) that outgoing webhooks may reach although they are not public addresses.
+OPSPORTAL_OUTBOUND_ALLOWLIST = env_list("OPSPORTAL_OUTBOUND_ALLOWLIST", [])
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, 1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsportal@localhost")
+
+# --- AIOps ingest ----------------------------------------------------------------------
+# Bodies above this size are refused with 413 before they are parsed.
+AIOPS_MAX_BODY_BYTES = env_int("AIOPS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, AIOPS_MAX_BODY_BYTES)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,8 +3,21 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
+from . import views
+from .ingest import ingest
+
 app_name = "aiops"
 
 router = SimpleRouter(trailing_slash=True)
+router.register("integrations", views.IntegrationViewSet, basename="integration")
+router.register("alerts", views.AlertViewSet, basename="alert")
+router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("silences", views.SilenceViewSet, basename="silence")
+router.register("rules", views.CorrelationRuleViewSet, basename="rule")
+router.register("channels", views.NotificationChannelViewSet, basename="channel")
 
-urlpatterns = [path("", AppApiRoot.as_view(router=router, app_namespace="api:aiops"), name="root"), *router.urls]
+urlpatterns = [
+    path("", AppApiRoot.as_view(router=router, app_namespace="api:aiops"), name="root"),
+    path("ingest/<int:integration_id>/", ingest, name="ingest"),
+    *router.urls,
+]

@@ -108,7 +108,7 @@ def test_overview_shows_real_counts_and_the_activity_chart(client, admin_user):
     assert [app.title for app in response.context["apps"]] == ["AIOps", "MLOps", "LLMOps"]
 
 
-@pytest.mark.parametrize("path", ["/aiops/", "/mlops/", "/llmops/"])
+@pytest.mark.parametrize("path", ["/mlops/", "/llmops/"])
 def test_app_pages_render(client, viewer, path):
     client.force_login(viewer)
     response = client.get(path)

@@ -1,0 +1,58 @@
+"""Filters shared by the AIOps API and pages."""
+
+import django_filters
+from django.db.models import Q
+
+from opsportal.portal.forms import StyledForm
+
+from ..models import SEVERITY_CHOICES, Alert, Incident
+
+
+class IncidentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=SEVERITY_CHOICES)
+    service = django_filters.CharFilter()
+    assignee = django_filters.CharFilter(method="filter_assignee", label="Assignee (username, or 'none')")
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Opened after")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Opened before")
+    q = django_filters.CharFilter(method="filter_text", label="Search")
+    open = django_filters.BooleanFilter(method="filter_open", label="Open only")
+
+    class Meta:
+        model = Incident
+        fields = ["status", "severity", "service", "assignee", "since", "until", "q", "open"]
+        form = StyledForm
+
+    def filter_assignee(self, queryset, name: str, value: str):
+        if value == "none":
+            return queryset.filter(assignee__isnull=True)
+        return queryset.filter(assignee__username=value)
+
+    def filter_text(self, queryset, name: str, value: str):
+        query = Q(title__icontains=value) | Q(service__icontains=value) | Q(summary__icontains=value)
+        if value.lstrip("#").isdigit():
+            query |= Q(pk=int(value.lstrip("#")))
+        return queryset.filter(query)
+
+    def filter_open(self, queryset, name: str, value: bool | None):
+        if value is None:
+            return queryset
+        return queryset.open() if value else queryset.filter(status=Incident.Status.RESOLVED)
+
+
+class AlertFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=SEVERITY_CHOICES)
+    service = django_filters.CharFilter()
+    fingerprint = django_filters.CharFilter()
+    integration = django_filters.NumberFilter(field_name="integration_id")
+    incident = django_filters.NumberFilter(field_name="incident_id")
+    suppressed = django_filters.BooleanFilter(field_name="suppressed_by", lookup_expr="isnull", exclude=True)
+    since = django_filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="lt")
+    q = django_filters.CharFilter(field_name="title", lookup_expr="icontains", label="Search")
+
+    class Meta:
+        model = Alert
+        fields = ["status", "severity", "service", "fingerprint", "integration", "incident", "suppressed", "q"]
+        form = StyledForm

@@ -1,0 +1,210 @@
+"""Incident notifications: routing into an outbox, and sending by email or (signed) webhook.
+
+`queue()` runs inside the transaction that changed the incident and writes one
+`Notification` row per matching route; a task sends each after commit. Rows
+still pending are re-enqueued by a periodic sweeper, so none is lost when the
+broker is down. Outgoing URLs must resolve to public addresses unless an admin
+lists the host or network in OPSPORTAL_OUTBOUND_ALLOWLIST.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from opsportal.encryption import decrypt
+from opsportal.system.services import enqueue_on_commit
+
+from .models import Incident, IncidentEvent, Notification, NotificationChannel, NotificationRoute
+
+MAX_ATTEMPTS = 6
+TIMEOUT_SECONDS = 10
+SIGNATURE_HEADER = "X-OpsPortal-Signature"
+
+
+class OutboundRefused(Exception):
+    """The target URL is not allowed (scheme, or it resolves to a private address)."""
+
+
+def queue(items: list[tuple[Incident, str]]) -> list[Notification]:
+    """Create the notifications routed for (incident, event) pairs and send them after commit."""
+    routes = list(NotificationRoute.objects.filter(enabled=True, channel__enabled=True).select_related("channel"))
+    if not routes:
+        return []
+    rows = []
+    for incident, event in items:
+        channels = {route.channel_id: route.channel for route in routes if route.wants(incident)}
+        rows += [Notification(incident=incident, channel=channel, event=event) for channel in channels.values()]
+    Notification.objects.bulk_create(rows)
+    from .tasks import send_notification
+
+    for row in rows:
+        enqueue_on_commit(send_notification, row.pk)
+    return rows
+
+
+def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=2)) -> int:
+    from .tasks import send_notification
+
+    ids = list(
+        Notification.objects.filter(
+            status=Notification.Status.PENDING, created_at__lt=timezone.now() - older_than
+        ).values_list("id", flat=True)[:1000]
+    )
+    for notification_id in ids:
+        send_notification.apply_async(args=[notification_id], retry=False)
+    return len(ids)
+
+
+def check_outbound_url(url: str) -> None:
+    """Refuse non-HTTP(S) URLs and hosts resolving to non-public addresses unless allow-listed."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise OutboundRefused(f"{url!r} is not an http(s) URL")
+    host = parsed.hostname
+    allow = settings.OPSPORTAL_OUTBOUND_ALLOWLIST
+    if host in allow:
+        return
+    networks = []
+    for entry in allow:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            continue
+    try:
+        infos = socket.getaddrinfo(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+    except socket.gaierror as exc:
+        raise OutboundRefused(f"cannot resolve {host}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global and not any(address in network for network in networks):
+            raise OutboundRefused(
+                f"{host} resolves to {address}, which is not a public address; "
+                "an admin can allow it in OPSPORTAL_OUTBOUND_ALLOWLIST"
+            )
+
+
+def incident_document(incident: Incident, event: str) -> dict:
+    return {
+        "event": event,
+        "incident": {
+            "id": incident.pk,
+            "title": incident.title,
+            "status": incident.status,
+            "severity": incident.effective_severity,
+            "service": incident.service,
+            "created_at": incident.created_at.isoformat(),
+            "acknowledged_at": incident.acknowledged_at.isoformat() if incident.acknowledged_at else None,
+            "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+            "alert_count": incident.alert_count,
+            "url": f"{settings.OPSPORTAL_BASE_URL}{incident.get_absolute_url()}",
+        },
+    }
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix>,v1=<hex>` where v1 = HMAC-SHA256(secret, "<unix>." + body)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _post_json(url: str, document: dict, headers: dict[str, str] | None = None) -> int:
+    check_outbound_url(url)
+    body = json.dumps(document).encode()
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "OpsPortal"}
+    )
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        return response.status
+
+
+def deliver(channel: NotificationChannel, incident: Incident, event: str) -> int | None:
+    """Send once; returns the HTTP status (None for email). Raises on failure."""
+    document = incident_document(incident, event)
+    text = (
+        f"[{incident.effective_severity.upper()}] {event}: #{incident.pk} {incident.title}"
+        f" ({incident.service or 'no service'}) {document['incident']['url']}"
+    )
+    if channel.kind == NotificationChannel.Kind.EMAIL:
+        recipients = [a.strip() for a in channel.target.split(",") if a.strip()]
+        send_mail(text[:200], json.dumps(document, indent=2), None, recipients, fail_silently=False)
+        return None
+    if channel.kind == NotificationChannel.Kind.SLACK:
+        return _post_json(channel.target, {"text": text})
+    body_doc = document
+    timestamp = int(time.time())
+    secret = decrypt(channel.secret_encrypted)
+    body = json.dumps(body_doc).encode()
+    headers = {"X-OpsPortal-Timestamp": str(timestamp), "X-OpsPortal-Event": event}
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    return _post_json(channel.target, body_doc, headers)
+
+
+def send(*, notification_id: int) -> str:
+    """Attempt one notification. Returns 'sent', 'failed', 'retry' or 'gone'."""
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .select_related("incident", "channel")
+            .filter(pk=notification_id, status=Notification.Status.PENDING)
+            .first()
+        )
+        if notification is None:
+            return "gone"
+        notification.attempts += 1
+        channel, incident = notification.channel, notification.incident
+        try:
+            code = deliver(channel, incident, notification.event)
+        except OutboundRefused as exc:
+            return _finish(notification, Notification.Status.FAILED, f"refused: {exc}")
+        except urllib.error.HTTPError as exc:
+            notification.response_code = exc.code
+            permanent = 400 <= exc.code < 500 and exc.code not in (408, 429)
+            return _finish(notification, Notification.Status.FAILED if permanent else None, f"HTTP {exc.code}")
+        except Exception as exc:  # network errors, SMTP errors: retried
+            return _finish(notification, None, f"{type(exc).__name__}: {exc}")
+        notification.response_code = code
+        return _finish(notification, Notification.Status.SENT, "")
+
+
+def _finish(notification: Notification, status: str | None, error: str) -> str:
+    """Record the attempt on the row and the incident's timeline. status None means 'retry if attempts remain'."""
+    if status is None:
+        status = Notification.Status.FAILED if notification.attempts >= MAX_ATTEMPTS else Notification.Status.PENDING
+    notification.status = status
+    notification.last_error = error
+    if status == Notification.Status.SENT:
+        notification.sent_at = timezone.now()
+    notification.save()
+    channel = notification.channel
+    code = f" (HTTP {notification.response_code})" if notification.response_code else ""
+    if status == Notification.Status.SENT:
+        message = f"Notified {channel.name} ({channel.get_kind_display()}) of “{notification.event}”{code}."
+    elif status == Notification.Status.PENDING:
+        message = f"Notifying {channel.name} failed (attempt {notification.attempts}, will retry): {error}"
+    else:
+        message = f"Notifying {channel.name} failed for good after {notification.attempts} attempt(s): {error}"
+    IncidentEvent.objects.create(
+        incident=notification.incident,
+        kind=IncidentEvent.Kind.NOTIFICATION,
+        message=message,
+        actor_name="system",
+        data={"channel": channel.pk, "attempt": notification.attempts, "status": status, "event": notification.event},
+    )
+    return {"sent": "sent", "failed": "failed", "pending": "retry"}[status]

@@ -1,0 +1,29 @@
+"""Thin AIOps tasks: they read what is pending in the database and call services."""
+
+from celery import shared_task
+
+from . import notifications, services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=5, retry_backoff=True)
+def process_alerts() -> int:
+    """Correlate every pending alert change; also the periodic sweeper (it only finds work that is left)."""
+    total = 0
+    while processed := services.process_pending_alerts():
+        total += processed
+    return total
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
+def send_notification(self, notification_id: int) -> str | None:
+    """Send one notification; failures retry with exponential backoff, each attempt on the timeline."""
+    outcome = notifications.send(notification_id=notification_id)
+    if outcome == "retry" and self.request.retries < self.max_retries:
+        raise self.retry(countdown=min(600, 2 ** (self.request.retries + 2)))
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def sweep_notifications() -> int:
+    """Re-enqueue notifications still pending (the broker was down, or a worker died)."""
+    return notifications.requeue_pending()

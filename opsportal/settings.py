@@ -269,6 +269,13 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # The schema and docs need a login or token like every other endpoint.
     "SERVE_PERMISSIONS": ["opsportal.accounts.permissions.RolePermission"],
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "aiops.models.SEVERITY_CHOICES",
+        "IntegrationKindEnum": "aiops.models.Integration.Kind",
+        "ChannelKindEnum": "aiops.models.NotificationChannel.Kind",
+        "AlertStatusEnum": "aiops.models.Alert.Status",
+        "IncidentStatusEnum": "aiops.models.Incident.Status",
+    },
 }
 
 # --- Internationalisation, static ---------------------------------------------------

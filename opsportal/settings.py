@@ -162,7 +162,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # "database is locked" on lock upgrades; a connection is per-thread anyway.
     _db["CONN_MAX_AGE"] = 0
     # A file, not memory: the test live server and in-thread Celery worker share it.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test-opsportal.sqlite3")}
+    # One per test process, so two test runs on one machine don't share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-opsportal-{os.getpid()}.sqlite3")}
     _db["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",

@@ -31,8 +31,8 @@ def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     def send() -> None:
         try:
             task.apply_async(args=args, kwargs=kwargs, retry=True)
-        except Exception:
-            logger.warning("Could not enqueue %s; a sweeper will retry it", task.name, exc_info=True)
+        except Exception as exc:
+            logger.warning("Could not enqueue %s (%s); a sweeper will retry it", task.name, exc)
 
     transaction.on_commit(send)
 

@@ -145,7 +145,7 @@ def test_a_half_bad_payload_stores_none_of_it(alertmanager):
 
 def test_wrong_missing_and_disabled_tokens_get_401(alertmanager, make_integration):
     integration, token = alertmanager
-    other, other_token = make_integration("generic")
+    _other, other_token = make_integration("generic")
     payload = am_payload(am_alert())
     assert deliver(integration, None, payload).status_code == 401
     assert deliver(integration, "opi_wrong", payload).status_code == 401

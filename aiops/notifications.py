@@ -4,7 +4,9 @@
 `Notification` row per matching route; a task sends each after commit. Rows
 still pending are re-enqueued by a periodic sweeper, so none is lost when the
 broker is down. Outgoing URLs must resolve to public addresses unless an admin
-lists the host or network in OPSPORTAL_OUTBOUND_ALLOWLIST.
+lists the host or network in OPSPORTAL_OUTBOUND_ALLOWLIST. The connection goes to
+the very addresses that were checked (a second DNS answer cannot point it
+elsewhere), redirects are not followed, and environment proxies are not used.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -33,10 +35,23 @@ from .models import Incident, IncidentEvent, Notification, NotificationChannel, 
 MAX_ATTEMPTS = 6
 TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-OpsPortal-Signature"
+MAX_RESPONSE_BYTES = 64 * 1024
 
 
 class OutboundRefused(Exception):
     """The target URL is not allowed (scheme, or it resolves to a private address)."""
+
+
+class PermanentFailure(Exception):
+    """Sending cannot succeed by trying again (e.g. the signing secret cannot be decrypted)."""
+
+
+class HTTPStatusError(Exception):
+    """The receiver answered with a status other than 2xx."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"HTTP {code}")
+        self.code = code
 
 
 def queue(items: list[tuple[Incident, str]]) -> list[Notification]:
@@ -60,9 +75,9 @@ def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=
     from .tasks import send_notification
 
     ids = list(
-        Notification.objects.filter(
-            status=Notification.Status.PENDING, created_at__lt=timezone.now() - older_than
-        ).values_list("id", flat=True)[:1000]
+        Notification.objects.filter(status=Notification.Status.PENDING, created_at__lt=timezone.now() - older_than)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:1000]
     )
     for notification_id in ids:
         send_notification.apply_async(args=[notification_id], retry=False)
@@ -71,13 +86,22 @@ def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=
 
 def check_outbound_url(url: str) -> None:
     """Refuse non-HTTP(S) URLs and hosts resolving to non-public addresses unless allow-listed."""
+    _vet(url)
+
+
+def _vet(url: str) -> list[str] | None:
+    """The addresses `url`'s host resolves to, all allowed; None when the host name itself is allow-listed."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise OutboundRefused(f"{url!r} is not an http(s) URL")
     host = parsed.hostname
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError as exc:
+        raise OutboundRefused(f"{url!r} has a bad port ({exc})") from None
     allow = settings.OPSPORTAL_OUTBOUND_ALLOWLIST
     if host in allow:
-        return
+        return None
     networks = []
     for entry in allow:
         try:
@@ -85,9 +109,10 @@ def check_outbound_url(url: str) -> None:
         except ValueError:
             continue
     try:
-        infos = socket.getaddrinfo(host, parsed.port or (443 if parsed.scheme == "https" else 80))
-    except socket.gaierror as exc:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
         raise OutboundRefused(f"cannot resolve {host}: {exc}") from None
+    addresses: list[str] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global and not any(address in network for network in networks):
@@ -95,6 +120,9 @@ def check_outbound_url(url: str) -> None:
                 f"{host} resolves to {address}, which is not a public address; "
                 "an admin can allow it in OPSPORTAL_OUTBOUND_ALLOWLIST"
             )
+        if info[4][0] not in addresses:
+            addresses.append(info[4][0])
+    return addresses
 
 
 def incident_document(incident: Incident, event: str) -> dict:
@@ -121,16 +149,55 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def _post_json(url: str, document: dict, headers: dict[str, str] | None = None) -> int:
-    check_outbound_url(url)
-    body = json.dumps(document).encode()
-    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "OpsPortal"}
-    )
-    for key, value in (headers or {}).items():
-        request.add_header(key, value)
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-        return response.status
+def _connection(url: str, addresses: list[str] | None) -> http.client.HTTPConnection:
+    """A connection to `url`'s host that, when `addresses` is given, connects only to those addresses.
+
+    The Host header and (for HTTPS) the certificate check still use the host name.
+    """
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if parsed.scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parsed.hostname, port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(parsed.hostname, port, timeout=TIMEOUT_SECONDS)
+    if addresses is not None:
+
+        def connect_to_checked(_: object, timeout: float, source_address: object = None) -> socket.socket:
+            error: OSError = OSError(f"no address to connect to for {parsed.hostname}")
+            for address in addresses:
+                try:
+                    return socket.create_connection((address, port), timeout, source_address)
+                except OSError as exc:
+                    error = exc
+            raise error
+
+        # http.client opens its socket through this attribute (in HTTPConnection.connect).
+        connection._create_connection = connect_to_checked
+    return connection
+
+
+def _post_json(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    """POST `body` to `url` once; returns the 2xx status. Other statuses (redirects too) raise HTTPStatusError."""
+    addresses = _vet(url)
+    parsed = urlparse(url)
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    connection = _connection(url, addresses)
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": "application/json", "User-Agent": "OpsPortal", **(headers or {})},
+        )
+        response = connection.getresponse()
+        response.read(MAX_RESPONSE_BYTES)
+    finally:
+        connection.close()
+    if not 200 <= response.status < 300:
+        raise HTTPStatusError(response.status)
+    return response.status
 
 
 def deliver(channel: NotificationChannel, incident: Incident, event: str) -> int | None:
@@ -142,25 +209,29 @@ def deliver(channel: NotificationChannel, incident: Incident, event: str) -> int
     )
     if channel.kind == NotificationChannel.Kind.EMAIL:
         recipients = [a.strip() for a in channel.target.split(",") if a.strip()]
-        send_mail(text[:200], json.dumps(document, indent=2), None, recipients, fail_silently=False)
+        subject = " ".join(text.split())[:200]  # a line break in a subject is refused (BadHeaderError)
+        send_mail(subject, json.dumps(document, indent=2), None, recipients, fail_silently=False)
         return None
     if channel.kind == NotificationChannel.Kind.SLACK:
-        return _post_json(channel.target, {"text": text})
-    body_doc = document
+        return _post_json(channel.target, json.dumps({"text": text}).encode())
     timestamp = int(time.time())
-    secret = decrypt(channel.secret_encrypted)
-    body = json.dumps(body_doc).encode()
+    try:
+        secret = decrypt(channel.secret_encrypted)
+    except ValueError as exc:
+        raise PermanentFailure(f"{exc}; an admin must enter the channel's signing secret again") from None
+    body = json.dumps(document).encode()
     headers = {"X-OpsPortal-Timestamp": str(timestamp), "X-OpsPortal-Event": event}
     if secret:
         headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-    return _post_json(channel.target, body_doc, headers)
+    return _post_json(channel.target, body, headers)
 
 
 def send(*, notification_id: int) -> str:
     """Attempt one notification. Returns 'sent', 'failed', 'retry' or 'gone'."""
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(skip_locked=True)
+            # of=("self",): lock only this row; the incident and channel rows stay free for triage and other sends.
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("incident", "channel")
             .filter(pk=notification_id, status=Notification.Status.PENDING)
             .first()
@@ -173,10 +244,15 @@ def send(*, notification_id: int) -> str:
             code = deliver(channel, incident, notification.event)
         except OutboundRefused as exc:
             return _finish(notification, Notification.Status.FAILED, f"refused: {exc}")
-        except urllib.error.HTTPError as exc:
+        except PermanentFailure as exc:
+            return _finish(notification, Notification.Status.FAILED, str(exc))
+        except HTTPStatusError as exc:
             notification.response_code = exc.code
-            permanent = 400 <= exc.code < 500 and exc.code not in (408, 429)
-            return _finish(notification, Notification.Status.FAILED if permanent else None, f"HTTP {exc.code}")
+            permanent = 300 <= exc.code < 500 and exc.code not in (408, 429)
+            error = f"HTTP {exc.code}"
+            if 300 <= exc.code < 400:
+                error += " (redirects are not followed: set the channel's target to the final URL)"
+            return _finish(notification, Notification.Status.FAILED if permanent else None, error)
         except Exception as exc:  # network errors, SMTP errors: retried
             return _finish(notification, None, f"{type(exc).__name__}: {exc}")
         notification.response_code = code

@@ -16,13 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from opsportal.accounts.models import hash_token, new_raw_token
 from opsportal.audit import services as audit
+from opsportal.bulk import fast_bulk_update
 from opsportal.portal.summary import AppSummary, activity_stats
 from opsportal.system.services import enqueue_on_commit
 
@@ -46,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 Actor = User | AnonymousUser | None
 
+ALERT_REFRESH_FIELDS = [
+    "status", "severity", "title", "description", "labels", "annotations", "ends_at", "last_seen_at", "times_seen",
+    "links", "raw", "pending", "pending_change",
+]  # fmt: skip
 # An identical body from the same sender within this window is a retry, not a new delivery.
 DUPLICATE_WINDOW_SECONDS = 600
 
@@ -206,7 +211,8 @@ def ingest_delivery(
         try:
             with transaction.atomic():
                 result = _ingest(integration=integration, payload=payload, digest=digest, remote_addr=remote_addr)
-        except IntegrityError:
+        except (IntegrityError, OperationalError):
+            # A race on a brand-new fingerprint, or a deadlock the database broke: try again.
             if attempt == 2:
                 raise
             continue
@@ -244,11 +250,12 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     if not latest:
         return result
 
+    # Locked in fingerprint order, so two deliveries sharing alerts wait for each other instead of deadlocking.
     firing = {
         a.fingerprint: a
-        for a in Alert.objects.select_for_update().filter(
-            integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING
-        )
+        for a in Alert.objects.select_for_update()
+        .filter(integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING)
+        .order_by("fingerprint")
     }
     silences = (
         active_silences(now)
@@ -257,6 +264,7 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     )
     new_alerts: list[Alert] = []
     changed: list[Alert] = []
+    repeated: list[Alert] = []
     late_resolves: list[ParsedAlert] = []
     for fingerprint, parsed in latest.items():
         alert = firing.get(fingerprint)
@@ -268,6 +276,12 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             new_alerts.append(_new_alert(integration, parsed, now, silence))
             result.created += 1
             result.suppressed += silence is not None
+            continue
+        if parsed.status == "firing" and parsed.action == "trigger" and _same_content(alert, parsed):
+            # The common case: a sender repeating a firing alert. Only its liveness changes.
+            alert.last_seen_at, alert.times_seen = now, alert.times_seen + 1
+            repeated.append(alert)
+            result.updated += 1
             continue
         _refresh(alert, parsed, now)
         if parsed.status == "resolved":
@@ -302,15 +316,11 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             new_alerts.append(alert)
             result.resolved += 1
 
+    # A consistent insert order keeps concurrent deliveries from deadlocking on the unique index.
+    new_alerts.sort(key=lambda a: a.fingerprint)
     Alert.objects.bulk_create(new_alerts)
-    if changed:
-        Alert.objects.bulk_update(
-            changed,
-            [
-                "status", "severity", "title", "description", "labels", "annotations", "ends_at", "last_seen_at",
-                "times_seen", "links", "raw", "pending", "pending_change",
-            ],
-        )  # fmt: skip
+    fast_bulk_update(changed, ALERT_REFRESH_FIELDS)
+    fast_bulk_update(repeated, ["last_seen_at", "times_seen"])
     AlertDelivery.objects.bulk_create(
         [
             AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].status, received_at=now)
@@ -318,7 +328,7 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
         ]
         + [
             AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].action, received_at=now)
-            for a in changed
+            for a in changed + repeated
         ]
     )
     Integration.objects.filter(pk=integration.pk).update(last_delivery_at=now)
@@ -347,6 +357,15 @@ def _new_alert(integration: Integration, parsed: ParsedAlert, now: datetime.date
         suppressed_by=silence,
         pending=silence is None,
         pending_change="fired" if silence is None else "",
+    )
+
+
+def _same_content(alert: Alert, parsed: ParsedAlert) -> bool:
+    return (
+        alert.severity == parsed.severity
+        and alert.title == parsed.title[:300]
+        and alert.labels == parsed.labels
+        and alert.annotations == parsed.annotations
     )
 
 
@@ -410,7 +429,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     each change is applied exactly once.
     """
     alerts = list(
-        Alert.objects.select_for_update(skip_locked=True)
+        Alert.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(pending=True)
         .select_related("incident", "incident__rule")
         .order_by("id")[:limit]

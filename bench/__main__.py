@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCHMARKS = ["bench.bench_portal"]
+BENCHMARKS = ["bench.bench_portal", "bench.bench_aiops"]
 RESULTS = Path(__file__).parent / "results"
 
 

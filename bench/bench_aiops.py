@@ -1,0 +1,307 @@
+"""AIOps figures: alert ingest through the real HTTP stack, and list pages on a big database.
+
+Ingest: gunicorn (2 workers) serving the portal on the benchmark database; clients
+POST Alertmanager payloads of 100 alerts (a pool of fingerprints, so most alerts
+are re-sends that deduplicate), then the correlation service drains what is
+pending. Reported: alerts/s through HTTP, p50/p99 per request, correlation
+alerts/s, and the ratio to a raw psycopg COPY of the same number of rows into the
+same table in the same run (PostgreSQL only).
+
+Lists: 1,000,000 alerts and 100,000 incidents loaded with COPY, then the incident
+and alert list pages and API are timed, with their query counts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import io
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from aiops import services
+from aiops.models import Alert, Incident, Integration
+from opsportal.accounts import services as accounts
+from opsportal.accounts.roles import Role
+
+from .bench_portal import measure
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOADS = int(os.environ.get("BENCH_AIOPS_PAYLOADS", "300"))
+ALERTS_PER_PAYLOAD = 100
+FINGERPRINT_POOL = 6000
+CLIENT_THREADS = 4
+LIST_ALERTS = int(os.environ.get("BENCH_AIOPS_ALERTS", "1000000"))
+LIST_INCIDENTS = LIST_ALERTS // 10
+
+
+def am_payload(rng: random.Random, batch: int) -> bytes:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    alerts = []
+    for _ in range(ALERTS_PER_PAYLOAD):
+        n = rng.randrange(FINGERPRINT_POOL)
+        alerts.append(
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": f"Alert{n % 40}",
+                    "service": f"svc-{n % 25}",
+                    "instance": f"host-{n}:9100",
+                    "severity": ("critical", "warning", "info")[n % 3],
+                },
+                "annotations": {"summary": f"Alert{n % 40} on svc-{n % 25}", "description": "bench"},
+                "startsAt": now,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": f"http://prometheus:9090/graph?g0.expr=a{n}",
+                "fingerprint": f"fp{n:08d}",
+            }
+        )
+    body = {
+        "version": "4",
+        "receiver": "opsportal",
+        "status": "firing",
+        "alerts": alerts,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "groupKey": f"bench-{batch}",
+        "truncatedAlerts": 0,
+    }
+    return json.dumps(body).encode()
+
+
+def database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "AIOPS_MAX_BODY_BYTES": str(10 * 1024 * 1024),
+    }
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "gunicorn", "opsportal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"gunicorn did not start: {process.stderr.read().decode()[-2000:]}")
+
+
+def post_all(port: int, path: str, token: str, bodies: list[bytes]) -> list[float]:
+    """POST every body with CLIENT_THREADS keep-alive connections; returns per-request latencies (ms)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    queue = list(enumerate(bodies))
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        while True:
+            with lock:
+                if not queue:
+                    return
+                _, body = queue.pop()
+            start = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            elapsed = (time.perf_counter() - start) * 1000
+            if response.status != 202:
+                raise RuntimeError(f"ingest answered {response.status}")
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENT_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
+
+
+def copy_rate(integration: Integration, rows: int) -> float:
+    """Rows/s of a raw psycopg COPY of `rows` alert rows into the alert table (rolled back)."""
+    columns = [
+        "integration_id", "fingerprint", "status", "severity", "title", "description", "service", "source", "labels",
+        "annotations", "starts_at", "first_seen_at", "last_seen_at", "times_seen", "generator_url", "links", "raw",
+        "pending", "pending_change",
+    ]  # fmt: skip
+    now = timezone.now().isoformat()
+    labels = json.dumps({"alertname": "A", "service": "s", "instance": "h:9100", "severity": "warning"})
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
+        with raw_cursor.copy(f"COPY aiops_alert ({', '.join(columns)}) FROM STDIN") as copy:
+            for i in range(rows):
+                copy.write_row(
+                    [integration.pk, f"copy{i}", "resolved", "warning", "A on s", "bench", "s", "", labels, "{}", now,
+                     now, now, 1, "", "[]", labels, False, ""]
+                )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    Alert.objects.filter(fingerprint__startswith="copy").delete()
+    return rows / elapsed
+
+
+def bench_ingest(admin) -> dict:
+    integration, token = services.create_integration(name="bench", kind="alertmanager", actor=admin)
+    rng = random.Random(42)
+    bodies = [am_payload(rng, i) for i in range(PAYLOADS)]
+    port = 18000 + os.getpid() % 1000
+    process = start_gunicorn(port)
+    try:
+        post_all(port, integration.ingest_path(), token, bodies[:10])  # warm-up
+        start = time.perf_counter()
+        latencies = post_all(port, integration.ingest_path(), token, bodies[10:])
+        ingest_seconds = time.perf_counter() - start
+    finally:
+        process.terminate()
+        process.wait(10)
+    alerts = (PAYLOADS - 10) * ALERTS_PER_PAYLOAD
+    start = time.perf_counter()
+    correlated = 0
+    while processed := services.process_pending_alerts():
+        correlated += processed
+    correlate_seconds = time.perf_counter() - start
+    latencies.sort()
+    result = {
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": latencies[int(len(latencies) * 0.95) - 1],
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "per_second": alerts / ingest_seconds,
+        "queries": 0,
+        "requests": len(latencies),
+        "alerts": alerts,
+        "alerts_per_second_http": alerts / ingest_seconds,
+        "correlated": correlated,
+        "correlation_alerts_per_second": correlated / correlate_seconds if correlate_seconds else None,
+        "end_to_end_alerts_per_second": alerts / (ingest_seconds + correlate_seconds),
+        "stored_alerts": Alert.objects.count(),
+        "incidents": Incident.objects.count(),
+    }
+    notes = (
+        f"{alerts} alerts in {len(latencies)} POSTs of 100 via 2 gunicorn workers; p99 {result['p99_ms']:.0f} ms; "
+        f"{result['stored_alerts']} distinct after dedup; "
+        f"correlation {result['correlation_alerts_per_second'] or 0:.0f}/s"
+    )
+    if connection.vendor == "postgresql":
+        copy = copy_rate(integration, alerts)
+        result["copy_rows_per_second"] = copy
+        result["ratio_to_copy"] = result["alerts_per_second_http"] / copy
+        notes += f"; COPY {copy:.0f} rows/s, ratio {result['ratio_to_copy']:.2f}"
+    result["notes"] = notes
+    return result
+
+
+def load_big_tables(integration: Integration) -> None:
+    """LIST_INCIDENTS incidents and LIST_ALERTS alerts, with COPY (PostgreSQL) for speed."""
+    now = timezone.now()
+    rng = random.Random(3)
+    statuses = ("triggered", "acknowledged", "resolved", "resolved", "resolved")
+    severities = ("critical", "error", "warning", "info")
+    incident_buf = io.StringIO()
+    for i in range(LIST_INCIDENTS):
+        created = now - datetime.timedelta(minutes=rng.randrange(60 * 24 * 90))
+        status = statuses[i % 5]
+        ack = (
+            (created + datetime.timedelta(minutes=rng.randrange(1, 60))).isoformat() if status != "triggered" else "\\N"
+        )
+        res = (
+            (created + datetime.timedelta(minutes=rng.randrange(60, 600))).isoformat()
+            if status == "resolved"
+            else "\\N"
+        )
+        incident_buf.write(
+            "\t".join([
+                f"Alert{i % 40} on svc-{i % 25}", "", status, severities[i % 4], "", f"svc-{i % 25}",
+                f"g{i}", "{}", "[]", created.isoformat(), ack, res, created.isoformat(), "10", "0",
+            ]) + "\n"
+        )  # fmt: skip
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            "COPY aiops_incident (title, summary, status, severity, severity_override, service, group_key, group_labels,"
+            " links, created_at, acknowledged_at, resolved_at, last_alert_at, alert_count, firing_count) FROM STDIN"
+        ) as copy:
+            copy.write(incident_buf.getvalue())
+        cursor.execute("SELECT min(id) FROM aiops_incident")
+        first_incident = cursor.fetchone()[0]
+        labels = json.dumps({"alertname": "A", "service": "s", "instance": "h:9100"})
+        with cursor.cursor.copy(
+            "COPY aiops_alert (integration_id, fingerprint, status, severity, title, description, service, source, labels,"
+            " annotations, starts_at, first_seen_at, last_seen_at, times_seen, generator_url, links, raw, pending,"
+            " pending_change, incident_id) FROM STDIN"
+        ) as copy:
+            for i in range(LIST_ALERTS):
+                seen = (now - datetime.timedelta(seconds=i * 7)).isoformat()
+                copy.write_row(
+                    [integration.pk, f"big{i}", "resolved" if i % 5 else "firing", severities[i % 4], f"Alert{i % 40}",
+                     "", f"svc-{i % 25}", "", labels, "{}", seen, seen, seen, 1 + i % 7, "", "[]", "{}", False, "",
+                     first_incident + i % LIST_INCIDENTS]
+                )  # fmt: skip
+        cursor.execute("ANALYZE aiops_alert; ANALYZE aiops_incident;")
+
+
+def run() -> Iterator[tuple[str, dict]]:
+    admin = accounts.create_user(username="bench-aiops", role=Role.ADMIN, actor=None, password="bench-password-123")
+    yield "aiops_ingest_http", bench_ingest(admin)
+    if connection.vendor != "postgresql":
+        return
+    integration = Integration.objects.get(name="bench")
+    load_big_tables(integration)
+    browser = Client()
+    browser.force_login(admin)
+    _token, raw = accounts.create_api_token(user=admin, name="bench", actor=None)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    size = f"{LIST_ALERTS:,} alerts / {LIST_INCIDENTS:,} incidents"
+    yield (
+        "aiops_incident_list_page",
+        {**measure(lambda: browser.get("/aiops/"), repeat=50), "notes": f"open incidents, {size}"},
+    )
+    yield (
+        "aiops_incident_list_filtered",
+        {**measure(lambda: browser.get("/aiops/", {"service": "svc-3", "status": "resolved"}), repeat=50),
+         "notes": "service + status filter"},
+    )  # fmt: skip
+    yield "aiops_alert_list_page", {**measure(lambda: browser.get("/aiops/alerts/"), repeat=50), "notes": size}
+    yield (
+        "aiops_api_incidents",
+        {**measure(lambda: api.get("/api/v1/aiops/incidents/", {"severity": "critical", "page": 5}), repeat=50),
+         "notes": "API, severity filter, page 5"},
+    )  # fmt: skip
+    yield (
+        "aiops_api_alerts",
+        {
+            **measure(lambda: api.get("/api/v1/aiops/alerts/", {"service": "svc-7"}), repeat=50),
+            "notes": "API, by service",
+        },
+    )

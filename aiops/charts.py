@@ -148,3 +148,19 @@ def noisiest_alerts(rows: list[dict]) -> go.Figure:
     )
     fig.update_layout(margin={"l": 320})
     return fig
+
+
+def open_by_severity(counts: dict[str, int]) -> go.Figure:
+    """Bars: open incidents per severity, most severe first."""
+    order = ["critical", "error", "warning", "info"]
+    fig = go.Figure()
+    fig.add_bar(
+        x=order,
+        y=[counts.get(s, 0) for s in order],
+        marker_color=[SEVERITY_COLOURS[s] for s in order],
+        hovertemplate="%{x}: %{y}<extra></extra>",
+    )
+    fig.update_layout(
+        base_layout(height=260), yaxis={"title": "open incidents", "rangemode": "tozero"}, hovermode="closest"
+    )
+    return fig

@@ -55,14 +55,32 @@ ALERT_REFRESH_FIELDS = [
 DUPLICATE_WINDOW_SECONDS = 600
 
 
-def overview() -> AppSummary:
-    """AIOps's card on the combined overview."""
-    open_incidents = Incident.objects.open()
+def overview(*, with_charts: bool = False) -> AppSummary:
+    """AIOps's card on the combined overview; with charts of open incidents and response times."""
+    from django.db.models import Count
+
+    from opsportal.portal.charts import figure_data
+
+    from . import charts
+
+    by_severity = dict(Incident.objects.open().values_list("severity").annotate(n=Count("id")).order_by())
     stats: list[tuple[str, object]] = [
-        ("Open incidents", open_incidents.count()),
-        ("Critical open", open_incidents.filter(severity="critical").count()),
+        ("Open incidents", sum(by_severity.values())),
+        ("Critical open", by_severity.get("critical", 0)),
         ("Alerts firing", Alert.objects.firing().filter(suppressed_by__isnull=True).count()),
     ]
+    panels = []
+    if with_charts:
+        since = timezone.now() - datetime.timedelta(days=30)
+        rows = list(
+            Incident.objects.filter(created_at__gte=since, merged_into__isnull=True).values_list(
+                "created_at", "acknowledged_at", "resolved_at", "service", "severity"
+            )
+        )
+        panels = [
+            ("aiops-open-by-severity", "Open incidents by severity", figure_data(charts.open_by_severity(by_severity))),
+            ("aiops-response-trend", "MTTA / MTTR, last 30 days", figure_data(charts.response_time_trend(rows, 30))),
+        ]
     return AppSummary(
         label="aiops",
         title="AIOps",
@@ -72,6 +90,7 @@ def overview() -> AppSummary:
         ),
         url=reverse("aiops:index"),
         stats=stats + activity_stats("aiops")[:1],
+        charts=panels,
     )
 
 

@@ -20,6 +20,8 @@ class AppSummary:
     description: str
     url: str
     stats: list[tuple[str, object]] = field(default_factory=list)
+    # Charts for the overview: (element id, title, Plotly figure data).
+    charts: list[tuple[str, str, dict]] = field(default_factory=list)
 
 
 def activity_stats(app_label: str, days: int = 7) -> list[tuple[str, object]]:

@@ -12,13 +12,20 @@ pytestmark = pytest.mark.django_db
 
 
 def test_seed_demo_is_idempotent(capsys):
+    from aiops.models import Incident, Integration
+
     call_command("seed_demo")
+    incidents = Incident.objects.count()
+    assert incidents > 20 and Incident.objects.open().exists() and Integration.objects.count() == 4
+    assert Incident.objects.filter(status="acknowledged", events__kind="comment").exists()
     users = set(User.objects.values_list("username", flat=True))
     assert {"oncall", "datasci", "reviewer"} <= users
     assert role_of(User.objects.get(username="oncall")) == Role.OPERATOR
     call_command("seed_demo")
     assert set(User.objects.values_list("username", flat=True)) == users
-    assert "0 demo users created" in capsys.readouterr().out
+    assert Incident.objects.count() == incidents
+    out = capsys.readouterr().out
+    assert "0 demo users created" in out and "AIOps demo data already there" in out
 
 
 def test_ensure_admin_prints_a_random_password_the_first_time_only(settings, tmp_path, capsys, client):

@@ -106,6 +106,7 @@ def test_overview_shows_real_counts_and_the_activity_chart(client, admin_user):
     html = response.content.decode()
     assert 'id="activity-chart"' in html and "vendor/plotly/plotly.min.js" in html
     assert [app.title for app in response.context["apps"]] == ["AIOps", "MLOps", "LLMOps"]
+    assert 'id="aiops-open-by-severity"' in html and 'id="aiops-response-trend"' in html
 
 
 @pytest.mark.parametrize("path", ["/mlops/", "/llmops/"])

@@ -29,4 +29,9 @@ class Command(BaseCommand):
                 actor=None,
             )
             created += 1
-        self.stdout.write(f"Demo data ready ({created} demo users created).")
+        from aiops import demo as aiops_demo
+
+        oncall = User.objects.get(username="oncall")
+        aiops_seeded = aiops_demo.seed(actor=oncall)
+        aiops_state = "created" if aiops_seeded else "already there"
+        self.stdout.write(f"Demo data ready ({created} demo users created; AIOps demo data {aiops_state}).")

@@ -1,0 +1,173 @@
+"""Demo data for `manage.py seed_demo`: integrations, three weeks of history, and a live present.
+
+The history (resolved incidents with their alerts and timelines) is written as
+rows with past timestamps, since it never happened; the present goes through
+the real services: deliveries are ingested and correlated, one incident is
+acknowledged and commented on, a silence is set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from . import services
+from .models import Alert, Incident, IncidentEvent, Integration
+from .parsers import parse
+
+SERVICES = ["checkout", "payments", "search", "auth", "inventory", "notifications"]
+ALERTS = [
+    ("HighErrorRate", "critical", "5xx rate above 5% for 5 minutes"),
+    ("HighLatencyP99", "warning", "p99 latency above 800 ms"),
+    ("PodCrashLooping", "error", "a pod restarted more than 3 times in 10 minutes"),
+    ("DiskAlmostFull", "warning", "disk usage above 90%"),
+    ("CertificateExpiring", "info", "TLS certificate expires in less than 14 days"),
+    ("QueueBacklog", "error", "consumer lag above 10,000 messages"),
+]
+
+
+@transaction.atomic
+def seed(*, actor: User | None, days: int = 21) -> bool:
+    """Create the demo AIOps data once; returns False when it is already there."""
+    if Integration.objects.filter(name="Prometheus (demo)").exists():
+        return False
+    prometheus, _ = services.create_integration(name="Prometheus (demo)", kind="alertmanager", actor=actor)
+    services.create_integration(name="Grafana (demo)", kind="grafana", actor=actor)
+    services.create_integration(name="PagerDuty (demo)", kind="pagerduty", actor=actor)
+    services.create_integration(name="Scripts (demo)", kind="generic", actor=actor)
+    _history(prometheus, days)
+    _present(prometheus, actor)
+    return True
+
+
+def _history(integration: Integration, days: int) -> None:
+    rng = random.Random(2024)
+    now = timezone.now()
+    users = list(User.objects.filter(is_active=True).order_by("username")[:4])
+    for day in range(days, 0, -1):
+        for _ in range(rng.randint(2, 6)):
+            name, severity, description = rng.choice(ALERTS)
+            service = rng.choice(SERVICES[: 3 + day % 3])
+            opened = now - datetime.timedelta(days=day, minutes=rng.randint(0, 1400))
+            ack_after = datetime.timedelta(minutes=rng.lognormvariate(1.6 if severity == "critical" else 2.4, 0.6))
+            resolve_after = ack_after + datetime.timedelta(minutes=rng.lognormvariate(3.3, 0.7))
+            incident = Incident.objects.create(
+                title=f"{name} on {service}",
+                summary=description,
+                status=Incident.Status.RESOLVED,
+                severity=severity,
+                service=service,
+                group_key=f"demo-{day}-{rng.random()}",
+                group_labels={"alertname": name, "service": service},
+                assignee=rng.choice(users) if users else None,
+                created_at=opened,
+                acknowledged_at=opened + ack_after,
+                resolved_at=opened + resolve_after,
+                last_alert_at=opened,
+            )
+            count = rng.randint(1, 4)
+            alerts = [
+                Alert(
+                    integration=integration,
+                    fingerprint=f"demo{incident.pk:06d}{i}",
+                    status=Alert.Status.RESOLVED,
+                    severity=severity,
+                    title=name,
+                    description=description,
+                    service=service,
+                    labels={
+                        "alertname": name,
+                        "service": service,
+                        "instance": f"{service}-{i}:9100",
+                        "severity": severity,
+                    },
+                    annotations={"summary": f"{name} on {service}", "description": description},
+                    starts_at=opened,
+                    ends_at=opened + resolve_after,
+                    first_seen_at=opened,
+                    last_seen_at=opened + resolve_after,
+                    times_seen=rng.randint(1, 30),
+                    generator_url=f"http://prometheus.demo:9090/graph?g0.expr={name}",
+                    raw={"labels": {"alertname": name, "service": service}},
+                    incident=incident,
+                    pending=False,
+                    pending_change="",
+                )
+                for i in range(count)
+            ]
+            Alert.objects.bulk_create(alerts)
+            incident.alert_count = count
+            incident.save(update_fields=["alert_count"])
+            IncidentEvent.objects.bulk_create(
+                [IncidentEvent(incident=incident, at=opened, kind="opened", message="Opened by default grouping.")]
+                + [
+                    IncidentEvent(incident=incident, at=opened, kind="alert_firing", message=f"{name} firing")
+                    for _ in alerts
+                ]
+                + [
+                    IncidentEvent(
+                        incident=incident,
+                        at=opened + ack_after,
+                        kind="status",
+                        message="Acknowledged.",
+                        actor_name=incident.assignee.username if incident.assignee else "system",
+                    ),
+                    IncidentEvent(
+                        incident=incident,
+                        at=opened + resolve_after,
+                        kind="status",
+                        message="Resolved: all its alerts resolved.",
+                    ),
+                ]
+            )
+
+
+def _present(integration: Integration, actor: User | None) -> None:
+    """A few live alerts through the real ingest and correlation path."""
+    now = timezone.now()
+    starts = (now - datetime.timedelta(minutes=12)).isoformat().replace("+00:00", "Z")
+
+    def alert(name: str, service: str, severity: str, instance: str) -> dict:
+        return {
+            "status": "firing",
+            "labels": {"alertname": name, "service": service, "severity": severity, "instance": instance},
+            "annotations": {"summary": f"{name} on {service}", "description": dict((a, d) for a, _, d in ALERTS)[name]},
+            "startsAt": starts,
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": f"http://prometheus.demo:9090/graph?g0.expr={name}",
+        }
+
+    deliveries = [
+        [
+            alert("HighErrorRate", "checkout", "critical", "checkout-1:8080"),
+            alert("HighErrorRate", "checkout", "critical", "checkout-2:8080"),
+        ],
+        [alert("HighLatencyP99", "search", "warning", "search-1:8080")],
+        [alert("QueueBacklog", "notifications", "error", "worker-3:9100")],
+        [alert("DiskAlmostFull", "inventory", "warning", "db-2:9100")],
+    ]
+    for number, alerts in enumerate(deliveries):
+        payload = {"version": "4", "status": "firing", "alerts": alerts, "groupKey": f"demo-live-{number}"}
+        services.ingest_delivery(
+            integration=integration,
+            payload=parse("alertmanager", payload),
+            digest=f"demo-live-{number}",
+            remote_addr=None,
+        )
+    services.process_pending_alerts()
+    search = Incident.objects.filter(service="search").open().first()
+    if search is not None:
+        services.acknowledge_incident(incident=search, actor=actor)
+        services.comment_on_incident(
+            incident=search, body="Latency follows the 14:00 index rebuild; watching.", actor=actor
+        )
+    services.create_silence(
+        matchers=[{"label": "service", "op": "=", "value": "batch-reports"}],
+        ends_at=now + datetime.timedelta(days=2),
+        comment="Nightly batch jobs are being migrated (demo silence).",
+        actor=actor,
+    )

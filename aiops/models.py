@@ -386,6 +386,8 @@ class Notification(models.Model):
     response_code = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When the next retry is due; the sweeper leaves a notification alone until then.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -393,3 +395,7 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} #{self.incident_id} -> {self.channel}"
+
+    def retry_delay(self) -> datetime.timedelta:
+        """Exponential backoff after `attempts` failures: 8 s, 16 s, 32 s ... at most 10 minutes."""
+        return datetime.timedelta(seconds=min(600, 2 ** (self.attempts + 2)))

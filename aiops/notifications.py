@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from opsportal.encryption import decrypt
@@ -74,14 +75,24 @@ def queue(items: list[tuple[Incident, str]]) -> list[Notification]:
 def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=2)) -> int:
     from .tasks import send_notification
 
+    now = timezone.now()
+    # Never tried and left behind, or a retry overdue by a minute (its task was lost).
+    due = Q(next_attempt_at__isnull=True, created_at__lt=now - older_than) | Q(
+        next_attempt_at__lt=now - datetime.timedelta(minutes=1)
+    )
     ids = list(
-        Notification.objects.filter(status=Notification.Status.PENDING, created_at__lt=timezone.now() - older_than)
+        Notification.objects.filter(due, status=Notification.Status.PENDING)
         .order_by("created_at")
         .values_list("id", flat=True)[:1000]
     )
     for notification_id in ids:
         send_notification.apply_async(args=[notification_id], retry=False)
     return len(ids)
+
+
+def retry_delay_for(notification_id: int) -> datetime.timedelta:
+    notification = Notification.objects.filter(pk=notification_id).first()
+    return notification.retry_delay() if notification else datetime.timedelta(seconds=8)
 
 
 def check_outbound_url(url: str) -> None:
@@ -265,6 +276,9 @@ def _finish(notification: Notification, status: str | None, error: str) -> str:
         status = Notification.Status.FAILED if notification.attempts >= MAX_ATTEMPTS else Notification.Status.PENDING
     notification.status = status
     notification.last_error = error
+    notification.next_attempt_at = (
+        timezone.now() + notification.retry_delay() if status == Notification.Status.PENDING else None
+    )
     if status == Notification.Status.SENT:
         notification.sent_at = timezone.now()
     notification.save()

@@ -19,7 +19,8 @@ def send_notification(self, notification_id: int) -> str | None:
     """Send one notification; failures retry with exponential backoff, each attempt on the timeline."""
     outcome = notifications.send(notification_id=notification_id)
     if outcome == "retry" and self.request.retries < self.max_retries:
-        raise self.retry(countdown=min(600, 2 ** (self.request.retries + 2)))
+        delay = notifications.retry_delay_for(notification_id)
+        raise self.retry(countdown=delay.total_seconds())
     return outcome
 
 

@@ -717,3 +717,23 @@ def test_the_task_retries_until_the_attempts_are_used_up(admin_user, alertmanage
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == ("failed", notifications.MAX_ATTEMPTS)
     assert len(receiver.requests) == notifications.MAX_ATTEMPTS
+
+
+def test_sweeper_leaves_a_scheduled_retry_alone_until_it_is_overdue(
+    admin_user, alertmanager, receiver, allow_loopback, isolated_broker
+):
+    from django.utils import timezone
+
+    from aiops.models import Notification
+
+    make_channel(admin_user, receiver.url)
+    receiver.status = 500
+    open_incident(alertmanager)
+    assert send_pending() == ["retry"]
+    notification = Notification.objects.get()
+    assert notification.next_attempt_at > timezone.now()
+    assert notifications.requeue_pending(older_than=datetime.timedelta(0)) == 0
+    Notification.objects.filter(pk=notification.pk).update(
+        next_attempt_at=timezone.now() - datetime.timedelta(minutes=2)
+    )
+    assert notifications.requeue_pending(older_than=datetime.timedelta(0)) == 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import forms
 from django.contrib.auth.models import User
@@ -15,22 +16,38 @@ MATCHER_HELP = (
 )
 
 
+# label, operator, value: the label can't contain an operator character, the value can ("summary=a!=b").
+MATCHER_LINE = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
 def parse_matcher_lines(text: str, field: str = "matchers") -> list[dict]:
-    """'service=checkout\\nenv=~prod.*' -> [{"label": "service", "op": "=", "value": "checkout"}, ...]"""
+    """'service=checkout\\nenv=~prod.*' -> [{"label": "service", "op": "=", "value": "checkout"}, ...]
+
+    Values may be quoted as in Alertmanager (service="checkout"); regular expressions are
+    checked here, so an error names the line it is on.
+    """
     matchers = []
+    errors = []
     for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
+        if not line.strip():
             continue
-        for op in ("=~", "!~", "!=", "="):
-            label, sep, value = line.partition(op)
-            if sep:
-                break
-        if not sep or not label.strip():
-            raise forms.ValidationError(
-                f"Line {number}: expected label=value, label!=value, label=~regex or label!~regex."
-            )
-        matchers.append({"label": label.strip(), "op": op, "value": value.strip()})
+        where = f"Line {number} (“{line.strip()[:60]}”)"
+        match = MATCHER_LINE.match(line)
+        if not match:
+            errors.append(f"{where}: expected label=value, label!=value, label=~regex or label!~regex.")
+            continue
+        label, op, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                errors.append(f"{where}: not a valid regular expression ({exc}).")
+                continue
+        matchers.append({"label": label, "op": op, "value": value})
+    if errors:
+        raise forms.ValidationError(errors)
     return matchers
 
 
@@ -85,12 +102,17 @@ class ChannelForm(StyledForm):
     secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Webhook signing key (HMAC-SHA256). Stored encrypted; leave empty to keep the current one.",
+        help_text="Webhooks only: signing key (HMAC-SHA256). Stored encrypted and never shown again.",
     )
     severities = forms.MultipleChoiceField(
         choices=SEVERITY_CHOICES, required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any."
     )
     services = forms.CharField(required=False, help_text="Comma-separated services; empty: any.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # StyledForm gives other widgets "form-control", which draws checkboxes as empty text boxes.
+        self.fields["severities"].widget.attrs["class"] = "form-check-input"
 
 
 class CommentForm(StyledForm):

@@ -211,14 +211,25 @@ def parse(kind: str, payload: object) -> ParsedPayload:
     naming the offending field when the payload is invalid (and with field ``kind`` for an unknown kind).
     """
     if kind == "alertmanager":
-        return _parse_alertmanager_like(payload, version="4", grafana=False)
-    if kind == "grafana":
-        return _parse_alertmanager_like(payload, version="1", grafana=True)
-    if kind == "pagerduty":
-        return _parse_pagerduty(payload)
-    if kind == "generic":
-        return _parse_generic(payload)
-    raise PayloadError("kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        parsed = _parse_alertmanager_like(payload, version="4", grafana=False)
+    elif kind == "grafana":
+        parsed = _parse_alertmanager_like(payload, version="1", grafana=True)
+    elif kind == "pagerduty":
+        parsed = _parse_pagerduty(payload)
+    elif kind == "generic":
+        parsed = _parse_generic(payload)
+    else:
+        raise PayloadError("kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    for alert in parsed.alerts:
+        # Only web links are kept: a 'javascript:' or 'data:' URL from a sender must never become clickable.
+        alert.links = [link for link in alert.links if _is_web_url(link["href"])]
+        if not _is_web_url(alert.generator_url):
+            alert.generator_url = ""
+    return parsed
+
+
+def _is_web_url(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             for a in new_alerts
         ]
         + [
-            AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].action, received_at=now)
+            AlertDelivery(alert=a, delivery=delivery, status=_reported(latest[a.fingerprint]), received_at=now)
             for a in changed + repeated
         ]
     )
@@ -377,6 +377,11 @@ def _new_alert(integration: Integration, parsed: ParsedAlert, now: datetime.date
         pending=silence is None,
         pending_change="fired" if silence is None else "",
     )
+
+
+def _reported(parsed: ParsedAlert) -> str:
+    """What a delivery said about an alert, in the alert's own terms: firing, resolved or acknowledged."""
+    return "acknowledged" if parsed.action == "acknowledge" else parsed.status
 
 
 def _same_content(alert: Alert, parsed: ParsedAlert) -> bool:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import datetime
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Sum
+from django.db import transaction
+from django.db.models import Count, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from opsportal.accounts.roles import Role, has_role, role_required
 from opsportal.portal.charts import figure_data
+from opsportal.portal.htmx import render_page_or_partial
 
 from . import charts, services
 from .api.filters import AlertFilter, IncidentFilter
@@ -50,6 +56,24 @@ def _fail(request: HttpRequest, exc: ValueError) -> None:
     messages.error(request, str(exc))
 
 
+def _form_problem(form) -> ValueError:
+    """The form's errors as one message naming each field."""
+    return ValueError(" ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))
+
+
+def _is_web_url(url: object) -> bool:
+    """Links come from senders: only http(s) ones become clickable (no javascript: or data: URLs)."""
+    return isinstance(url, str) and urlsplit(url.strip()).scheme.lower() in ("http", "https")
+
+
+def _web_links(links: list) -> list[dict]:
+    return [link for link in links if isinstance(link, dict) and _is_web_url(link.get("href"))]
+
+
+def _minutes(delta: datetime.timedelta | None) -> float | None:
+    return delta.total_seconds() / 60 if delta is not None else None
+
+
 # --- Incidents ----------------------------------------------------------------------------
 
 
@@ -69,28 +93,48 @@ def incident_list(request: HttpRequest) -> HttpResponse:
         "page": _page(request, incidents),
         "query": _query_without_page(request),
         "ordering": ordering,
-        "counts": dict(Incident.objects.open().values_list("severity").annotate(n=Count("id")).order_by()),
+        "counts": dict(
+            Incident.objects.open()
+            .annotate(shown=Coalesce(NullIf("severity_override", Value("")), "severity"))
+            .values_list("shown")
+            .annotate(n=Count("id"))
+            .order_by()
+        ),
     }
-    template = "aiops/partials/incident_table.html" if request.htmx else "aiops/incident_list.html"
-    return render(request, template, context)
+    return render_page_or_partial(request, "aiops/incident_list.html", "aiops/partials/incident_table.html", context)
 
 
 @role_required(Role.VIEWER)
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident = get_object_or_404(Incident.objects.select_related("assignee", "rule", "merged_into"), pk=pk)
     alerts = list(incident.alerts.select_related("integration").order_by("-last_seen_at")[:200])
+    for alert in alerts:
+        alert.source_url = alert.generator_url if _is_web_url(alert.generator_url) else ""
     context = {
         "incident": incident,
         "alerts": alerts,
+        "links": _web_links(incident.links),
+        "time_to_acknowledge": _minutes(incident.time_to_acknowledge()),
+        "time_to_resolve": _minutes(incident.time_to_resolve()),
         "events": incident.events.select_related("actor").all()[:500],
         "comment_form": CommentForm(),
         "assign_form": AssignForm(initial={"assignee": incident.assignee_id}),
         "severity_form": SeverityForm(initial={"severity_override": incident.severity_override}),
-        "activity_chart": figure_data(charts.incident_activity(incident)),
+        "activity_chart": figure_data(_activity_chart(incident)),
         "open_incidents": Incident.objects.open().exclude(pk=incident.pk).order_by("-created_at")[:50],
     }
-    template = "aiops/partials/incident_timeline.html" if request.htmx else "aiops/incident_detail.html"
-    return render(request, template, context)
+    return render_page_or_partial(
+        request, "aiops/incident_detail.html", "aiops/partials/incident_timeline.html", context
+    )
+
+
+def _activity_chart(incident: Incident):
+    """The incident's alert activity over its whole life (not milliseconds when alerts fired together)."""
+    end = incident.resolved_at or timezone.now()
+    margin = max((end - incident.created_at) / 20, datetime.timedelta(minutes=1))
+    return charts.incident_activity(incident).update_xaxes(
+        range=[(incident.created_at - margin).isoformat(), (end + margin).isoformat()]
+    )
 
 
 @require_POST
@@ -107,8 +151,9 @@ def incident_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             services.reopen_incident(incident=incident, actor=request.user)
         elif action == "assign":
             form = AssignForm(request.POST)
-            if form.is_valid():
-                services.assign_incident(incident=incident, assignee=form.cleaned_data["assignee"], actor=request.user)
+            if not form.is_valid():
+                raise _form_problem(form)
+            services.assign_incident(incident=incident, assignee=form.cleaned_data["assignee"], actor=request.user)
         elif action == "comment":
             form = CommentForm(request.POST)
             if not form.is_valid():
@@ -116,17 +161,24 @@ def incident_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             services.comment_on_incident(incident=incident, body=form.cleaned_data["body"], actor=request.user)
         elif action == "severity":
             form = SeverityForm(request.POST)
-            if form.is_valid():
-                services.update_incident(
-                    incident=incident, actor=request.user, severity_override=form.cleaned_data["severity_override"]
-                )
+            if not form.is_valid():
+                raise _form_problem(form)
+            services.update_incident(
+                incident=incident, actor=request.user, severity_override=form.cleaned_data["severity_override"]
+            )
         elif action == "merge":
-            target = get_object_or_404(Incident, pk=request.POST.get("into") or 0)
+            into = request.POST.get("into", "")
+            if not into.isdigit():
+                raise ValueError("into: choose the incident to merge into.")
+            target = get_object_or_404(Incident, pk=into)
             services.merge_incidents(source=incident, target=target, actor=request.user)
             messages.success(request, f"Merged #{incident.pk} into #{target.pk}.")
             return redirect(target)
         elif action == "split":
-            alert = get_object_or_404(Alert, pk=request.POST.get("alert") or 0)
+            alert_id = request.POST.get("alert", "")
+            if not alert_id.isdigit():
+                raise ValueError("alert: choose the alert to split out.")
+            alert = get_object_or_404(Alert, pk=alert_id)
             new = services.split_alert(incident=incident, alert=alert, actor=request.user)
             messages.success(request, f"Split the alert out into #{new.pk}.")
             return redirect(new)
@@ -153,7 +205,11 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
             incidents=Incident.objects.filter(pk__in=ids), action=action, actor=request.user
         )
         messages.success(request, f"{changed} incident(s) {action}d.")
-    return redirect(request.POST.get("next") or reverse("aiops:index"))
+    # Back to the list as it was filtered, never to another site.
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=False):
+        next_url = reverse("aiops:index")
+    return redirect(next_url)
 
 
 # --- Alerts -----------------------------------------------------------------------------------
@@ -162,23 +218,36 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 def alert_list(request: HttpRequest) -> HttpResponse:
     filterset = AlertFilter(request.GET or None, queryset=Alert.objects.select_related("integration", "incident"))
-    alerts = (
-        filterset.qs if filterset.is_bound and filterset.is_valid() else Alert.objects.select_related("integration")
-    )
+    if not filterset.is_bound:
+        alerts = Alert.objects.select_related("integration")
+    else:
+        # A bad filter shows its error and no alerts, as on the incident list, not every alert.
+        alerts = filterset.qs if filterset.is_valid() else Alert.objects.none()
     context = {"filter": filterset, "page": _page(request, alerts), "query": _query_without_page(request)}
-    template = "aiops/partials/alert_table.html" if request.htmx else "aiops/alert_list.html"
-    return render(request, template, context)
+    return render_page_or_partial(request, "aiops/alert_list.html", "aiops/partials/alert_table.html", context)
+
+
+REPORTED = {"trigger": "firing", "resolve": "resolved", "acknowledge": "acknowledged"}
 
 
 @role_required(Role.VIEWER)
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.select_related("integration", "incident", "suppressed_by"), pk=pk)
+    source_url = alert.generator_url if _is_web_url(alert.generator_url) else ""
+    links = _web_links(alert.links)
+    if source_url and not any(link["href"] == source_url for link in links):
+        links.insert(0, {"href": source_url, "text": "Source"})
+    deliveries = list(alert.delivery_history.all()[:100])
+    for row in deliveries:
+        # New alerts record the status, later deliveries the sender's action: show one vocabulary.
+        row.reported = REPORTED.get(row.status, row.status)
     return render(
         request,
         "aiops/alert_detail.html",
         {
             "alert": alert,
-            "deliveries": alert.delivery_history.select_related("delivery")[:100],
+            "links": links,
+            "deliveries": deliveries,
             "raw": pretty_json(alert.raw),
             "occurrences": Alert.objects.filter(integration=alert.integration_id, fingerprint=alert.fingerprint)
             .exclude(pk=alert.pk)
@@ -208,6 +277,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
     return render(request, "aiops/integration_list.html", {"integrations": integrations, "form": form})
 
 
+@never_cache  # it may show a secret
 @role_required(Role.VIEWER)
 def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
@@ -338,19 +408,20 @@ def channel_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            channel = services.save_channel(
-                actor=request.user,
-                name=data["name"],
-                kind=data["kind"],
-                target=data["target"],
-                secret=data["secret"] or None,
-            )
-            services.save_route(
-                actor=request.user,
-                channel=channel,
-                severities=data["severities"],
-                services=data["services"].split(","),
-            )
+            with transaction.atomic():  # a channel and its route, or neither
+                channel = services.save_channel(
+                    actor=request.user,
+                    name=data["name"],
+                    kind=data["kind"],
+                    target=data["target"],
+                    secret=data["secret"] or None,
+                )
+                services.save_route(
+                    actor=request.user,
+                    channel=channel,
+                    severities=data["severities"],
+                    services=data["services"].split(","),
+                )
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
@@ -383,7 +454,8 @@ PERIODS = {"7": 7, "30": 30, "90": 90}
 def analytics(request: HttpRequest) -> HttpResponse:
     """MTTA/MTTR (median, p90) per service and severity and over time, counts, noisiest alerts."""
     days = PERIODS.get(request.GET.get("days", "30"), 30)
-    since = timezone.now() - datetime.timedelta(days=days)
+    now = timezone.now()
+    since = now - datetime.timedelta(days=days)
     period = Incident.objects.filter(created_at__gte=since, merged_into__isnull=True)
     rows = list(period.values_list("created_at", "acknowledged_at", "resolved_at", "service", "severity"))
     by_service = charts.response_times(rows, 3)
@@ -401,9 +473,16 @@ def analytics(request: HttpRequest) -> HttpResponse:
         "periods": PERIODS,
         "total": len(rows),
         "overall": overall,
-        "trend_chart": figure_data(charts.response_time_trend(rows, days)),
-        "service_chart": figure_data(charts.response_time_bars(by_service, "By service")),
-        "severity_chart": figure_data(charts.response_time_bars(by_severity, "By severity")),
+        # The time axis spans the chosen period, not just the days that had incidents; the legend goes
+        # above the plot so it doesn't hide the latest days.
+        "trend_chart": figure_data(
+            charts.response_time_trend(rows, days)
+            .update_xaxes(range=[since.isoformat(), now.isoformat()])
+            .update_layout(legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, margin={"t": 40})
+        ),
+        # The cards have their own headings; a figure title would be cut off by the tight top margin.
+        "service_chart": figure_data(charts.response_time_bars(by_service, "")),
+        "severity_chart": figure_data(charts.response_time_bars(by_severity, "")),
         "counts_chart": figure_data(charts.counts_by_status_and_service(counts)),
         "noisy_chart": figure_data(charts.noisiest_alerts(noisy)),
         "noisy": noisy,

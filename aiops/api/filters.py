@@ -10,7 +10,9 @@ from ..models import SEVERITY_CHOICES, Alert, Incident
 
 class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
-    severity = django_filters.MultipleChoiceFilter(choices=SEVERITY_CHOICES)
+    severity = django_filters.MultipleChoiceFilter(
+        choices=SEVERITY_CHOICES, method="filter_severity", label="Severity (as shown, override included)"
+    )
     service = django_filters.CharFilter()
     assignee = django_filters.CharFilter(method="filter_assignee", label="Assignee (username, or 'none')")
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Opened after")
@@ -22,6 +24,11 @@ class IncidentFilter(django_filters.FilterSet):
         model = Incident
         fields = ["status", "severity", "service", "assignee", "since", "until", "q", "open"]
         form = StyledForm
+
+    def filter_severity(self, queryset, name: str, value: list[str]):
+        if not value:
+            return queryset
+        return queryset.filter(Q(severity_override__in=value) | Q(severity_override="", severity__in=value))
 
     def filter_assignee(self, queryset, name: str, value: str):
         if value == "none":

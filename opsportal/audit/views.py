@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from opsportal.accounts.roles import Role, role_required
+from opsportal.portal.htmx import render_page_or_partial
 
 from .filters import AuditEntryFilter
 from .models import AuditEntry
@@ -19,8 +20,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filter": filterset, "page": page, "query": query.urlencode()}
-    template = "audit/partials/entries.html" if request.htmx else "audit/entry_list.html"
-    return render(request, template, context)
+    return render_page_or_partial(request, "audit/entry_list.html", "audit/partials/entries.html", context)
 
 
 @role_required(Role.VIEWER)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from opsportal.accounts.roles import Role, role_required
+from opsportal.portal.htmx import render_page_or_partial
 
 from . import services
 from .metrics import render_metrics
@@ -60,8 +61,7 @@ def _status_context() -> dict:
 @role_required(Role.VIEWER)
 def system_page(request: HttpRequest) -> HttpResponse:
     """Workers' heartbeats, queue depths, periodic tasks; the HTMX poll gets only the panels."""
-    template = "system/partials/status.html" if request.htmx else "system/system.html"
-    return render(request, template, _status_context())
+    return render_page_or_partial(request, "system/system.html", "system/partials/status.html", _status_context())
 
 
 @require_POST

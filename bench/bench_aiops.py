@@ -250,7 +250,8 @@ def load_big_tables(integration: Integration) -> None:
     with connection.cursor() as cursor:
         with cursor.cursor.copy(
             "COPY aiops_incident (title, summary, status, severity, severity_override, service, group_key,"
-            " group_labels, links, created_at, acknowledged_at, resolved_at, last_alert_at, alert_count, firing_count) FROM STDIN"
+            " group_labels, links, created_at, acknowledged_at, resolved_at, last_alert_at, alert_count,"
+            " firing_count) FROM STDIN"
         ) as copy:
             copy.write(incident_buf.getvalue())
         cursor.execute("SELECT min(id) FROM aiops_incident")
@@ -258,8 +259,8 @@ def load_big_tables(integration: Integration) -> None:
         labels = json.dumps({"alertname": "A", "service": "s", "instance": "h:9100"})
         with cursor.cursor.copy(
             "COPY aiops_alert (integration_id, fingerprint, status, severity, title, description, service, source,"
-            " labels, annotations, starts_at, first_seen_at, last_seen_at, times_seen, generator_url, links, raw, pending,"
-            " pending_change, incident_id) FROM STDIN"
+            " labels, annotations, starts_at, first_seen_at, last_seen_at, times_seen, generator_url, links, raw,"
+            " pending, pending_change, incident_id) FROM STDIN"
         ) as copy:
             for i in range(LIST_ALERTS):
                 seen = (now - datetime.timedelta(seconds=i * 7)).isoformat()

@@ -200,7 +200,7 @@ class Incident(models.Model):
             models.Index(fields=["severity", "-created_at"], name="incident_severity_idx"),
             models.Index(fields=["service", "-created_at"], name="incident_service_idx"),
             models.Index(fields=["assignee", "-created_at"], name="incident_assignee_idx"),
-            models.Index(fields=["rule", "group_key", "-last_alert_at"], name="incident_group_idx"),
+            models.Index(fields=["group_key", "-last_alert_at"], name="incident_group_idx"),
         ]
 
     def __str__(self) -> str:

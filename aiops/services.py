@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -50,6 +50,9 @@ Actor = User | AnonymousUser | None
 ALERT_REFRESH_FIELDS = [
     "status", "severity", "title", "description", "labels", "annotations", "ends_at", "last_seen_at", "times_seen",
     "links", "raw", "pending", "pending_change",
+]  # fmt: skip
+INCIDENT_COUNTER_FIELDS = [
+    "status", "severity", "acknowledged_at", "resolved_at", "last_alert_at", "alert_count", "firing_count", "links",
 ]  # fmt: skip
 # An identical body from the same sender within this window is a retry, not a new delivery.
 DUPLICATE_WINDOW_SECONDS = 600
@@ -269,7 +272,7 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     if not latest:
         return result
 
-    # Locked in fingerprint order, so two deliveries sharing alerts wait for each other instead of deadlocking.
+    _lock_fingerprints(integration.pk, list(latest))
     firing = {
         a.fingerprint: a
         for a in Alert.objects.select_for_update()
@@ -384,6 +387,24 @@ def _reported(parsed: ParsedAlert) -> str:
     return "acknowledged" if parsed.action == "acknowledge" else parsed.status
 
 
+def _lock_fingerprints(integration_id: int, fingerprints: list[str]) -> None:
+    """Serialise concurrent deliveries that mention the same fingerprints (PostgreSQL).
+
+    Transaction-scoped advisory locks, taken in sorted order (no deadlock), make a
+    second delivery wait until the first has committed, so it sees the alert the
+    first one created instead of racing it on the unique index. SQLite already runs
+    one writer at a time.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted(
+        int.from_bytes(hashlib.blake2b(f"{integration_id}:{fp}".encode(), digest_size=8).digest(), "big", signed=True)
+        for fp in fingerprints
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [keys])
+
+
 def _same_content(alert: Alert, parsed: ParsedAlert) -> bool:
     return (
         alert.severity == parsed.severity
@@ -437,12 +458,20 @@ class _Batch:
         self.touched: dict[int, Incident] = {}
         self.events: list[IncidentEvent] = []
         self.notify: list[tuple[Incident, str]] = []
+        # Incidents that alerts of this batch may join, by group key (one query for the batch).
+        self.candidates: dict[str, list[Incident]] = {}
+        self.new_incidents: list[Incident] = []
 
     def event(self, incident: Incident, kind: str, message: str, **data: object) -> None:
         self.events.append(IncidentEvent(incident=incident, at=self.now, kind=kind, message=message, data=data))
 
     def touch(self, incident: Incident) -> None:
-        self.touched[incident.pk] = incident
+        if incident.pk is not None:  # new incidents are inserted whole at the end of the batch
+            self.touched[incident.pk] = incident
+
+    def canonical(self, incident: Incident) -> Incident:
+        """One Python object per incident row in a batch, so counters are not updated on copies."""
+        return self.touched.setdefault(incident.pk, incident)
 
 
 @transaction.atomic
@@ -462,6 +491,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
         return 0
     rules = list(CorrelationRule.objects.filter(enabled=True))
     batch = _Batch(timezone.now())
+    batch.candidates = _candidate_incidents(alerts, rules, batch.now)
     for alert in alerts:
         change = alert.pending_change
         if change in ("fired", "refired"):
@@ -469,42 +499,59 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
         elif change == "resolved":
             _alert_resolved(alert, batch)
         elif change == "acknowledged" and alert.incident and alert.incident.status == Incident.Status.TRIGGERED:
-            incident = alert.incident
+            incident = batch.canonical(alert.incident)
             incident.status, incident.acknowledged_at = Incident.Status.ACKNOWLEDGED, batch.now
             batch.touch(incident)
             batch.event(incident, IncidentEvent.Kind.STATUS, "Acknowledged by the sender.", status="acknowledged")
             batch.notify.append((incident, "acknowledged"))
         alert.pending, alert.pending_change = False, ""
-    Alert.objects.bulk_update(alerts, ["pending", "pending_change", "incident"])
-    if batch.touched:
-        Incident.objects.bulk_update(
-            batch.touched.values(),
-            [
-                "status",
-                "severity",
-                "acknowledged_at",
-                "resolved_at",
-                "last_alert_at",
-                "alert_count",
-                "firing_count",
-                "links",
-            ],
-        )
+    Incident.objects.bulk_create(batch.new_incidents)
+    audit.record_many(
+        action=audit.Action.CREATE, actor=None, objs=batch.new_incidents, changes={"status": [None, "triggered"]}
+    )
+    for alert in alerts:
+        if alert.incident is not None:
+            alert.incident_id = alert.incident.pk  # set after the new incidents got their ids
+    fast_bulk_update(alerts, ["pending", "pending_change", "incident"])
+    fast_bulk_update(list(batch.touched.values()), INCIDENT_COUNTER_FIELDS)
     IncidentEvent.objects.bulk_create(batch.events)
     _queue_notifications(batch.notify)
     return len(alerts)
 
 
+def _candidate_incidents(alerts: list[Alert], rules: list[CorrelationRule], now: datetime.datetime):
+    """Open or recently resolved incidents for the group keys of the batch's firing alerts."""
+    keys = set()
+    for alert in alerts:
+        if alert.pending_change in ("fired", "refired"):
+            labels = _matching_labels(alert)
+            alert.group = (rule := rule_for(rules, labels)), *group_of(rule, labels)
+            keys.add(alert.group[1])
+    if not keys:
+        return {}
+    longest_cooldown = max([r.reopen_cooldown_minutes for r in rules] + [30])
+    found: dict[str, list[Incident]] = {}
+    for incident in (
+        Incident.objects.filter(group_key__in=keys, merged_into__isnull=True)
+        .filter(
+            ~Q(status=Incident.Status.RESOLVED) | Q(resolved_at__gte=now - datetime.timedelta(minutes=longest_cooldown))
+        )
+        .order_by("-last_alert_at")
+    ):
+        found.setdefault(incident.group_key, []).append(incident)
+    return found
+
+
 def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
-    labels = _matching_labels(alert)
-    rule = rule_for(rules, labels)
-    group_key, group_values = group_of(rule, labels)
+    rule, group_key, group_values = alert.group
     rule_id = rule.pk if rule else None
     incident = batch.by_group.get((rule_id, group_key))
     if incident is None:
-        incident = _find_incident(rule, rule_id, group_key, batch.now)
+        incident = _find_incident(rule, batch.candidates.get(group_key, []), batch.now)
+        if incident is not None:
+            incident = batch.canonical(incident)
     if incident is None:
-        incident = Incident.objects.create(
+        incident = Incident(
             title=_incident_title(alert, group_values),
             summary=alert.description,
             severity=alert.severity,
@@ -516,8 +563,8 @@ def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
             created_at=batch.now,
             last_alert_at=batch.now,
         )
+        batch.new_incidents.append(incident)
         batch.event(incident, IncidentEvent.Kind.OPENED, f"Opened by {rule.name if rule else 'default grouping'}.")
-        audit.record(action=audit.Action.CREATE, actor=None, obj=incident, changes={"status": [None, "triggered"]})
         batch.notify.append((incident, "opened"))
     elif incident.status == Incident.Status.RESOLVED:
         incident.status, incident.resolved_at, incident.acknowledged_at = Incident.Status.TRIGGERED, None, None
@@ -544,30 +591,22 @@ def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
     batch.touch(incident)
 
 
-def _find_incident(rule: CorrelationRule | None, rule_id: int | None, group_key: str, now: datetime.datetime):
+def _find_incident(rule: CorrelationRule | None, candidates: list[Incident], now: datetime.datetime):
+    """The open incident the group is still in (firing, or last alert within the window), else
+    the incident resolved within the cool-down (to reopen), else None. `candidates` are newest first."""
     window = datetime.timedelta(minutes=rule.window_minutes if rule else 60)
     cooldown = datetime.timedelta(minutes=rule.reopen_cooldown_minutes if rule else 30)
-    candidates = Incident.objects.filter(rule_id=rule_id, group_key=group_key, merged_into__isnull=True)
-    incident = (
-        candidates.open()
-        .filter(Q(firing_count__gt=0) | Q(last_alert_at__gte=now - window))
-        .order_by("-last_alert_at")
-        .first()
-    )
-    if incident is None:
-        incident = (
-            candidates.filter(status=Incident.Status.RESOLVED, resolved_at__gte=now - cooldown)
-            .order_by("-resolved_at")
-            .first()
-        )
-    return incident
+    for incident in candidates:
+        if incident.is_open and (incident.firing_count > 0 or incident.last_alert_at >= now - window):
+            return incident
+    resolved = [i for i in candidates if not i.is_open and i.resolved_at and i.resolved_at >= now - cooldown]
+    return max(resolved, key=lambda i: i.resolved_at, default=None)
 
 
 def _alert_resolved(alert: Alert, batch: _Batch) -> None:
-    incident = alert.incident
-    if incident is None:
+    if alert.incident is None:
         return
-    incident = batch.touched.get(incident.pk, incident)
+    incident = batch.canonical(alert.incident)
     incident.firing_count = max(0, incident.firing_count - 1)
     batch.event(incident, IncidentEvent.Kind.ALERT_RESOLVED, f"{alert.title} resolved", alert=alert.pk)
     auto = incident.rule.auto_resolve if incident.rule else True

@@ -100,10 +100,11 @@ def start_gunicorn(port: int) -> subprocess.Popen:
         "LOG_LEVEL": "WARNING",
         "AIOPS_MAX_BODY_BYTES": str(10 * 1024 * 1024),
     }
+    log = open(os.environ.get("BENCH_GUNICORN_LOG", os.devnull), "wb")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
         [sys.executable, "-m", "gunicorn", "opsportal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
          "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -115,16 +116,23 @@ def start_gunicorn(port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"gunicorn did not start: {process.stderr.read().decode()[-2000:]}")
+    raise RuntimeError("gunicorn did not start (set BENCH_GUNICORN_LOG=path to see why)")
 
 
 def post_all(port: int, path: str, token: str, bodies: list[bytes]) -> list[float]:
     """POST every body with CLIENT_THREADS keep-alive connections; returns per-request latencies (ms)."""
     latencies: list[float] = []
+    errors: list[str] = []
     lock = threading.Lock()
     queue = list(enumerate(bodies))
 
     def client() -> None:
+        try:
+            send()
+        except Exception as exc:
+            errors.append(str(exc))
+
+    def send() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         while True:
@@ -138,7 +146,7 @@ def post_all(port: int, path: str, token: str, bodies: list[bytes]) -> list[floa
             response.read()
             elapsed = (time.perf_counter() - start) * 1000
             if response.status != 202:
-                raise RuntimeError(f"ingest answered {response.status}")
+                raise RuntimeError(f"ingest answered {response.status}: {response.read()[:300]!r}")
             with lock:
                 latencies.append(elapsed)
 
@@ -147,6 +155,8 @@ def post_all(port: int, path: str, token: str, bodies: list[bytes]) -> list[floa
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
     return latencies
 
 

@@ -79,3 +79,26 @@ def record(
         changes=_plain(changes or {}),
         message=message[:300],
     )
+
+
+def record_many(
+    *, action: str, actor: User | AnonymousUser | None, objs: list[models.Model], changes: dict | None = None
+) -> list[AuditEntry]:
+    """Append the same kind of entry for many objects in one INSERT (e.g. incidents opened by a batch)."""
+    user = actor if actor is not None and actor.is_authenticated else None
+    ip = current_ip.get()
+    entries = [
+        AuditEntry(
+            actor=user,
+            actor_name=user.get_username() if user else "",
+            ip=ip,
+            action=action,
+            app_label=obj._meta.app_label,
+            model=obj._meta.model_name,
+            object_id=str(obj.pk),
+            object_repr=str(obj)[:200],
+            changes=_plain(changes or {}),
+        )
+        for obj in objs
+    ]
+    return AuditEntry.objects.bulk_create(entries)

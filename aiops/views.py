@@ -6,7 +6,6 @@ import datetime
 from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
@@ -19,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from opsportal.accounts.roles import Role, has_role, role_required
+from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.charts import figure_data
 from opsportal.portal.htmx import render_page_or_partial
 

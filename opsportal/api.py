@@ -7,16 +7,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from opsportal.pagination import CappedPagination
 
-class StandardPagination(PageNumberPagination):
-    """DRF's page form: {"count", "next", "previous", "results"}; `page_size` up to 500."""
 
-    page_size_query_param = "page_size"
-    max_page_size = 500
+class StandardPagination(CappedPagination):
+    """DRF's page form {"count", "next", "previous", "results"}; page_size up to 500; big counts estimated."""
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[str]:

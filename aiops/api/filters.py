@@ -9,9 +9,13 @@ from ..models import SEVERITY_CHOICES, Alert, Incident
 
 
 class IncidentFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
+    # distinct=False: one row per incident already; DISTINCT would make every count scan.
+    status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices, distinct=False)
     severity = django_filters.MultipleChoiceFilter(
-        choices=SEVERITY_CHOICES, method="filter_severity", label="Severity (as shown, override included)"
+        choices=SEVERITY_CHOICES,
+        method="filter_severity",
+        label="Severity (as shown, override included)",
+        distinct=False,
     )
     service = django_filters.CharFilter()
     assignee = django_filters.CharFilter(method="filter_assignee", label="Assignee (username, or 'none')")
@@ -49,7 +53,7 @@ class IncidentFilter(django_filters.FilterSet):
 
 class AlertFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
-    severity = django_filters.MultipleChoiceFilter(choices=SEVERITY_CHOICES)
+    severity = django_filters.MultipleChoiceFilter(choices=SEVERITY_CHOICES, distinct=False)
     service = django_filters.CharFilter()
     fingerprint = django_filters.CharFilter()
     integration = django_filters.NumberFilter(field_name="integration_id")

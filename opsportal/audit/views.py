@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from opsportal.accounts.roles import Role, role_required
+from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.htmx import render_page_or_partial
 
 from .filters import AuditEntryFilter

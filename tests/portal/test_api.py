@@ -85,3 +85,24 @@ def test_throttling_answers_429_with_a_message(viewer, monkeypatch):
     last = client.get("/api/v1/accounts/me/")
     assert "throttled" in last.json()["detail"].lower()
     assert int(last["Retry-After"]) > 0
+
+
+def test_big_counts_are_capped_and_estimated(admin_user, settings):
+    from opsportal import pagination
+    from opsportal.audit.models import AuditEntry
+
+    AuditEntry.objects.bulk_create([AuditEntry(action="update", app_label="x", model="y") for _ in range(30)])
+    paginator = pagination.CappedCountPaginator(AuditEntry.objects.all(), 10)
+    original, pagination.COUNT_CAP = pagination.COUNT_CAP, 20
+    try:
+        count = paginator.count
+    finally:
+        pagination.COUNT_CAP = original
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        assert paginator.count_is_estimate and count >= 21
+    else:
+        assert count == 30 and not paginator.count_is_estimate
+    exact = pagination.CappedCountPaginator(AuditEntry.objects.all(), 10)
+    assert exact.count == 30 and not exact.count_is_estimate

@@ -112,7 +112,10 @@ class Alert(models.Model):
     objects = AlertQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-last_seen_at"]
+        # Lists order by first_seen_at (never changes) and no index covers last_seen_at or times_seen:
+        # the most common write, a sender repeating a firing alert, is then a HOT update that touches
+        # no index at all.
+        ordering = ["-first_seen_at", "-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "fingerprint"],
@@ -121,12 +124,12 @@ class Alert(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["integration", "fingerprint", "-last_seen_at"], name="alert_fingerprint_idx"),
-            models.Index(fields=["-last_seen_at"], name="alert_last_seen_idx"),
-            models.Index(fields=["status", "-last_seen_at"], name="alert_status_idx"),
-            models.Index(fields=["service", "-last_seen_at"], name="alert_service_idx"),
-            models.Index(fields=["severity", "-last_seen_at"], name="alert_severity_idx"),
-            models.Index(fields=["incident", "-last_seen_at"], name="alert_incident_idx"),
+            models.Index(fields=["integration", "fingerprint", "-first_seen_at"], name="alert_fingerprint_idx"),
+            models.Index(fields=["-first_seen_at"], name="alert_first_seen_idx"),
+            models.Index(fields=["status", "-first_seen_at"], name="alert_status_idx"),
+            models.Index(fields=["service", "-first_seen_at"], name="alert_service_idx"),
+            models.Index(fields=["severity", "-first_seen_at"], name="alert_severity_idx"),
+            models.Index(fields=["incident", "-first_seen_at"], name="alert_incident_idx"),
             models.Index(fields=["id"], condition=Q(pending=True), name="alert_pending_idx"),
         ]
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from opsportal.accounts.models import hash_token, new_raw_token
 from opsportal.audit import services as audit
-from opsportal.bulk import fast_bulk_update
+from opsportal.bulk import fast_bulk_create, fast_bulk_update
 from opsportal.portal.summary import AppSummary, activity_stats
 from opsportal.system.services import enqueue_on_commit
 
@@ -340,7 +340,7 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
 
     # A consistent insert order keeps concurrent deliveries from deadlocking on the unique index.
     new_alerts.sort(key=lambda a: a.fingerprint)
-    Alert.objects.bulk_create(new_alerts)
+    fast_bulk_create(new_alerts)
     fast_bulk_update(changed, ALERT_REFRESH_FIELDS)
     fast_bulk_update(repeated, ["last_seen_at", "times_seen"])
     AlertDelivery.objects.bulk_create(

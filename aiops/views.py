@@ -107,7 +107,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident = get_object_or_404(Incident.objects.select_related("assignee", "rule", "merged_into"), pk=pk)
-    alerts = list(incident.alerts.select_related("integration").order_by("-last_seen_at")[:200])
+    alerts = list(incident.alerts.select_related("integration").order_by("-first_seen_at")[:200])
     for alert in alerts:
         alert.source_url = alert.generator_url if _is_web_url(alert.generator_url) else ""
     context = {

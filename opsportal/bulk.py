@@ -68,3 +68,51 @@ def fast_bulk_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
     return len(rows)
+
+
+def fast_bulk_create(objs: Sequence[models.Model]) -> None:
+    """INSERT many new instances, setting their primary keys.
+
+    On PostgreSQL: ids are drawn from the table's sequence in one query, then the
+    rows travel by COPY (several times cheaper than a multi-row INSERT built by the
+    ORM). Elsewhere: Django's bulk_create.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs)
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields]
+    pk = meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(objs)],
+        )
+        for obj, (new_id,) in zip(objs, cursor.fetchall(), strict=True):
+            setattr(obj, pk.attname, new_id)
+        for obj in objs:
+            # Foreign keys to objects saved earlier in the same batch.
+            obj._prepare_related_fields_for_save(operation_name="fast_bulk_create")
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        table = connection.ops.quote_name(meta.db_table)
+        json_fields = [isinstance(f, models.JSONField) for f in fields]
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row(
+                    [_copy_value(field, obj, is_json) for field, is_json in zip(fields, json_fields, strict=True)]
+                )
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _copy_value(field: models.Field, obj: models.Model, is_json: bool):
+    value = getattr(obj, field.attname)
+    if is_json:
+        return None if value is None else json.dumps(value, cls=field.encoder)
+    if field.get_internal_type() in ("BooleanField", "DateTimeField", "DateField", "GenericIPAddressField"):
+        return value
+    return field.get_db_prep_save(value, connection)

@@ -59,8 +59,8 @@ class AlertFilter(django_filters.FilterSet):
     integration = django_filters.NumberFilter(field_name="integration_id")
     incident = django_filters.NumberFilter(field_name="incident_id")
     suppressed = django_filters.BooleanFilter(field_name="suppressed_by", lookup_expr="isnull", exclude=True)
-    since = django_filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="lt")
+    since = django_filters.IsoDateTimeFilter(field_name="first_seen_at", lookup_expr="gte", label="First seen after")
+    until = django_filters.IsoDateTimeFilter(field_name="first_seen_at", lookup_expr="lt", label="First seen before")
     q = django_filters.CharFilter(field_name="title", lookup_expr="icontains", label="Search")
 
     class Meta:

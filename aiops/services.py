@@ -54,6 +54,9 @@ ALERT_REFRESH_FIELDS = [
 INCIDENT_COUNTER_FIELDS = [
     "status", "severity", "acknowledged_at", "resolved_at", "last_alert_at", "alert_count", "firing_count", "links",
 ]  # fmt: skip
+LAST_DELIVERY_RESOLUTION = datetime.timedelta(seconds=10)
+# Deliveries arriving within this many seconds share one correlation task.
+CORRELATION_DEBOUNCE_SECONDS = 1
 # An identical body from the same sender within this window is a retry, not a new delivery.
 DUPLICATE_WINDOW_SECONDS = 600
 
@@ -191,6 +194,7 @@ class IngestResult:
     updated: int = 0
     resolved: int = 0
     suppressed: int = 0
+    pending: int = 0  # changes waiting for correlation
     fingerprints: list[str] = field(default_factory=list)
 
 
@@ -238,12 +242,29 @@ def ingest_delivery(
             if attempt == 2:
                 raise
             continue
-        if result.delivery is not None and (result.created or result.resolved or result.updated):
-            from . import tasks
-
-            enqueue_on_commit(tasks.process_alerts)
+        if result.pending:
+            schedule_correlation()
         return result
     raise AssertionError("unreachable")
+
+
+def schedule_correlation() -> None:
+    """Enqueue correlation after commit, at most once per second across all web processes.
+
+    A burst of deliveries then makes one worker batch instead of one task each. If
+    the cache is down the task is enqueued anyway; if the broker is down the
+    periodic sweep picks the pending alerts up.
+    """
+    from django.core.cache import cache
+
+    from . import tasks
+
+    try:
+        first = cache.add("aiops:correlation-scheduled", 1, timeout=CORRELATION_DEBOUNCE_SECONDS)
+    except Exception:
+        first = True
+    if first:
+        enqueue_on_commit(tasks.process_alerts, countdown=CORRELATION_DEBOUNCE_SECONDS)
 
 
 def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, remote_addr: str | None) -> IngestResult:
@@ -277,6 +298,8 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
         a.fingerprint: a
         for a in Alert.objects.select_for_update()
         .filter(integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING)
+        # Only what deduplication compares; the raw payload is replaced, never read.
+        .defer("raw", "generator_url", "source")
         .order_by("fingerprint")
     }
     silences = (
@@ -343,7 +366,7 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     fast_bulk_create(new_alerts)
     fast_bulk_update(changed, ALERT_REFRESH_FIELDS)
     fast_bulk_update(repeated, ["last_seen_at", "times_seen"])
-    AlertDelivery.objects.bulk_create(
+    fast_bulk_create(
         [
             AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].status, received_at=now)
             for a in new_alerts
@@ -353,7 +376,10 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             for a in changed + repeated
         ]
     )
-    Integration.objects.filter(pk=integration.pk).update(last_delivery_at=now)
+    result.pending = sum(a.pending for a in new_alerts) + sum(a.pending for a in changed)
+    # Every delivery writing the integration row would make concurrent deliveries queue on its lock.
+    if integration.last_delivery_at is None or now - integration.last_delivery_at > LAST_DELIVERY_RESOLUTION:
+        Integration.objects.filter(pk=integration.pk).update(last_delivery_at=now)
     return result
 
 

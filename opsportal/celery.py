@@ -42,8 +42,8 @@ BEAT_SCHEDULE = {
     },
     "aiops.process-pending-alerts": {
         "task": "aiops.tasks.process_alerts",
-        "schedule": 30.0,
-        "options": {"expires": 25},
+        "schedule": 15.0,
+        "options": {"expires": 12},
     },
     "aiops.sweep-notifications": {
         "task": "aiops.tasks.sweep_notifications",

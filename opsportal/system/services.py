@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 STALE_AFTER_BEATS = 3
 
 
-def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
-    """Send `task` after the current transaction commits.
+def enqueue_on_commit(task: Any, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
+    """Send `task` after the current transaction commits (after `countdown` seconds if given).
 
     If the broker is down the error is logged, not raised: the row the task works
     on is committed and in a state a periodic sweeper re-enqueues.
@@ -30,7 +30,7 @@ def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
 
     def send() -> None:
         try:
-            task.apply_async(args=args, kwargs=kwargs, retry=True)
+            task.apply_async(args=args, kwargs=kwargs, retry=True, countdown=countdown)
         except Exception as exc:
             logger.warning("Could not enqueue %s (%s); a sweeper will retry it", task.name, exc)
 

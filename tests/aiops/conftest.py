@@ -73,3 +73,11 @@ def am_payload(*alerts: dict, group_key: str = '{}:{alertname="HighErrorRate"}')
         "groupKey": group_key,
         "truncatedAlerts": 0,
     }
+
+
+@pytest.fixture(autouse=True)
+def _no_correlation_debounce_across_tests():
+    """The once-a-second correlation debounce lives in the (possibly shared Redis) cache."""
+    from django.core.cache import cache
+
+    cache.delete("aiops:correlation-scheduled")

@@ -260,3 +260,26 @@ def test_silenced_alerts_are_stored_but_open_no_incident(alertmanager, operator)
     silenced = Alert.objects.get(service="checkout")
     assert silenced.suppressed_by is not None and silenced.incident is None
     assert Incident.objects.get().service == "search"
+
+
+def test_a_burst_of_deliveries_schedules_one_correlation_task(alertmanager, django_capture_on_commit_callbacks):
+    integration, token = alertmanager
+    with django_capture_on_commit_callbacks() as first:
+        deliver(integration, token, am_payload(am_alert(instance="1"), group_key="a"))
+    with django_capture_on_commit_callbacks() as second:
+        deliver(integration, token, am_payload(am_alert(instance="2"), group_key="b"))
+    assert len(first) == 1 and len(second) == 0
+    # Nothing is lost by the debounce: both alerts wait, pending, for the one task (or the sweeper).
+    assert Alert.objects.filter(pending=True).count() == 2
+
+
+def test_a_repeat_that_changes_nothing_schedules_no_work(alertmanager, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    integration, token = alertmanager
+    deliver(integration, token, am_payload(am_alert(fingerprint="same"), group_key="a"))
+    services.process_pending_alerts()
+    cache.delete("aiops:correlation-scheduled")
+    with django_capture_on_commit_callbacks() as callbacks:
+        deliver(integration, token, am_payload(am_alert(fingerprint="same"), group_key="b"))
+    assert callbacks == [] and Alert.objects.get().times_seen == 2

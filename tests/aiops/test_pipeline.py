@@ -49,7 +49,7 @@ def test_deliveries_accepted_while_the_broker_is_down_are_each_processed_once(
     assert Incident.objects.count() == 0
 
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):
-        # What beat runs every 30 s: the sweeper drains what the lost enqueues left behind.
+        # What beat runs every 15 s: the sweeper drains what the lost enqueues left behind.
         from aiops.tasks import process_alerts
 
         process_alerts.delay()

@@ -13,24 +13,15 @@ from aiops import services
 from aiops.models import Incident
 from opsportal.accounts.roles import Role
 from tests.aiops.conftest import am_alert, am_payload, deliver
-from tests.portal.factories import PASSWORD, UserFactory
+from tests.e2e.helpers import log_in
+from tests.portal.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
 @pytest.fixture(autouse=True)
-def _no_broker(monkeypatch):
-    """The test correlates alerts itself; nothing is sent to a broker a developer's worker might read."""
-    monkeypatch.setattr(services, "enqueue_on_commit", lambda *args, **kwargs: None)
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url("/accounts/login/?next=/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+def _own_broker(isolated_broker):
+    """The test correlates alerts itself; what it enqueues goes to a broker folder no developer's worker reads."""
 
 
 def fire(integration, token, *alerts, key: str) -> None:

@@ -7,18 +7,10 @@ from playwright.sync_api import expect
 
 from opsportal.accounts import services
 from opsportal.accounts.roles import Role
+from tests.e2e.helpers import log_in
 from tests.portal.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url("/accounts/login/?next=/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
 def test_log_in_navigate_see_chart_and_log_out(page):

@@ -222,14 +222,15 @@ def parse(kind: str, payload: object) -> ParsedPayload:
         raise PayloadError("kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     for alert in parsed.alerts:
         # Only web links are kept: a 'javascript:' or 'data:' URL from a sender must never become clickable.
-        alert.links = [link for link in alert.links if _is_web_url(link["href"])]
-        if not _is_web_url(alert.generator_url):
+        alert.links = [link for link in alert.links if is_web_url(link["href"])]
+        if not is_web_url(alert.generator_url):
             alert.generator_url = ""
     return parsed
 
 
-def _is_web_url(url: str) -> bool:
-    return url.lower().startswith(("http://", "https://"))
+def is_web_url(url: object) -> bool:
+    """Only http(s) links from senders may become clickable (never javascript: or data: URLs)."""
+    return isinstance(url, str) and url.strip().lower().startswith(("http://", "https://"))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.db import transaction
@@ -36,7 +35,7 @@ from .forms import (
     pretty_json,
 )
 from .models import Alert, CorrelationRule, Incident, Integration, NotificationChannel, NotificationRoute, Silence
-from .parsers import GENERIC_SCHEMA_DOC
+from .parsers import GENERIC_SCHEMA_DOC, is_web_url
 from .sender_config import sender_configuration
 
 PAGE_SIZE = 50
@@ -61,13 +60,9 @@ def _form_problem(form) -> ValueError:
     return ValueError(" ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))
 
 
-def _is_web_url(url: object) -> bool:
-    """Links come from senders: only http(s) ones become clickable (no javascript: or data: URLs)."""
-    return isinstance(url, str) and urlsplit(url.strip()).scheme.lower() in ("http", "https")
-
-
 def _web_links(links: list) -> list[dict]:
-    return [link for link in links if isinstance(link, dict) and _is_web_url(link.get("href"))]
+    """Ingest already drops other links; pages check again, as these are sender-controlled."""
+    return [link for link in links if isinstance(link, dict) and is_web_url(link.get("href"))]
 
 
 def _minutes(delta: datetime.timedelta | None) -> float | None:
@@ -109,7 +104,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident = get_object_or_404(Incident.objects.select_related("assignee", "rule", "merged_into"), pk=pk)
     alerts = list(incident.alerts.select_related("integration").order_by("-first_seen_at")[:200])
     for alert in alerts:
-        alert.source_url = alert.generator_url if _is_web_url(alert.generator_url) else ""
+        alert.source_url = alert.generator_url if is_web_url(alert.generator_url) else ""
     context = {
         "incident": incident,
         "alerts": alerts,
@@ -233,7 +228,7 @@ REPORTED = {"trigger": "firing", "resolve": "resolved", "acknowledge": "acknowle
 @role_required(Role.VIEWER)
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.select_related("integration", "incident", "suppressed_by"), pk=pk)
-    source_url = alert.generator_url if _is_web_url(alert.generator_url) else ""
+    source_url = alert.generator_url if is_web_url(alert.generator_url) else ""
     links = _web_links(alert.links)
     if source_url and not any(link["href"] == source_url for link in links):
         links.insert(0, {"href": source_url, "text": "Source"})

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from opsportal.accounts.models import hash_token, new_raw_token
 from opsportal.audit import services as audit
-from opsportal.bulk import fast_bulk_create, fast_bulk_update
+from opsportal.bulk import copy_rows, fast_bulk_create, fast_bulk_update
 from opsportal.portal.summary import AppSummary, activity_stats
 from opsportal.system.services import enqueue_on_commit
 
@@ -366,15 +366,11 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     fast_bulk_create(new_alerts)
     fast_bulk_update(changed, ALERT_REFRESH_FIELDS)
     fast_bulk_update(repeated, ["last_seen_at", "times_seen"])
-    fast_bulk_create(
-        [
-            AlertDelivery(alert=a, delivery=delivery, status=latest[a.fingerprint].status, received_at=now)
-            for a in new_alerts
-        ]
-        + [
-            AlertDelivery(alert=a, delivery=delivery, status=_reported(latest[a.fingerprint]), received_at=now)
-            for a in changed + repeated
-        ]
+    record_deliveries(
+        delivery,
+        [(a.pk, latest[a.fingerprint].status) for a in new_alerts]
+        + [(a.pk, _reported(latest[a.fingerprint])) for a in changed + repeated],
+        now,
     )
     result.pending = sum(a.pending for a in new_alerts) + sum(a.pending for a in changed)
     # Every delivery writing the integration row would make concurrent deliveries queue on its lock.
@@ -411,6 +407,20 @@ def _new_alert(integration: Integration, parsed: ParsedAlert, now: datetime.date
 def _reported(parsed: ParsedAlert) -> str:
     """What a delivery said about an alert, in the alert's own terms: firing, resolved or acknowledged."""
     return "acknowledged" if parsed.action == "acknowledge" else parsed.status
+
+
+def record_deliveries(delivery: Delivery, statuses: list[tuple[int, str]], at: datetime.datetime) -> None:
+    """Add the delivery to each alert's history: (alert id, what the delivery said about it)."""
+    if connection.vendor == "postgresql":
+        copy_rows(
+            AlertDelivery._meta.db_table,
+            ["alert_id", "delivery_id", "status", "received_at"],
+            ((alert_id, delivery.pk, status, at) for alert_id, status in statuses),
+        )
+    else:
+        AlertDelivery.objects.bulk_create(
+            [AlertDelivery(alert_id=i, delivery=delivery, status=status, received_at=at) for i, status in statuses]
+        )
 
 
 def _lock_fingerprints(integration_id: int, fingerprints: list[str]) -> None:

@@ -9,7 +9,7 @@ elsewhere (SQLite) one `executemany` of a plain UPDATE.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from django.db import connection, models
 
@@ -84,7 +84,6 @@ def fast_bulk_create(objs: Sequence[models.Model]) -> None:
         model.objects.bulk_create(objs)
         return
     meta = model._meta
-    fields = [f for f in meta.concrete_fields]
     pk = meta.pk
     with connection.cursor() as cursor:
         cursor.execute(
@@ -93,26 +92,49 @@ def fast_bulk_create(objs: Sequence[models.Model]) -> None:
         )
         for obj, (new_id,) in zip(objs, cursor.fetchall(), strict=True):
             setattr(obj, pk.attname, new_id)
-        for obj in objs:
-            # Foreign keys to objects saved earlier in the same batch.
-            obj._prepare_related_fields_for_save(operation_name="fast_bulk_create")
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        table = connection.ops.quote_name(meta.db_table)
-        json_fields = [isinstance(f, models.JSONField) for f in fields]
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row(
-                    [_copy_value(field, obj, is_json) for field, is_json in zip(fields, json_fields, strict=True)]
-                )
+    for obj in objs:
+        # Foreign keys to objects saved earlier in the same batch.
+        obj._prepare_related_fields_for_save(operation_name="fast_bulk_create")
+    fields = list(meta.concrete_fields)
+    converters = [_copy_converter(field) for field in fields]
+    attnames = [field.attname for field in fields]
+    copy_rows(
+        meta.db_table,
+        [field.column for field in fields],
+        ([convert(getattr(obj, name)) for convert, name in zip(converters, attnames, strict=True)] for obj in objs),
+    )
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
 
 
-def _copy_value(field: models.Field, obj: models.Model, is_json: bool):
-    value = getattr(obj, field.attname)
-    if is_json:
-        return None if value is None else json.dumps(value, cls=field.encoder)
-    if field.get_internal_type() in ("BooleanField", "DateTimeField", "DateField", "GenericIPAddressField"):
-        return value
-    return field.get_db_prep_save(value, connection)
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """COPY plain rows (values psycopg can write; JSON already encoded) into `table` (PostgreSQL only)."""
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_converter(field: models.Field) -> Callable[[object], object]:
+    """How one field's Python value is written by COPY, decided once per field, not per value."""
+    if isinstance(field, models.JSONField):
+        return lambda value: None if value is None else json.dumps(value, cls=field.encoder)
+    if isinstance(
+        field,
+        (
+            models.CharField,
+            models.TextField,
+            models.IntegerField,
+            models.BooleanField,
+            models.DateTimeField,
+            models.ForeignKey,
+            models.AutoField,
+            models.GenericIPAddressField,
+        ),
+    ):
+        return lambda value: value
+    return lambda value: field.get_db_prep_save(value, connection)

@@ -251,6 +251,8 @@ def send(*, notification_id: int) -> str:
             return "gone"
         notification.attempts += 1
         channel, incident = notification.channel, notification.incident
+        if not channel.enabled:
+            return _finish(notification, Notification.Status.FAILED, "not sent: the channel was disabled")
         try:
             code = deliver(channel, incident, notification.event)
         except OutboundRefused as exc:

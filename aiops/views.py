@@ -6,7 +6,7 @@ import datetime
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, Sum, Value
+from django.db.models import Case, Count, Sum, Value, When
 from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -39,6 +39,9 @@ from .parsers import GENERIC_SCHEMA_DOC, is_web_url
 from .sender_config import sender_configuration
 
 PAGE_SIZE = 50
+TIMELINE_LIMIT = 500
+STATUS_RANK = ["triggered", "acknowledged", "resolved"]
+SEVERITY_ORDER = ["critical", "error", "warning", "info"]
 
 
 def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
@@ -81,8 +84,13 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     filterset = IncidentFilter(data, queryset=Incident.objects.select_related("assignee"))
     incidents = filterset.qs if filterset.is_valid() else Incident.objects.none()
     ordering = request.GET.get("ordering", "-created_at")
-    if ordering.lstrip("-") in ("created_at", "last_alert_at", "severity", "alert_count", "status"):
+    if ordering.lstrip("-") in ("created_at", "last_alert_at", "alert_count"):
         incidents = incidents.order_by(ordering, "-id")
+    elif ordering.lstrip("-") in ("status", "severity"):
+        # In triage order (triggered before acknowledged; critical before info), not alphabetical.
+        rank = STATUS_RANK if ordering.lstrip("-") == "status" else SEVERITY_ORDER
+        key = Case(*[When(**{ordering.lstrip("-"): v, "then": Value(i)}) for i, v in enumerate(rank)], default=Value(9))
+        incidents = incidents.order_by(key.desc() if ordering.startswith("-") else key, "-created_at")
     context = {
         "filter": filterset,
         "page": _page(request, incidents),
@@ -111,7 +119,9 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "links": _web_links(incident.links),
         "time_to_acknowledge": _minutes(incident.time_to_acknowledge()),
         "time_to_resolve": _minutes(incident.time_to_resolve()),
-        "events": incident.events.select_related("actor").all()[:500],
+        # The latest events when there are very many; shown oldest first.
+        "events": list(reversed(incident.events.order_by("-at", "-id")[:TIMELINE_LIMIT])),
+        "events_hidden": max(0, incident.events.count() - TIMELINE_LIMIT),
         "comment_form": CommentForm(),
         "assign_form": AssignForm(initial={"assignee": incident.assignee_id}),
         "severity_form": SeverityForm(initial={"severity_override": incident.severity_override}),

@@ -737,3 +737,16 @@ def test_sweeper_leaves_a_scheduled_retry_alone_until_it_is_overdue(
         next_attempt_at=timezone.now() - datetime.timedelta(minutes=2)
     )
     assert notifications.requeue_pending(older_than=datetime.timedelta(0)) == 1
+
+
+def test_a_notification_queued_before_its_channel_was_disabled_is_not_sent(
+    admin_user, alertmanager, receiver, allow_loopback
+):
+    from aiops.models import Notification
+
+    channel = make_channel(admin_user, receiver.url)
+    open_incident(alertmanager)
+    services.save_channel(actor=admin_user, channel=channel, enabled=False)
+    assert send_pending() == ["failed"]
+    assert receiver.requests == []
+    assert Notification.objects.get().last_error == "not sent: the channel was disabled"

@@ -904,3 +904,17 @@ def test_the_current_tab_is_marked(admin_user, url, tab):
     body = body[: body.index("</ul>")]
     current = re.findall(r'<a class="nav-link active" aria-current="page" href="[^"]+">([^<]+)</a>', body)
     assert current == [tab]
+
+
+def test_sorting_by_status_and_severity_follows_triage_order(operator, two_incidents):
+    from aiops import services as aiops_services
+
+    aiops_services.acknowledge_incident(incident=incident("checkout"), actor=operator)
+    client = client_for(operator)
+    by_status = client.get("/aiops/", {"ordering": "status", "open": ""}).context["page"].object_list
+    assert [i.status for i in by_status][:2] == ["triggered", "acknowledged"]
+    by_severity = [
+        i.effective_severity for i in client.get("/aiops/", {"ordering": "severity", "open": ""}).context["page"]
+    ]
+    ranks = ["critical", "error", "warning", "info"]
+    assert by_severity == sorted(by_severity, key=ranks.index)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -294,13 +294,13 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
         return result
 
     _lock_fingerprints(integration.pk, list(latest))
+    # Plain tuples of what deduplication compares: most alerts are repeats that need no model instance.
     firing = {
-        a.fingerprint: a
-        for a in Alert.objects.select_for_update()
+        row[1]: row
+        for row in Alert.objects.select_for_update()
         .filter(integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING)
-        # Only what deduplication compares; the raw payload is replaced, never read.
-        .defer("raw", "generator_url", "source")
         .order_by("fingerprint")
+        .values_list("id", "fingerprint", "severity", "title", "labels", "annotations")
     }
     silences = (
         active_silences(now)
@@ -308,12 +308,12 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
         else []
     )
     new_alerts: list[Alert] = []
-    changed: list[Alert] = []
-    repeated: list[Alert] = []
+    repeated: list[tuple[int, str]] = []
+    changing: dict[int, ParsedAlert] = {}
     late_resolves: list[ParsedAlert] = []
     for fingerprint, parsed in latest.items():
-        alert = firing.get(fingerprint)
-        if alert is None:
+        row = firing.get(fingerprint)
+        if row is None:
             if parsed.status == "resolved":
                 late_resolves.append(parsed)
                 continue
@@ -321,13 +321,16 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             new_alerts.append(_new_alert(integration, parsed, now, silence))
             result.created += 1
             result.suppressed += silence is not None
-            continue
-        if parsed.status == "firing" and parsed.action == "trigger" and _same_content(alert, parsed):
+        elif parsed.status == "firing" and parsed.action == "trigger" and _same_content(row, parsed):
             # The common case: a sender repeating a firing alert. Only its liveness changes.
-            alert.last_seen_at, alert.times_seen = now, alert.times_seen + 1
-            repeated.append(alert)
+            repeated.append((row[0], fingerprint))
             result.updated += 1
-            continue
+        else:
+            changing[row[0]] = parsed
+
+    changed = list(Alert.objects.filter(pk__in=list(changing)).defer("raw")) if changing else []
+    for alert in changed:
+        parsed = changing[alert.pk]
         _refresh(alert, parsed, now)
         if parsed.status == "resolved":
             alert.status = Alert.Status.RESOLVED
@@ -339,7 +342,6 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             result.updated += 1
         else:
             result.updated += 1
-        changed.append(alert)
 
     if late_resolves:
         # A resolve for an alert we never saw firing (or already closed) is still recorded once.
@@ -365,11 +367,15 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     new_alerts.sort(key=lambda a: a.fingerprint)
     fast_bulk_create(new_alerts)
     fast_bulk_update(changed, ALERT_REFRESH_FIELDS)
-    fast_bulk_update(repeated, ["last_seen_at", "times_seen"])
+    if repeated:
+        Alert.objects.filter(pk__in=[alert_id for alert_id, _ in repeated]).update(
+            last_seen_at=now, times_seen=F("times_seen") + 1
+        )
     record_deliveries(
         delivery,
         [(a.pk, latest[a.fingerprint].status) for a in new_alerts]
-        + [(a.pk, _reported(latest[a.fingerprint])) for a in changed + repeated],
+        + [(a.pk, _reported(latest[a.fingerprint])) for a in changed]
+        + [(alert_id, _reported(latest[fingerprint])) for alert_id, fingerprint in repeated],
         now,
     )
     result.pending = sum(a.pending for a in new_alerts) + sum(a.pending for a in changed)
@@ -441,12 +447,14 @@ def _lock_fingerprints(integration_id: int, fingerprints: list[str]) -> None:
         cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [keys])
 
 
-def _same_content(alert: Alert, parsed: ParsedAlert) -> bool:
+def _same_content(row: tuple, parsed: ParsedAlert) -> bool:
+    """Whether a stored firing alert (id, fingerprint, severity, title, labels, annotations) says what `parsed` says."""
+    _id, _fingerprint, severity, title, labels, annotations = row
     return (
-        alert.severity == parsed.severity
-        and alert.title == parsed.title[:300]
-        and alert.labels == parsed.labels
-        and alert.annotations == parsed.annotations
+        severity == parsed.severity
+        and title == parsed.title[:300]
+        and labels == parsed.labels
+        and annotations == parsed.annotations
     )
 
 

@@ -7,7 +7,8 @@ import re
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
 
@@ -159,6 +160,11 @@ class AlertDelivery(models.Model):
 class IncidentQuerySet(models.QuerySet):
     def open(self) -> IncidentQuerySet:
         return self.exclude(status=Incident.Status.RESOLVED)
+
+    def count_by_severity(self) -> dict[str, int]:
+        """{severity: count}, by the severity people see (an override wins over the alerts')."""
+        shown = Coalesce(NullIf("severity_override", Value("")), "severity")
+        return dict(self.annotate(shown=shown).values_list("shown").annotate(n=Count("id")).order_by())
 
     def for_service(self, service: str) -> IncidentQuerySet:
         return self.filter(service=service)

@@ -24,9 +24,11 @@ from django.utils import timezone
 from opsportal.accounts.models import hash_token, new_raw_token
 from opsportal.audit import services as audit
 from opsportal.bulk import copy_rows, fast_bulk_create, fast_bulk_update
+from opsportal.portal.charts import figure_data
 from opsportal.portal.summary import AppSummary, activity_stats
 from opsportal.system.services import enqueue_on_commit
 
+from . import charts
 from .models import (
     SEVERITY_RANK,
     Alert,
@@ -63,13 +65,7 @@ DUPLICATE_WINDOW_SECONDS = 600
 
 def overview(*, with_charts: bool = False) -> AppSummary:
     """AIOps's card on the combined overview; with charts of open incidents and response times."""
-    from django.db.models import Count
-
-    from opsportal.portal.charts import figure_data
-
-    from . import charts
-
-    by_severity = dict(Incident.objects.open().values_list("severity").annotate(n=Count("id")).order_by())
+    by_severity = Incident.objects.open().count_by_severity()
     stats: list[tuple[str, object]] = [
         ("Open incidents", sum(by_severity.values())),
         ("Critical open", by_severity.get("critical", 0)),

@@ -7,7 +7,6 @@ import datetime
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Case, Count, Sum, Value, When
-from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -96,13 +95,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
         "page": _page(request, incidents),
         "query": _query_without_page(request),
         "ordering": ordering,
-        "counts": dict(
-            Incident.objects.open()
-            .annotate(shown=Coalesce(NullIf("severity_override", Value("")), "severity"))
-            .values_list("shown")
-            .annotate(n=Count("id"))
-            .order_by()
-        ),
+        "counts": Incident.objects.open().count_by_severity(),
     }
     return render_page_or_partial(request, "aiops/incident_list.html", "aiops/partials/incident_table.html", context)
 

@@ -101,6 +101,8 @@ class Alert(models.Model):
     generator_url = models.URLField(max_length=2000, blank=True)
     links = models.JSONField(default=list, blank=True)
     raw = models.JSONField(default=dict)
+    # Hash of what deduplication compares (severity, title, labels, annotations); "" = not known yet.
+    content_hash = models.CharField(max_length=32, blank=True, default="", db_default="", editable=False)
     incident = models.ForeignKey("Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     suppressed_by = models.ForeignKey(
         "Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressed_alerts"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ Actor = User | AnonymousUser | None
 
 ALERT_REFRESH_FIELDS = [
     "status", "severity", "title", "description", "labels", "annotations", "ends_at", "last_seen_at", "times_seen",
-    "links", "raw", "pending", "pending_change",
+    "links", "raw", "pending", "pending_change", "content_hash",
 ]  # fmt: skip
 INCIDENT_COUNTER_FIELDS = [
     "status", "severity", "acknowledged_at", "resolved_at", "last_alert_at", "alert_count", "firing_count", "links",
@@ -265,51 +266,35 @@ def schedule_correlation() -> None:
 
 def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, remote_addr: str | None) -> IngestResult:
     now = timezone.now()
-    recent = Delivery.objects.filter(
-        integration=integration,
-        digest=digest,
-        received_at__gte=now - datetime.timedelta(seconds=DUPLICATE_WINDOW_SECONDS),
-    )
-    if recent.exists():
-        return IngestResult(delivery=None, duplicate=True, fingerprints=[a.fingerprint for a in payload.alerts])
-    delivery = Delivery.objects.create(
-        integration=integration,
-        received_at=now,
-        digest=digest,
-        alert_count=len(payload.alerts),
-        remote_addr=remote_addr,
-        meta=payload.meta,
-    )
-    result = IngestResult(delivery=delivery)
     # Within one payload the last word on a fingerprint wins.
     latest: dict[str, ParsedAlert] = {}
     for parsed in payload.alerts:
         latest[parsed.fingerprint] = parsed
-    result.fingerprints = list(latest)
+    delivery = _create_delivery(integration, payload, digest, remote_addr, now, lock=list(latest))
+    if delivery is None:
+        return IngestResult(delivery=None, duplicate=True, fingerprints=[a.fingerprint for a in payload.alerts])
+    result = IngestResult(delivery=delivery, fingerprints=list(latest))
     if not latest:
         return result
-
-    _lock_fingerprints(integration.pk, list(latest))
-    # Plain tuples of what deduplication compares: most alerts are repeats that need no model instance.
-    firing = {
-        row[1]: row
-        for row in Alert.objects.select_for_update()
-        .filter(integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING)
-        .order_by("fingerprint")
-        .values_list("id", "fingerprint", "severity", "title", "labels", "annotations")
+    repeat_hashes = {
+        fingerprint: content_hash(parsed)
+        for fingerprint, parsed in latest.items()
+        if parsed.status == "firing" and parsed.action == "trigger"
     }
+    # The common case, a sender repeating a firing alert unchanged, is settled by one set-based
+    # UPDATE of its liveness; only the rest need a closer look.
+    firing, repeated = _touch_repeats(integration, latest, repeat_hashes, now)
     silences = (
         active_silences(now)
         if any(p.status == "firing" and p.fingerprint not in firing for p in latest.values())
         else []
     )
     new_alerts: list[Alert] = []
-    repeated: list[tuple[int, str]] = []
     changing: dict[int, ParsedAlert] = {}
     late_resolves: list[ParsedAlert] = []
     for fingerprint, parsed in latest.items():
-        row = firing.get(fingerprint)
-        if row is None:
+        alert_id = firing.get(fingerprint)
+        if alert_id is None:
             if parsed.status == "resolved":
                 late_resolves.append(parsed)
                 continue
@@ -317,14 +302,16 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
             new_alerts.append(_new_alert(integration, parsed, now, silence))
             result.created += 1
             result.suppressed += silence is not None
-        elif parsed.status == "firing" and parsed.action == "trigger" and _same_content(row, parsed):
-            # The common case: a sender repeating a firing alert. Only its liveness changes.
-            repeated.append((row[0], fingerprint))
+        elif fingerprint in repeated:
             result.updated += 1
         else:
-            changing[row[0]] = parsed
+            changing[alert_id] = parsed
 
-    changed = list(Alert.objects.filter(pk__in=list(changing)).defer("raw")) if changing else []
+    changed = (
+        list(Alert.objects.select_for_update().filter(pk__in=sorted(changing)).order_by("pk").defer("raw"))
+        if changing
+        else []
+    )
     for alert in changed:
         parsed = changing[alert.pk]
         _refresh(alert, parsed, now)
@@ -363,15 +350,11 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     new_alerts.sort(key=lambda a: a.fingerprint)
     fast_bulk_create(new_alerts)
     fast_bulk_update(changed, ALERT_REFRESH_FIELDS)
-    if repeated:
-        Alert.objects.filter(pk__in=[alert_id for alert_id, _ in repeated]).update(
-            last_seen_at=now, times_seen=F("times_seen") + 1
-        )
     record_deliveries(
         delivery,
         [(a.pk, latest[a.fingerprint].status) for a in new_alerts]
         + [(a.pk, _reported(latest[a.fingerprint])) for a in changed]
-        + [(alert_id, _reported(latest[fingerprint])) for alert_id, fingerprint in repeated],
+        + [(alert_id, _reported(latest[fingerprint])) for fingerprint, alert_id in repeated.items()],
         now,
     )
     result.pending = sum(a.pending for a in new_alerts) + sum(a.pending for a in changed)
@@ -379,6 +362,135 @@ def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, re
     if integration.last_delivery_at is None or now - integration.last_delivery_at > LAST_DELIVERY_RESOLUTION:
         Integration.objects.filter(pk=integration.pk).update(last_delivery_at=now)
     return result
+
+
+# LATERAL ... LIMIT 1 keeps the plan an index look-up per fingerprint even before the table has
+# statistics (a fresh or fast-growing table otherwise gets a hash join over every firing alert).
+_TOUCH_REPEATS_SQL = """
+WITH found AS MATERIALIZED (
+    SELECT a.id, f.fingerprint, coalesce(a.content_hash = f.content_hash, false) AS same
+    FROM unnest(%(fps)s::text[], %(hashes)s::text[]) AS f(fingerprint, content_hash)
+    CROSS JOIN LATERAL (
+        SELECT id, content_hash FROM aiops_alert
+        WHERE integration_id = %(integration)s AND fingerprint = f.fingerprint AND status = 'firing'
+        LIMIT 1
+    ) AS a
+), touched AS (
+    UPDATE aiops_alert SET last_seen_at = %(now)s, times_seen = times_seen + 1
+    WHERE id = ANY(ARRAY(SELECT id FROM found WHERE same))
+)
+SELECT id, fingerprint, same FROM found
+"""
+
+
+def _touch_repeats(
+    integration: Integration,
+    latest: dict[str, ParsedAlert],
+    repeat_hashes: dict[str, str],
+    now: datetime.datetime,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Mark unchanged re-sent firing alerts as seen again.
+
+    `repeat_hashes` maps the fingerprints that may be plain repeats to their content hash.
+    Returns (fingerprint -> id of every firing alert among `latest`, fingerprint -> id of those
+    touched as repeats). On PostgreSQL the look-up and the UPDATE are one statement.
+    """
+    if connection.vendor == "postgresql":
+        firing: dict[str, int] = {}
+        repeated: dict[str, int] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _TOUCH_REPEATS_SQL,
+                {
+                    "now": now,
+                    "integration": integration.pk,
+                    "fps": list(latest),
+                    "hashes": [repeat_hashes.get(fingerprint) for fingerprint in latest],
+                },
+            )
+            for alert_id, fingerprint, touched in cursor.fetchall():
+                firing[fingerprint] = alert_id
+                if touched:
+                    repeated[fingerprint] = alert_id
+        return firing, repeated
+    rows = Alert.objects.filter(
+        integration=integration, fingerprint__in=list(latest), status=Alert.Status.FIRING
+    ).values_list("id", "fingerprint", "content_hash")
+    firing = {fingerprint: alert_id for alert_id, fingerprint, _hash in rows}
+    repeated = {
+        fingerprint: alert_id for alert_id, fingerprint, known in rows if repeat_hashes.get(fingerprint) == known
+    }
+    if repeated:
+        Alert.objects.filter(pk__in=list(repeated.values())).update(last_seen_at=now, times_seen=F("times_seen") + 1)
+    return firing, repeated
+
+
+def _create_delivery(
+    integration: Integration,
+    payload: ParsedPayload,
+    digest: str,
+    remote_addr: str | None,
+    now: datetime.datetime,
+    *,
+    lock: list[str],
+) -> Delivery | None:
+    """The delivery row, or None when the same delivery arrived within the duplicate window.
+
+    Also takes the locks on the fingerprints in `lock` (see `_lock_keys`). On PostgreSQL
+    the locks, the check and the insert are one statement (one round trip per delivery); the next
+    statement's snapshot then sees whatever the deliveries we waited for committed.
+    """
+    since = now - datetime.timedelta(seconds=DUPLICATE_WINDOW_SECONDS)
+    delivery = Delivery(
+        integration=integration,
+        received_at=now,
+        digest=digest,
+        alert_count=len(payload.alerts),
+        remote_addr=remote_addr,
+        meta=payload.meta,
+    )
+    if connection.vendor != "postgresql":
+        # SQLite runs one writer at a time: no locks needed.
+        if Delivery.objects.filter(integration=integration, digest=digest, received_at__gte=since).exists():
+            return None
+        delivery.save(force_insert=True)
+        return delivery
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH locked AS (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k)"
+            " INSERT INTO aiops_delivery (integration_id, received_at, digest, alert_count, remote_addr, meta)"
+            " SELECT %s, %s, %s, %s, %s, %s FROM locked WHERE NOT EXISTS (SELECT 1 FROM aiops_delivery"
+            " WHERE integration_id = %s AND digest = %s AND received_at >= %s) RETURNING id",
+            [
+                _lock_keys(integration.pk, lock),
+                integration.pk,
+                now,
+                digest,
+                delivery.alert_count,
+                remote_addr,
+                json.dumps(payload.meta),
+                integration.pk,
+                digest,
+                since,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    delivery.pk = row[0]
+    delivery._state.adding = False
+    return delivery
+
+
+def content_hash(parsed: ParsedAlert) -> str:
+    """What deduplication compares: a stable hash of severity, title, labels and annotations."""
+    text = json.dumps(
+        [parsed.severity, parsed.title[:300], parsed.labels, parsed.annotations],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _new_alert(integration: Integration, parsed: ParsedAlert, now: datetime.datetime, silence: Silence | None) -> Alert:
@@ -400,6 +512,7 @@ def _new_alert(integration: Integration, parsed: ParsedAlert, now: datetime.date
         generator_url=parsed.generator_url[:2000],
         links=parsed.links,
         raw=parsed.raw,
+        content_hash=content_hash(parsed),
         suppressed_by=silence,
         pending=silence is None,
         pending_change="fired" if silence is None else "",
@@ -425,32 +538,16 @@ def record_deliveries(delivery: Delivery, statuses: list[tuple[int, str]], at: d
         )
 
 
-def _lock_fingerprints(integration_id: int, fingerprints: list[str]) -> None:
-    """Serialise concurrent deliveries that mention the same fingerprints (PostgreSQL).
+def _lock_keys(integration_id: int, fingerprints: list[str]) -> list[int]:
+    """Advisory lock keys for these fingerprints, sorted (locks taken in one order cannot deadlock).
 
-    Transaction-scoped advisory locks, taken in sorted order (no deadlock), make a
-    second delivery wait until the first has committed, so it sees the alert the
-    first one created instead of racing it on the unique index. SQLite already runs
-    one writer at a time.
+    Transaction-scoped advisory locks on the fingerprints make a second delivery that mentions
+    them wait until the first has committed, so it sees the alert the first one created instead
+    of racing it on the unique index (PostgreSQL; SQLite already runs one writer at a time).
     """
-    if connection.vendor != "postgresql":
-        return
-    keys = sorted(
+    return sorted(
         int.from_bytes(hashlib.blake2b(f"{integration_id}:{fp}".encode(), digest_size=8).digest(), "big", signed=True)
         for fp in fingerprints
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [keys])
-
-
-def _same_content(row: tuple, parsed: ParsedAlert) -> bool:
-    """Whether a stored firing alert (id, fingerprint, severity, title, labels, annotations) says what `parsed` says."""
-    _id, _fingerprint, severity, title, labels, annotations = row
-    return (
-        severity == parsed.severity
-        and title == parsed.title[:300]
-        and labels == parsed.labels
-        and annotations == parsed.annotations
     )
 
 
@@ -464,6 +561,7 @@ def _refresh(alert: Alert, parsed: ParsedAlert, now: datetime.datetime) -> None:
     alert.annotations = parsed.annotations or alert.annotations
     alert.links = parsed.links or alert.links
     alert.raw = parsed.raw
+    alert.content_hash = content_hash(parsed)
 
 
 # --- Correlation -------------------------------------------------------------------------------

@@ -285,3 +285,29 @@ def test_a_repeat_that_changes_nothing_schedules_no_work(alertmanager, django_ca
     with django_capture_on_commit_callbacks() as callbacks:
         deliver(integration, token, am_payload(am_alert(fingerprint="same"), group_key="b"))
     assert callbacks == [] and Alert.objects.get().times_seen == 2
+
+
+def test_a_repeat_with_new_annotations_updates_the_alert_then_dedups_again(alertmanager):
+    integration, token = alertmanager
+    deliver(integration, token, am_payload(am_alert(fingerprint="f1"), group_key="a"))
+    changed = am_alert(fingerprint="f1")
+    changed["annotations"]["summary"] = "Error rate above 20%"
+    deliver(integration, token, am_payload(changed, group_key="b"))
+    alert = Alert.objects.get()
+    assert alert.title == "Error rate above 20%" and alert.times_seen == 2
+    deliver(integration, token, am_payload(changed, group_key="c"))
+    alert.refresh_from_db()
+    assert alert.title == "Error rate above 20%" and alert.times_seen == 3
+
+
+def test_alerts_stored_before_content_hashes_existed_are_still_deduplicated(alertmanager):
+    """Rows from before the content hash (empty hash) take the slow path once, then the fast one."""
+    integration, token = alertmanager
+    deliver(integration, token, am_payload(am_alert(fingerprint="old"), group_key="a"))
+    Alert.objects.update(content_hash="")
+    for key in ("b", "c"):
+        response = deliver(integration, token, am_payload(am_alert(fingerprint="old"), group_key=key))
+        assert response.json()["updated"] == 1 and response.json()["created"] == 0
+    alert = Alert.objects.get()
+    assert alert.times_seen == 3 and alert.content_hash != ""
+    assert alert.delivery_history.count() == 3

@@ -50,6 +50,11 @@ BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 100},
     },
+    "mlops.sweep-webhooks": {
+        "task": "mlops.tasks.sweep_webhooks",
+        "schedule": 120.0,
+        "options": {"expires": 100},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

@@ -306,6 +306,10 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Uploaded files (model artifacts) go through Django's storage API: this folder by default; set
+# STORAGES["default"] to any django-storages backend (S3, GCS, Azure) in a settings override.
+MEDIA_ROOT = Path(env_str("OPSPORTAL_MEDIA_ROOT") or VAR_DIR / "media")
+MEDIA_URL = "/media/"
 
 # --- Security ----------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -346,6 +350,10 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsportal@localhost")
 # Bodies above this size are refused with 413 before they are parsed.
 AIOPS_MAX_BODY_BYTES = env_int("AIOPS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, AIOPS_MAX_BODY_BYTES)
+
+# --- MLOps registry ----------------------------------------------------------------------
+# Artifact uploads above this size are refused with a 400 that names the limit.
+MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_BYTES", 500 * 1024 * 1024, 1)
 
 LOGGING = {
     "version": 1,

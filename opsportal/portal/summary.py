@@ -22,6 +22,9 @@ class AppSummary:
     stats: list[tuple[str, object]] = field(default_factory=list)
     # Charts for the overview: (element id, title, Plotly figure data).
     charts: list[tuple[str, str, dict]] = field(default_factory=list)
+    # Recent items for the card: (text, url, when) tuples.
+    recent: list[tuple[str, str, object]] = field(default_factory=list)
+    recent_title: str = ""
 
 
 def activity_stats(app_label: str, days: int = 7) -> list[tuple[str, object]]:

@@ -276,6 +276,12 @@ SPECTACULAR_SETTINGS = {
         "ChannelKindEnum": "aiops.models.NotificationChannel.Kind",
         "AlertStatusEnum": "aiops.models.Alert.Status",
         "IncidentStatusEnum": "aiops.models.Incident.Status",
+        "StageEnum": "mlops.models.Stage",
+        "ModelVersionStatusEnum": "mlops.models.ModelVersion.Status",
+        "ApprovalStatusEnum": "mlops.models.ApprovalRequest.Status",
+        "ApprovalKindEnum": "mlops.models.ApprovalRequest.Kind",
+        "WebhookDeliveryStatusEnum": "mlops.models.WebhookDelivery.Status",
+        "RegistryEventEnum": "mlops.models.Webhook.Event",
     },
 }
 

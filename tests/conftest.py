@@ -127,3 +127,17 @@ def isolated_broker(tmp_path, monkeypatch):
     yield
     app._pool = None
     app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def receiver():
+    from tests.receiver import Receiver
+
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def allow_loopback(settings):
+    settings.OPSPORTAL_OUTBOUND_ALLOWLIST = ["127.0.0.1"]

@@ -16,7 +16,6 @@ import socket
 import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -26,79 +25,12 @@ from aiops.models import Incident, IncidentEvent, Notification, NotificationChan
 from opsportal.audit.models import AuditEntry
 from opsportal.encryption import decrypt
 from tests.aiops.conftest import am_alert, am_payload, deliver
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "whsec-correct-horse-battery-staple"
 CHANNELS = "/api/v1/aiops/channels/"
-
-
-class Receiver:
-    """A webhook receiver on a loopback address: records every request and answers `status`."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
-        self.status = 200
-        self.location = ""
-        self.entered = threading.Event()  # set when a request arrived
-        self.hold: threading.Event | None = None  # when set, the answer waits until this event is set
-        self._requests: list[dict] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver._lock:
-                    receiver._requests.append(
-                        {"method": self.command, "path": self.path, "headers": self.headers, "body": body}
-                    )
-                receiver.entered.set()
-                if receiver.hold is not None:
-                    receiver.hold.wait(10)
-                self.send_response(receiver.status)
-                if receiver.location:
-                    self.send_header("Location", receiver.location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_POST = do_GET = _record
-
-            def log_message(self, format, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.handle_error = lambda request, address: None  # e.g. a client refusing our certificate
-        self.url = f"http://{host}:{self.server.server_address[1]}/hooks/opsportal"
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-            self.url = f"https://localhost:{self.server.server_address[1]}/hooks/opsportal"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def requests(self) -> list[dict]:
-        with self._lock:
-            return list(self._requests)
-
-    def json(self, index: int = -1) -> dict:
-        return json.loads(self.requests[index]["body"])
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def allow_loopback(settings):
-    settings.OPSPORTAL_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
 
 
 def create_channel_via_api(api, **fields) -> dict:

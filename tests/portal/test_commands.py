@@ -26,6 +26,18 @@ def test_seed_demo_is_idempotent(capsys):
     assert Incident.objects.count() == incidents
     out = capsys.readouterr().out
     assert "0 demo users created" in out and "AIOps demo data already there" in out
+    assert "MLOps demo registry already there" in out
+
+
+def test_seed_demo_fills_a_living_registry():
+    from mlops.models import ApprovalRequest, ModelVersion, RegisteredModel, VersionEvent
+
+    call_command("seed_demo")
+    assert RegisteredModel.objects.count() == 4 and ModelVersion.objects.count() == 14
+    assert ModelVersion.objects.filter(stage="Production").count() == 4
+    assert set(ApprovalRequest.objects.values_list("status", flat=True)) == {"approved", "pending"}
+    assert RegisteredModel.objects.get(name="churn-classifier").versions.exclude(model_card="").exists()
+    assert VersionEvent.objects.filter(message__startswith="Rolled back to Production").count() == 2
 
 
 def test_ensure_admin_prints_a_random_password_the_first_time_only(settings, tmp_path, capsys, client):

@@ -8,6 +8,7 @@ DEMO_USERS = [
     ("oncall", "Olivia", "Oncall", Role.OPERATOR, "Ops engineer who triages incidents."),
     ("datasci", "Dana", "Scientist", Role.OPERATOR, "Data scientist who registers models."),
     ("reviewer", "Riley", "Reviewer", Role.VIEWER, "Product reviewer of LLM quality."),
+    ("mllead", "Morgan", "Lead", Role.ADMIN, "ML lead who approves model promotions."),
 ]
 
 
@@ -33,5 +34,16 @@ class Command(BaseCommand):
 
         oncall = User.objects.get(username="oncall")
         aiops_seeded = aiops_demo.seed(actor=oncall)
-        aiops_state = "created" if aiops_seeded else "already there"
-        self.stdout.write(f"Demo data ready ({created} demo users created; AIOps demo data {aiops_state}).")
+        from mlops import demo as mlops_demo
+
+        mlops_seeded = mlops_demo.seed(
+            scientist=User.objects.get(username="datasci"), admin=User.objects.get(username="mllead")
+        )
+
+        def state(seeded: bool) -> str:
+            return "created" if seeded else "already there"
+
+        self.stdout.write(
+            f"Demo data ready ({created} demo users created; AIOps demo data {state(aiops_seeded)}; "
+            f"MLOps demo registry {state(mlops_seeded)})."
+        )

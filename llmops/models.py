@@ -1,1 +1,346 @@
-"""LLMOps data. The app's models arrive with its first feature issue."""
+"""LLMOps: providers and their models (with prices), prompts with immutable versions and movable
+labels (with a release gate), datasets, and evaluation runs with their per-cell results.
+
+A run is a matrix: items (a snapshot of the dataset) x columns (prompt version x model, or
+"imported outputs"). Each cell's result is stored exactly once (unique per run, item and
+column), which is what lets a run resume after a worker dies.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Provider(models.Model):
+    """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM ...)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(max_length=500, help_text="e.g. https://api.openai.com/v1 or http://vllm:8000/v1")
+    api_key = models.TextField(blank=True, help_text="Encrypted at rest; never shown again.")
+    default_headers = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.FloatField(default=60.0)
+    max_concurrency = models.PositiveSmallIntegerField(default=8)
+    max_retries = models.PositiveSmallIntegerField(default=4)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key)
+
+
+class PriceEntry(models.Model):
+    """The editable price table: USD per 1M tokens for well-known model names (exact, or a prefix ending in *)."""
+
+    model_name = models.CharField(max_length=200, unique=True)
+    input_per_million = models.DecimalField(max_digits=12, decimal_places=4)
+    output_per_million = models.DecimalField(max_digits=12, decimal_places=4)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_name"]
+        verbose_name_plural = "price entries"
+
+    def __str__(self) -> str:
+        return self.model_name
+
+
+class LLMModel(models.Model):
+    """A model offered by a provider, with its prices (USD per 1M input / output tokens)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200, help_text="The model id the provider expects, e.g. gpt-4o-mini.")
+    input_per_million = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    output_per_million = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["provider__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="llmmodel_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}/{self.name}"
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
+        return (
+            (input_tokens or 0) * float(self.input_per_million) + (output_tokens or 0) * float(self.output_per_million)
+        ) / 1_000_000
+
+
+class Prompt(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    # Release gate: moving `production` needs a finished run of the version on this dataset at this pass rate.
+    gate_dataset = models.ForeignKey(
+        "Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="gated_prompts"
+    )
+    gate_min_pass_rate = models.FloatField(null=True, blank=True, help_text="0..1")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["-updated_at"], name="prompt_updated_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("llmops:prompt", args=[self.name])
+
+    @property
+    def has_gate(self) -> bool:
+        return self.gate_dataset_id is not None and self.gate_min_pass_rate is not None
+
+
+class PromptVersion(models.Model):
+    """Immutable once created: chat messages with {{variable}} placeholders and model parameters."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    messages = models.JSONField(help_text='[{"role": "system|user|assistant", "content": "... {{var}} ..."}]')
+    model = models.CharField(max_length=200, blank=True, help_text="Default model name.")
+    parameters = models.JSONField(default=dict, blank=True, help_text="temperature, max_tokens, response_format ...")
+    variables = models.JSONField(default=list, blank=True)
+    commit_message = models.CharField(max_length=500, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["prompt_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["prompt", "version"], name="promptversion_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name} v{self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("llmops:prompt-version", args=[self.prompt.name, self.version])
+
+
+class PromptLabel(models.Model):
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="labels")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["prompt", "name"], name="promptlabel_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name}@{self.name}"
+
+
+class LabelMove(models.Model):
+    """History of label moves (also in the audit log), including gate overrides."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="label_moves")
+    label = models.CharField(max_length=100)
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField(null=True, blank=True, help_text="Empty when the label was removed.")
+    gate_overridden = models.BooleanField(default=False)
+    reason = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")  # fmt: skip
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["prompt", "-at"], name="labelmove_prompt_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name}@{self.label} -> {self.to_version}"
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("llmops:dataset", args=[self.pk])
+
+
+class DatasetItem(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    input = models.JSONField(default=dict, help_text="Variables for the prompt's placeholders.")
+    expected_output = models.TextField(blank=True)
+    context = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["dataset_id", "id"]
+        indexes = [models.Index(fields=["dataset", "id"], name="datasetitem_dataset_idx")]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} of {self.dataset_id}"
+
+
+class EvalRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Kind(models.TextChoices):
+        GENERATE = "generate", "Generate and score"
+        SCORE = "score", "Score imported outputs"
+
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GENERATE)
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    scorers = models.JSONField(default=list, help_text="Scorer specs: type, config, weight, threshold, not.")
+    judge_model = models.ForeignKey(
+        LLMModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="For llm-rubric scorers.",
+    )  # fmt: skip
+    concurrency = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Default: each provider's limit.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    cost = models.FloatField(default=0.0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Lease of the worker executing the run; a stale lease means the worker died and the run is resumed.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="evalrun_status_idx"),
+            models.Index(fields=["dataset", "-created_at"], name="evalrun_dataset_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Run #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("llmops:run", args=[self.pk])
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def progress(self) -> float:
+        return self.done / self.total if self.total else (1.0 if self.finished else 0.0)
+
+    @property
+    def pass_rate(self) -> float | None:
+        scored = self.done - self.errors
+        return self.passed / scored if scored > 0 else None
+
+
+class RunColumn(models.Model):
+    """One column of the run's matrix: a prompt version with a model, or the imported outputs."""
+
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="columns")
+    position = models.PositiveSmallIntegerField()
+    prompt_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="run_columns"
+    )
+    model = models.ForeignKey(LLMModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="run_columns")
+    label = models.CharField(max_length=300)
+    # Filled when the run finishes: pass rate and mean score per scorer for this column.
+    pass_rate = models.FloatField(null=True, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="runcolumn_unique")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class RunItem(models.Model):
+    """The snapshot of a dataset item as the run used it (the dataset may change later)."""
+
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    source_item = models.ForeignKey(DatasetItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    input = models.JSONField(default=dict)
+    expected_output = models.TextField(blank=True)
+    context = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    imported_output = models.TextField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="runitem_unique")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} item {self.position}"
+
+
+class RunResult(models.Model):
+    """One cell of the matrix, stored exactly once."""
+
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    item = models.ForeignKey(RunItem, on_delete=models.CASCADE, related_name="results")
+    column = models.ForeignKey(RunColumn, on_delete=models.CASCADE, related_name="results")
+    rendered_messages = models.JSONField(default=list, blank=True)
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=50, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True)
+    passed = models.BooleanField(null=True)
+    score = models.FloatField(null=True, blank=True)
+    scores = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run_id", "item_id", "column_id"]
+        constraints = [models.UniqueConstraint(fields=["run", "item", "column"], name="runresult_once")]
+        indexes = [
+            models.Index(fields=["column", "item"], name="runresult_column_idx"),
+            models.Index(fields=["run"], condition=Q(error__gt=""), name="runresult_errors_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"result {self.pk}"

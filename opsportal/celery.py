@@ -55,6 +55,11 @@ BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 100},
     },
+    "llmops.resume-stalled-runs": {
+        "task": "llmops.tasks.resume_stalled_runs",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

@@ -357,6 +357,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsportal@localhost")
 AIOPS_MAX_BODY_BYTES = env_int("AIOPS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, AIOPS_MAX_BODY_BYTES)
 
+# --- LLMOps evaluations --------------------------------------------------------------------
+# First retry delay of a failed model call (doubling per attempt, with jitter), when the provider
+# sends no Retry-After.
+LLMOPS_RETRY_BASE_SECONDS = float(env_str("LLMOPS_RETRY_BASE_SECONDS", "1.0"))
+
 # --- MLOps registry ----------------------------------------------------------------------
 # Artifact uploads above this size are refused with a 400 that names the limit.
 MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_BYTES", 500 * 1024 * 1024, 1)

@@ -34,7 +34,11 @@ def overview(request: HttpRequest) -> HttpResponse:
         request,
         "portal/overview.html",
         {
-            "apps": [aiops.services.overview(with_charts=True), mlops.services.overview(), llmops.services.overview()],
+            "apps": [
+                aiops.services.overview(with_charts=True),
+                mlops.services.overview(with_charts=True),
+                llmops.services.overview(with_charts=True),
+            ],
             "portal_stats": portal_stats,
             "activity_chart": figure_data(activity_per_day(30)),
             "recent": AuditEntry.objects.all()[:8],

@@ -412,7 +412,7 @@ async def _generate(run: EvalRun, specs, cells, results: queue.Queue, stop: thre
 
 async def _cell(caller: Caller, specs, judge, run: EvalRun, item: RunItem, column: RunColumn) -> RunResult:
     result = RunResult(run_id=run.pk, item=item, column=column)
-    if column.prompt_version is None:  # imported outputs: nothing to generate
+    if run.kind == EvalRun.Kind.SCORE or column.prompt_version is None:  # imported outputs: nothing to generate
         output = item.imported_output or ""
         result.output = output
         result.attempts = 0

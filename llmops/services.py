@@ -418,7 +418,7 @@ def move_label(
         raise LLMOpsError("label: lower-case letters, digits, '_', '-', '.', at most 100 characters", "label")
     if version.prompt_id != prompt.pk:
         raise LLMOpsError("version: that version belongs to another prompt", "version")
-    prompt = Prompt.objects.select_for_update().select_related("gate_dataset").get(pk=prompt.pk)
+    prompt = Prompt.objects.select_for_update(of=("self",)).select_related("gate_dataset").get(pk=prompt.pk)
     current = PromptLabel.objects.filter(prompt=prompt, name=label).select_related("version").first()
     if current is not None and current.version_id == version.pk:
         return current
@@ -485,6 +485,27 @@ def create_dataset(*, name: object, actor: Actor, description: str = "") -> Data
         raise LLMOpsError(f"name: a dataset named {name!r} exists already", "name")
     dataset = Dataset.objects.create(name=name, description=description or "", created_by=_user(actor))
     audit.record(action="create", actor=actor, obj=dataset)
+    return dataset
+
+
+@transaction.atomic
+def update_dataset(*, dataset: Dataset, actor: Actor, **fields: object) -> Dataset:
+    """Rename a dataset or change its description (runs keep their own snapshot of the items)."""
+    unknown = set(fields) - {"name", "description"}
+    if unknown:
+        raise LLMOpsError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+    if "name" in fields:
+        fields["name"] = _name(fields["name"])
+        if Dataset.objects.filter(name=fields["name"]).exclude(pk=dataset.pk).exists():
+            raise LLMOpsError(f"name: a dataset named {fields['name']!r} exists already", "name")
+    if "description" in fields:
+        fields["description"] = fields["description"] or ""
+    before = audit.snapshot(dataset, fields)
+    for key, value in fields.items():
+        setattr(dataset, key, value)
+    dataset.updated_at = timezone.now()
+    dataset.save()
+    audit.record(action="update", actor=actor, obj=dataset, changes=audit.diff(before, audit.snapshot(dataset, fields)))
     return dataset
 
 
@@ -668,8 +689,13 @@ def _snapshot_items(run: EvalRun, items: list[DatasetItem]) -> None:
 def create_score_run(
     *, data: bytes, filename: str, scorers: list[dict], actor: Actor, name: str = "",
     dataset: Dataset | None = None, judge_model: LLMModel | None = None,
+    prompt_version: PromptVersion | None = None,
 ) -> tuple[EvalRun | None, importers.ImportResult]:  # fmt: skip
-    """Score outputs that were recorded elsewhere (CSV/JSONL with `output` per row); nothing is generated."""
+    """Score outputs that were recorded elsewhere (CSV/JSONL with `output` per row); nothing is generated.
+
+    `prompt_version` says which version produced the outputs (e.g. recorded production answers), so
+    the run counts for that version's comparisons and release gate like a generated run.
+    """
     scorers = _clean_scorers(scorers)
     if _uses_judge(scorers) and judge_model is None:
         raise LLMOpsError("judge_model: llm-rubric scorers need a judge model", "judge_model")
@@ -685,7 +711,12 @@ def create_score_run(
         total=len(result.rows),
         created_by=_user(actor),
     )
-    RunColumn.objects.create(run=run, position=0, label=name or "imported outputs")
+    RunColumn.objects.create(
+        run=run,
+        position=0,
+        prompt_version=prompt_version,
+        label=f"{prompt_version} (imported outputs)" if prompt_version else (name or "imported outputs"),
+    )
     RunItem.objects.bulk_create(
         [
             RunItem(
@@ -724,6 +755,27 @@ def cancel_run(*, run: EvalRun, actor: Actor) -> EvalRun:
     run.save(update_fields=["cancel_requested", "status", "finished_at"])
     audit.record(action="cancel", actor=actor, obj=run)
     return run
+
+
+def rescore_run(*, run: EvalRun, actor: Actor, scorers: list[dict] | None = None) -> int:
+    """Score a finished run's stored outputs again, with new scorers or its own (cheap scorers only)."""
+    from . import engine
+
+    if not run.finished:
+        raise LLMOpsError(f"status: run #{run.pk} is {run.status}; re-score it once it has finished", "status")
+    cleaned = _clean_scorers(scorers) if scorers is not None else None
+    if _uses_judge(cleaned if cleaned is not None else run.scorers):
+        raise LLMOpsError("scorers: llm-rubric asks a model; re-scoring runs cheap scorers only", "scorers")
+    previous = run.scorers
+    changed = engine.rescore(run, cleaned)
+    audit.record(
+        action="rescore",
+        actor=actor,
+        obj=run,
+        changes={"scorers": [previous, cleaned]} if cleaned is not None and cleaned != previous else None,
+        message=f"{changed} results re-scored",
+    )
+    return changed
 
 
 def summarise(run: EvalRun) -> dict:

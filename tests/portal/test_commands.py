@@ -26,7 +26,7 @@ def test_seed_demo_is_idempotent(capsys):
     assert Incident.objects.count() == incidents
     out = capsys.readouterr().out
     assert "0 demo users created" in out and "AIOps demo data already there" in out
-    assert "MLOps demo registry already there" in out
+    assert "MLOps demo registry already there" in out and "LLMOps demo data already there" in out
 
 
 def test_seed_demo_fills_a_living_registry():
@@ -71,3 +71,16 @@ def test_createsuperuser_noinput_works(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "root@example.com")
     call_command("createsuperuser", "--noinput")
     assert role_of(User.objects.get(username="root")) == Role.ADMIN
+
+
+def test_seed_demo_has_prompts_runs_and_a_regression_to_compare():
+    from llmops.models import EvalRun, Prompt, RunResult
+
+    call_command("seed_demo")
+    prompt = Prompt.objects.get(name="support-answer")
+    assert dict(prompt.labels.values_list("name", "version__version")) == {"production": 1, "staging": 2}
+    runs = list(EvalRun.objects.order_by("id"))
+    assert [r.status for r in runs] == ["completed", "completed"] and all(r.done == r.total == 8 for r in runs)
+    assert runs[0].pass_rate == 1.0 and runs[1].pass_rate < 0.8
+    regressions = RunResult.objects.filter(run=runs[1], passed=False).values_list("item__position", flat=True)
+    assert sorted(regressions) == [2, 4, 6]

@@ -9,6 +9,7 @@ DEMO_USERS = [
     ("datasci", "Dana", "Scientist", Role.OPERATOR, "Data scientist who registers models."),
     ("reviewer", "Riley", "Reviewer", Role.VIEWER, "Product reviewer of LLM quality."),
     ("mllead", "Morgan", "Lead", Role.ADMIN, "ML lead who approves model promotions."),
+    ("promptdev", "Priya", "Product", Role.OPERATOR, "Product engineer who writes and evaluates prompts."),
 ]
 
 
@@ -40,10 +41,16 @@ class Command(BaseCommand):
             scientist=User.objects.get(username="datasci"), admin=User.objects.get(username="mllead")
         )
 
+        from llmops import demo as llmops_demo
+
+        llmops_seeded = llmops_demo.seed(
+            author=User.objects.get(username="promptdev"), admin=User.objects.get(username="mllead")
+        )
+
         def state(seeded: bool) -> str:
             return "created" if seeded else "already there"
 
         self.stdout.write(
             f"Demo data ready ({created} demo users created; AIOps demo data {state(aiops_seeded)}; "
-            f"MLOps demo registry {state(mlops_seeded)})."
+            f"MLOps demo registry {state(mlops_seeded)}; LLMOps demo data {state(llmops_seeded)})."
         )

@@ -1,1 +1,105 @@
-"""Admin registrations for LLMOps models (every model gets one)."""
+"""Admin registrations for LLMOps. Providers' API keys are encrypted and never shown; set them in the portal."""
+
+from django.contrib import admin
+
+from .models import (
+    Dataset,
+    DatasetItem,
+    EvalRun,
+    LabelMove,
+    LLMModel,
+    PriceEntry,
+    Prompt,
+    PromptLabel,
+    PromptVersion,
+    Provider,
+    RunColumn,
+    RunItem,
+    RunResult,
+)
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "base_url", "max_concurrency", "enabled"]
+    exclude = ["api_key"]
+
+
+@admin.register(LLMModel)
+class LLMModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "provider", "input_per_million", "output_per_million"]
+    list_filter = ["provider"]
+
+
+@admin.register(PriceEntry)
+class PriceEntryAdmin(admin.ModelAdmin):
+    list_display = ["model_name", "input_per_million", "output_per_million", "updated_at"]
+    search_fields = ["model_name"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["name", "gate_dataset", "gate_min_pass_rate", "updated_at"]
+    search_fields = ["name"]
+
+
+@admin.register(PromptVersion)
+class PromptVersionAdmin(admin.ModelAdmin):
+    list_display = ["prompt", "version", "model", "commit_message", "created_at"]
+    raw_id_fields = ["prompt", "author"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # versions are immutable
+
+
+@admin.register(PromptLabel)
+class PromptLabelAdmin(admin.ModelAdmin):
+    list_display = ["prompt", "name", "version", "updated_at"]
+    raw_id_fields = ["prompt", "version"]
+
+
+@admin.register(LabelMove)
+class LabelMoveAdmin(admin.ModelAdmin):
+    list_display = ["at", "prompt", "label", "from_version", "to_version", "gate_overridden", "actor"]
+    raw_id_fields = ["prompt", "actor"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at", "updated_at"]
+    search_fields = ["name"]
+
+
+@admin.register(DatasetItem)
+class DatasetItemAdmin(admin.ModelAdmin):
+    list_display = ["id", "dataset", "expected_output", "updated_at"]
+    raw_id_fields = ["dataset"]
+
+
+@admin.register(EvalRun)
+class EvalRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "kind", "status", "done", "total", "passed", "errors", "cost", "created_at"]
+    list_filter = ["status", "kind"]
+    raw_id_fields = ["dataset", "judge_model", "created_by"]
+
+
+@admin.register(RunColumn)
+class RunColumnAdmin(admin.ModelAdmin):
+    list_display = ["run", "position", "label", "pass_rate"]
+    raw_id_fields = ["run", "prompt_version", "model"]
+
+
+@admin.register(RunItem)
+class RunItemAdmin(admin.ModelAdmin):
+    list_display = ["run", "position", "source_item"]
+    raw_id_fields = ["run", "source_item"]
+
+
+@admin.register(RunResult)
+class RunResultAdmin(admin.ModelAdmin):
+    list_display = ["id", "run", "item", "column", "passed", "score", "latency_ms", "cost", "error"]
+    list_filter = ["passed"]
+    raw_id_fields = ["run", "item", "column"]

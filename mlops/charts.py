@@ -28,16 +28,28 @@ def versions_by_stage() -> go.Figure:
 
 
 def compare_metrics(versions: list[ModelVersion]) -> go.Figure:
-    """Grouped bars: one group per metric, one bar per version (metrics on very different scales get their own
-    normalised view in the table; the chart shows raw values)."""
+    """One small bar chart per metric (each with its own axis, so AUC 0.8 and latency 12 ms both read well),
+    one bar per version."""
+    from plotly.subplots import make_subplots
+
     keys = sorted({key for v in versions for key in v.metrics})
-    fig = go.Figure()
-    for version in versions:
+    per_row = min(len(keys), 4) or 1
+    rows = max(1, -(-len(keys) // per_row))
+    fig = make_subplots(rows=rows, cols=per_row, subplot_titles=keys or ["no metrics"], horizontal_spacing=0.08,
+                        vertical_spacing=0.25 / rows)  # fmt: skip
+    palette = ["#0a58ca", "#198754", "#e0a800", "#6f42c1", "#dc6b2f", "#20c997", "#6c757d", "#d63384"]
+    for index, key in enumerate(keys):
+        row, col = index // per_row + 1, index % per_row + 1
         fig.add_bar(
-            name=f"v{version.version}",
-            x=keys,
-            y=[version.metrics.get(key) for key in keys],
-            hovertemplate=f"v{version.version} %{{x}}: %{{y}}<extra></extra>",
+            x=[f"v{v.version}" for v in versions],
+            y=[v.metrics.get(key) for v in versions],
+            marker_color=[palette[i % len(palette)] for i in range(len(versions))],
+            hovertemplate=f"{key} %{{x}}: %{{y}}<extra></extra>",
+            showlegend=False,
+            row=row,
+            col=col,
         )
-    fig.update_layout(base_layout(height=320), barmode="group", hovermode="closest", legend={"orientation": "h"})
+    layout = base_layout(height=230 * rows + 40)
+    layout["margin"] = {"l": 40, "r": 16, "t": 40, "b": 30}
+    fig.update_layout(layout, hovermode="closest")
     return fig

@@ -145,7 +145,7 @@ def validate_name(name: object, field: str = "name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidValue(f"Missing value for required parameter '{field}'.", field)
     name = name.strip()
-    if not NAME_RE.match(name):
+    if not NAME_RE.match(name) or set(name) == {"."}:
         raise InvalidValue(
             f"Invalid value {name!r} for parameter '{field}': at most 256 characters, no '/' or control characters.",
             field,
@@ -177,6 +177,14 @@ def validate_alias(alias: object) -> str:
     if RESERVED_ALIAS_RE.match(alias):
         raise InvalidValue(f"Invalid alias {alias!r}: 'latest' and v<number> are reserved.", "alias")
     return alias
+
+
+def _alias_list(aliases: object) -> list[str]:
+    if aliases is None:
+        return []
+    if isinstance(aliases, str) or not isinstance(aliases, list | tuple):
+        raise InvalidValue('protected_aliases: give a list of alias names, e.g. ["champion"].', "protected_aliases")
+    return [validate_alias(a) for a in aliases]
 
 
 def _validate_numbers(values: object, field: str) -> dict[str, float]:
@@ -285,7 +293,7 @@ def create_model(
     archive_on_promotion: bool = True,
 ) -> RegisteredModel:
     name = validate_name(name)
-    aliases = [validate_alias(a) for a in protected_aliases]
+    aliases = _alias_list(protected_aliases)
     checked_tags = [validate_tag(k, v) for k, v in (tags or {}).items()]
     if RegisteredModel.objects.filter(name=name).exists():
         raise AlreadyExists(f"Registered Model (name={name}) already exists.", "name")
@@ -330,7 +338,7 @@ def update_model(*, model: RegisteredModel, actor: Actor, **fields: object) -> R
     if unknown:
         raise InvalidValue(f"Unknown field(s): {', '.join(sorted(unknown))}.", sorted(unknown)[0])
     if "protected_aliases" in fields:
-        fields["protected_aliases"] = [validate_alias(a) for a in (fields["protected_aliases"] or [])]
+        fields["protected_aliases"] = _alias_list(fields["protected_aliases"])
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     before = audit.snapshot(model, fields)
     for key, value in fields.items():
@@ -575,16 +583,17 @@ def transition_stage(
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_related("model").get(pk=version.pk)
     archive = model.archive_on_promotion if archive_existing is None else bool(archive_existing)
-    if needs_approval(model, stage=target):
-        return TransitionResult(version, request=_request_approval(version, actor, stage=target, archive=archive,
-                                                                   reason=reason))  # fmt: skip
-    archived = _apply_stage(version, target, archive, actor)
+    # Admins are the approvers: their own changes apply at once (and say so in the history).
+    if needs_approval(model, stage=target) and not has_role(actor, Role.ADMIN):
+        request = _request_approval(version, actor, stage=target, archive=archive, reason=reason)
+        return TransitionResult(version, request=request)
+    archived = _apply_stage(version, target, archive, actor, by_approver=needs_approval(model, stage=target))
     return TransitionResult(version, archived=archived)
 
 
 def _apply_stage(
     version: ModelVersion, target: str, archive: bool, actor: Actor, *, via: ApprovalRequest | None = None,
-    rollback: bool = False,
+    rollback: bool = False, by_approver: bool = False,
 ) -> list[int]:  # fmt: skip
     """Set the stage; with `archive`, the other versions in that stage move to Archived.
 
@@ -618,12 +627,13 @@ def _apply_stage(
                 from_stage=old,
                 to_stage=Stage.ARCHIVED.value,
             )
-    if previous != target or not archived:
+    if previous != target:
         version.stage = target
         version.updated_at = now
         version.save(update_fields=["stage", "updated_at"])
         what = "Rolled back to" if rollback else "Moved to"
-        how = f" (approval request #{via.pk} approved)" if via else ""
+        how = f" (approval request #{via.pk} approved)" if via else (" (by an admin, who approves)" if by_approver
+                                                                   else "")  # fmt: skip
         _event(
             version.model,
             VersionEvent.Kind.STAGE_CHANGED,
@@ -695,6 +705,8 @@ def request_promotion(
         target = Stage.parse(stage)
     except ValueError as exc:
         raise InvalidValue(str(exc), "stage") from None
+    if version.stage == target:
+        raise InvalidValue(f"Version {version.version} is already in {target}.", "stage")
     return _request_approval(version, actor, stage=target, archive=archive, reason=reason)
 
 
@@ -852,7 +864,7 @@ def set_alias(*, model: RegisteredModel, alias: object, version: ModelVersion, a
     current = ModelAlias.objects.filter(model=model, alias=alias).values_list("version_id", flat=True).first()
     if current == version.pk:
         return TransitionResult(version)
-    if needs_approval(model, alias=alias):
+    if needs_approval(model, alias=alias) and not has_role(actor, Role.ADMIN):
         return TransitionResult(version, request=_request_approval(version, actor, alias=alias))
     _apply_alias(version, alias, actor)
     return TransitionResult(version)

@@ -4,9 +4,22 @@ from . import views
 
 app_name = "mlops"
 
+# Model names may hold dots, dashes and spaces but never '/', so `<path:name>` ends at the first literal
+# segment below; the more specific routes come first.
 urlpatterns = [
     path("", views.index, name="index"),
-    path("models/<path:name>/versions/<int:version>/", views.version_detail, name="version"),
-    path("models/<path:name>/", views.model_detail, name="model"),
     path("approvals/", views.approvals, name="approvals"),
+    path("approvals/<int:pk>/<slug:action>/", views.approval_action, name="approval_action"),
+    path("webhooks/", views.webhook_list, name="webhooks"),
+    path("webhooks/<int:pk>/<slug:action>/", views.webhook_action, name="webhook_action"),
+    path(
+        "models/<path:name>/versions/<int:version>/artifacts/<int:pk>/download/",
+        views.artifact_download,
+        name="artifact_download",
+    ),
+    path("models/<path:name>/versions/<int:version>/", views.version_detail, name="version"),
+    path("models/<path:name>/versions/<int:version>/<slug:action>/", views.version_action, name="version_action"),
+    path("models/<path:name>/compare/", views.compare, name="compare"),
+    path("models/<path:name>/actions/<slug:action>/", views.model_action, name="model_action"),
+    path("models/<path:name>/", views.model_detail, name="model"),
 ]

@@ -36,6 +36,18 @@ class AuditEntry(models.Model):
         LOGIN_FAILED = "login_failed", "Login failed"
         TOKEN_CREATED = "token_created", "API token created"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
+        TRANSITION = "transition", "Stage changed"
+        REQUEST_APPROVAL = "request_approval", "Approval requested"
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+        CANCEL = "cancel", "Cancelled"
+        SET_ALIAS = "set_alias", "Alias set"
+        DELETE_ALIAS = "delete_alias", "Alias removed"
+        UPLOAD = "upload", "Uploaded"
+        MOVE_LABEL = "move_label", "Label moved"
+        OVERRIDE_GATE = "override_gate", "Release gate overridden"
+        IMPORT = "import", "Imported"
+        RESCORE = "rescore", "Re-scored"
 
     at = models.DateTimeField(default=timezone.now, editable=False)
     # No database constraint and no cascade: deleting a user must not rewrite history.

@@ -62,7 +62,7 @@ def test_anonymous_requests_are_refused(client, path):
         if path in PUBLIC:
             assert response.status_code in (200, 302, 405), f"{method} {path}"
             continue
-        if path.startswith(("/api/", "/metrics")):
+        if path.startswith(("/api/", "/metrics", "/mlflow/")):
             assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
         else:
             assert response.status_code in (301, 302), f"{method} {path} answered {response.status_code}"

@@ -29,7 +29,8 @@ def cost_per_day(rows) -> go.Figure:
         go.Bar(x=[day.isoformat() for day, _ in rows], y=[round(total, 4) for _, total in rows],
                marker_color="#0a58ca", hovertemplate="%{x}: $%{y}<extra></extra>")
     )  # fmt: skip
-    fig.update_layout(base_layout(height=240), yaxis={"title": "USD", "rangemode": "tozero"}, hovermode="closest")
+    fig.update_layout(base_layout(height=240), yaxis={"title": "USD", "rangemode": "tozero"}, hovermode="closest",
+                      xaxis={"type": "date", "tickformat": "%b %d", "dtick": 86400000})  # fmt: skip
     return fig
 
 

@@ -138,6 +138,10 @@ def update_provider(*, provider: Provider, actor: Actor, api_key: str | None = N
         fields["default_headers"] = _clean_headers(fields["default_headers"])
     if "base_url" in fields:
         fields["base_url"] = str(fields["base_url"]).rstrip("/")
+    if "name" in fields and Provider.objects.filter(name=fields["name"]).exclude(pk=provider.pk).exists():
+        raise LLMOpsError(f"name: a provider named {fields['name']!r} exists already", "name")
+    if "max_concurrency" in fields and not 1 <= int(fields["max_concurrency"]) <= 256:
+        raise LLMOpsError("max_concurrency: between 1 and 256", "max_concurrency")
     before = audit.snapshot(provider, fields)
     for key, value in fields.items():
         setattr(provider, key, value)
@@ -511,6 +515,11 @@ def update_dataset(*, dataset: Dataset, actor: Actor, **fields: object) -> Datas
 
 @transaction.atomic
 def delete_dataset(*, dataset: Dataset, actor: Actor) -> None:
+    gated = list(dataset.gated_prompts.values_list("name", flat=True))
+    if gated:
+        raise LLMOpsError(
+            f"dataset: it is the release gate of {', '.join(sorted(gated))}; change their gate first", "dataset"
+        )
     audit.record(action="delete", actor=actor, obj=dataset, message=f"{dataset.items.count()} items")
     dataset.delete()
 

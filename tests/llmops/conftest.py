@@ -21,6 +21,16 @@ def fake_llm():
 
 
 @pytest.fixture(autouse=True)
+def _price_table(db):
+    """The built-in price table comes from a data migration; transactional tests elsewhere empty it."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("llmops.migrations.0002_price_table").add_prices(apps, None)
+
+
+@pytest.fixture(autouse=True)
 def _quick_retries(settings):
     settings.LLMOPS_RETRY_BASE_SECONDS = 0.05
 

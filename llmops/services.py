@@ -136,6 +136,8 @@ def update_provider(*, provider: Provider, actor: Actor, api_key: str | None = N
         raise LLMOpsError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
     if "default_headers" in fields:
         fields["default_headers"] = _clean_headers(fields["default_headers"])
+    if "name" in fields and Provider.objects.filter(name=fields["name"]).exclude(pk=provider.pk).exists():
+        raise LLMOpsError(f"name: a provider named {fields['name']!r} exists already", "name")
     if "base_url" in fields:
         fields["base_url"] = str(fields["base_url"]).rstrip("/")
     if "name" in fields and Provider.objects.filter(name=fields["name"]).exclude(pk=provider.pk).exists():

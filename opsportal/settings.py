@@ -361,6 +361,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, AIOPS_MAX_BODY_BYTES)
 # First retry delay of a failed model call (doubling per attempt, with jitter), when the provider
 # sends no Retry-After.
 LLMOPS_RETRY_BASE_SECONDS = float(env_str("LLMOPS_RETRY_BASE_SECONDS", "1.0"))
+# A run's worker renews its lease while it works; one silent this long is taken for dead and the run resumed.
+LLMOPS_LEASE_SECONDS = env_int("LLMOPS_LEASE_SECONDS", 60, 5)
 
 # --- MLOps registry ----------------------------------------------------------------------
 # Artifact uploads above this size are refused with a 400 that names the limit.
@@ -376,5 +378,8 @@ LOGGING = {
         # Django's own handlers would print each record a second time through the root logger.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        # The openai SDK's HTTP client logs every request at INFO: one line per model call of a run.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }

@@ -3,8 +3,31 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
+from . import views
+
 app_name = "llmops"
 
 router = SimpleRouter(trailing_slash=True)
+router.register("providers", views.ProviderViewSet, basename="provider")
+router.register("models", views.LLMModelViewSet, basename="model")
+router.register("prices", views.PriceEntryViewSet, basename="price")
+# Prompt names may contain "/", so the prompt's own routes match greedily: what is nested under a prompt
+# is registered first.
+_prompt = f"prompts/(?P<prompt_name>{views.PROMPT_NAME})"
+router.register(f"{_prompt}/versions", views.PromptVersionViewSet, basename="prompt-version")
+router.register(f"{_prompt}/labels", views.PromptLabelViewSet, basename="prompt-label")
+router.register(f"{_prompt}/label-moves", views.LabelMoveViewSet, basename="prompt-label-move")
+router.register("prompts", views.PromptViewSet, basename="prompt")
+router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register(r"datasets/(?P<dataset_pk>[^/]+)/items", views.DatasetItemViewSet, basename="dataset-item")
+router.register("runs", views.EvalRunViewSet, basename="run")
+router.register(r"runs/(?P<run_pk>[0-9]+)/results", views.RunResultViewSet, basename="run-result")
 
-urlpatterns = [path("", AppApiRoot.as_view(router=router, app_namespace="api:llmops"), name="root"), *router.urls]
+# The API root lists only the top-level collections (the nested ones need a parent in their URL).
+_top_level = SimpleRouter(trailing_slash=True)
+_top_level.registry = [entry for entry in router.registry if "(?P<" not in entry[0]]
+
+urlpatterns = [
+    path("", AppApiRoot.as_view(router=_top_level, app_namespace="api:llmops"), name="root"),
+    *router.urls,
+]

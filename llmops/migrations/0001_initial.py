@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,289 +15,486 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='LLMModel',
+            name="LLMModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='The model id the provider expects, e.g. gpt-4o-mini.', max_length=200)),
-                ('input_per_million', models.DecimalField(decimal_places=4, default=0, max_digits=12)),
-                ('output_per_million', models.DecimalField(decimal_places=4, default=0, max_digits=12)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(help_text="The model id the provider expects, e.g. gpt-4o-mini.", max_length=200),
+                ),
+                ("input_per_million", models.DecimalField(decimal_places=4, default=0, max_digits=12)),
+                ("output_per_million", models.DecimalField(decimal_places=4, default=0, max_digits=12)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['provider__name', 'name'],
+                "ordering": ["provider__name", "name"],
             },
         ),
         migrations.CreateModel(
-            name='PriceEntry',
+            name="PriceEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_name', models.CharField(max_length=200, unique=True)),
-                ('input_per_million', models.DecimalField(decimal_places=4, max_digits=12)),
-                ('output_per_million', models.DecimalField(decimal_places=4, max_digits=12)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("model_name", models.CharField(max_length=200, unique=True)),
+                ("input_per_million", models.DecimalField(decimal_places=4, max_digits=12)),
+                ("output_per_million", models.DecimalField(decimal_places=4, max_digits=12)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name_plural': 'price entries',
-                'ordering': ['model_name'],
+                "verbose_name_plural": "price entries",
+                "ordering": ["model_name"],
             },
         ),
         migrations.CreateModel(
-            name='Provider',
+            name="Provider",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('base_url', models.URLField(help_text='e.g. https://api.openai.com/v1 or http://vllm:8000/v1', max_length=500)),
-                ('api_key', models.TextField(blank=True, help_text='Encrypted at rest; never shown again.')),
-                ('default_headers', models.JSONField(blank=True, default=dict)),
-                ('timeout_seconds', models.FloatField(default=60.0)),
-                ('max_concurrency', models.PositiveSmallIntegerField(default=8)),
-                ('max_retries', models.PositiveSmallIntegerField(default=4)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "base_url",
+                    models.URLField(help_text="e.g. https://api.openai.com/v1 or http://vllm:8000/v1", max_length=500),
+                ),
+                ("api_key", models.TextField(blank=True, help_text="Encrypted at rest; never shown again.")),
+                ("default_headers", models.JSONField(blank=True, default=dict)),
+                ("timeout_seconds", models.FloatField(default=60.0)),
+                ("max_concurrency", models.PositiveSmallIntegerField(default=8)),
+                ("max_retries", models.PositiveSmallIntegerField(default=4)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetItem',
+            name="DatasetItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('input', models.JSONField(default=dict, help_text="Variables for the prompt's placeholders.")),
-                ('expected_output', models.TextField(blank=True)),
-                ('context', models.TextField(blank=True)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='llmops.dataset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("input", models.JSONField(default=dict, help_text="Variables for the prompt's placeholders.")),
+                ("expected_output", models.TextField(blank=True)),
+                ("context", models.TextField(blank=True)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="llmops.dataset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['dataset_id', 'id'],
+                "ordering": ["dataset_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='EvalRun',
+            name="EvalRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('kind', models.CharField(choices=[('generate', 'Generate and score'), ('score', 'Score imported outputs')], default='generate', max_length=10)),
-                ('scorers', models.JSONField(default=list, help_text='Scorer specs: type, config, weight, threshold, not.')),
-                ('concurrency', models.PositiveSmallIntegerField(blank=True, help_text="Default: each provider's limit.", null=True)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=10)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('done', models.PositiveIntegerField(default=0)),
-                ('errors', models.PositiveIntegerField(default=0)),
-                ('passed', models.PositiveIntegerField(default=0)),
-                ('cost', models.FloatField(default=0.0)),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='llmops.dataset')),
-                ('judge_model', models.ForeignKey(blank=True, help_text='For llm-rubric scorers.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='llmops.llmmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("generate", "Generate and score"), ("score", "Score imported outputs")],
+                        default="generate",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "scorers",
+                    models.JSONField(default=list, help_text="Scorer specs: type, config, weight, threshold, not."),
+                ),
+                (
+                    "concurrency",
+                    models.PositiveSmallIntegerField(
+                        blank=True, help_text="Default: each provider's limit.", null=True
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("done", models.PositiveIntegerField(default=0)),
+                ("errors", models.PositiveIntegerField(default=0)),
+                ("passed", models.PositiveIntegerField(default=0)),
+                ("cost", models.FloatField(default=0.0)),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs",
+                        to="llmops.dataset",
+                    ),
+                ),
+                (
+                    "judge_model",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For llm-rubric scorers.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="llmops.llmmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Prompt',
+            name="Prompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('gate_min_pass_rate', models.FloatField(blank=True, help_text='0..1', null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('gate_dataset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='gated_prompts', to='llmops.dataset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("gate_min_pass_rate", models.FloatField(blank=True, help_text="0..1", null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "gate_dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="gated_prompts",
+                        to="llmops.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='LabelMove',
+            name="LabelMove",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=100)),
-                ('from_version', models.PositiveIntegerField(blank=True, null=True)),
-                ('to_version', models.PositiveIntegerField(blank=True, help_text='Empty when the label was removed.', null=True)),
-                ('gate_overridden', models.BooleanField(default=False)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='label_moves', to='llmops.prompt')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=100)),
+                ("from_version", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "to_version",
+                    models.PositiveIntegerField(blank=True, help_text="Empty when the label was removed.", null=True),
+                ),
+                ("gate_overridden", models.BooleanField(default=False)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="label_moves", to="llmops.prompt"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='PromptVersion',
+            name="PromptVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('messages', models.JSONField(help_text='[{"role": "system|user|assistant", "content": "... {{var}} ..."}]')),
-                ('model', models.CharField(blank=True, help_text='Default model name.', max_length=200)),
-                ('parameters', models.JSONField(blank=True, default=dict, help_text='temperature, max_tokens, response_format ...')),
-                ('variables', models.JSONField(blank=True, default=list)),
-                ('commit_message', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='llmops.prompt')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField()),
+                (
+                    "messages",
+                    models.JSONField(help_text='[{"role": "system|user|assistant", "content": "... {{var}} ..."}]'),
+                ),
+                ("model", models.CharField(blank=True, help_text="Default model name.", max_length=200)),
+                (
+                    "parameters",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="temperature, max_tokens, response_format ..."
+                    ),
+                ),
+                ("variables", models.JSONField(blank=True, default=list)),
+                ("commit_message", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="llmops.prompt"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['prompt_id', '-version'],
+                "ordering": ["prompt_id", "-version"],
             },
         ),
         migrations.CreateModel(
-            name='PromptLabel',
+            name="PromptLabel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labels', to='llmops.prompt')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labels', to='llmops.promptversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="labels", to="llmops.prompt"
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="labels", to="llmops.promptversion"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='llmmodel',
-            name='provider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='models', to='llmops.provider'),
+            model_name="llmmodel",
+            name="provider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="models", to="llmops.provider"
+            ),
         ),
         migrations.CreateModel(
-            name='RunColumn',
+            name="RunColumn",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('label', models.CharField(max_length=300)),
-                ('pass_rate', models.FloatField(blank=True, null=True)),
-                ('stats', models.JSONField(blank=True, default=dict)),
-                ('model', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='run_columns', to='llmops.llmmodel')),
-                ('prompt_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='run_columns', to='llmops.promptversion')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='columns', to='llmops.evalrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveSmallIntegerField()),
+                ("label", models.CharField(max_length=300)),
+                ("pass_rate", models.FloatField(blank=True, null=True)),
+                ("stats", models.JSONField(blank=True, default=dict)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="run_columns",
+                        to="llmops.llmmodel",
+                    ),
+                ),
+                (
+                    "prompt_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="run_columns",
+                        to="llmops.promptversion",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="columns", to="llmops.evalrun"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run_id', 'position'],
+                "ordering": ["run_id", "position"],
             },
         ),
         migrations.CreateModel(
-            name='RunItem',
+            name="RunItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('input', models.JSONField(default=dict)),
-                ('expected_output', models.TextField(blank=True)),
-                ('context', models.TextField(blank=True)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('imported_output', models.TextField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='llmops.evalrun')),
-                ('source_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='llmops.datasetitem')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveIntegerField()),
+                ("input", models.JSONField(default=dict)),
+                ("expected_output", models.TextField(blank=True)),
+                ("context", models.TextField(blank=True)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("imported_output", models.TextField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="llmops.evalrun"
+                    ),
+                ),
+                (
+                    "source_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="llmops.datasetitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run_id', 'position'],
+                "ordering": ["run_id", "position"],
             },
         ),
         migrations.CreateModel(
-            name='RunResult',
+            name="RunResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rendered_messages', models.JSONField(blank=True, default=list)),
-                ('output', models.TextField(blank=True)),
-                ('finish_reason', models.CharField(blank=True, max_length=50)),
-                ('latency_ms', models.FloatField(blank=True, null=True)),
-                ('input_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('output_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('cost', models.FloatField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=1)),
-                ('error', models.TextField(blank=True)),
-                ('passed', models.BooleanField(null=True)),
-                ('score', models.FloatField(blank=True, null=True)),
-                ('scores', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('column', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='llmops.runcolumn')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='llmops.runitem')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='llmops.evalrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rendered_messages", models.JSONField(blank=True, default=list)),
+                ("output", models.TextField(blank=True)),
+                ("finish_reason", models.CharField(blank=True, max_length=50)),
+                ("latency_ms", models.FloatField(blank=True, null=True)),
+                ("input_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("output_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("cost", models.FloatField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=1)),
+                ("error", models.TextField(blank=True)),
+                ("passed", models.BooleanField(null=True)),
+                ("score", models.FloatField(blank=True, null=True)),
+                ("scores", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "column",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="results", to="llmops.runcolumn"
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="results", to="llmops.runitem"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="results", to="llmops.evalrun"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run_id', 'item_id', 'column_id'],
+                "ordering": ["run_id", "item_id", "column_id"],
             },
         ),
         migrations.AddIndex(
-            model_name='datasetitem',
-            index=models.Index(fields=['dataset', 'id'], name='datasetitem_dataset_idx'),
+            model_name="datasetitem",
+            index=models.Index(fields=["dataset", "id"], name="datasetitem_dataset_idx"),
         ),
         migrations.AddIndex(
-            model_name='evalrun',
-            index=models.Index(fields=['status', '-created_at'], name='evalrun_status_idx'),
+            model_name="evalrun",
+            index=models.Index(fields=["status", "-created_at"], name="evalrun_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='evalrun',
-            index=models.Index(fields=['dataset', '-created_at'], name='evalrun_dataset_idx'),
+            model_name="evalrun",
+            index=models.Index(fields=["dataset", "-created_at"], name="evalrun_dataset_idx"),
         ),
         migrations.AddIndex(
-            model_name='prompt',
-            index=models.Index(fields=['-updated_at'], name='prompt_updated_idx'),
+            model_name="prompt",
+            index=models.Index(fields=["-updated_at"], name="prompt_updated_idx"),
         ),
         migrations.AddIndex(
-            model_name='labelmove',
-            index=models.Index(fields=['prompt', '-at'], name='labelmove_prompt_idx'),
+            model_name="labelmove",
+            index=models.Index(fields=["prompt", "-at"], name="labelmove_prompt_idx"),
         ),
         migrations.AddConstraint(
-            model_name='promptversion',
-            constraint=models.UniqueConstraint(fields=('prompt', 'version'), name='promptversion_unique'),
+            model_name="promptversion",
+            constraint=models.UniqueConstraint(fields=("prompt", "version"), name="promptversion_unique"),
         ),
         migrations.AddConstraint(
-            model_name='promptlabel',
-            constraint=models.UniqueConstraint(fields=('prompt', 'name'), name='promptlabel_unique'),
+            model_name="promptlabel",
+            constraint=models.UniqueConstraint(fields=("prompt", "name"), name="promptlabel_unique"),
         ),
         migrations.AddConstraint(
-            model_name='llmmodel',
-            constraint=models.UniqueConstraint(fields=('provider', 'name'), name='llmmodel_unique'),
+            model_name="llmmodel",
+            constraint=models.UniqueConstraint(fields=("provider", "name"), name="llmmodel_unique"),
         ),
         migrations.AddConstraint(
-            model_name='runcolumn',
-            constraint=models.UniqueConstraint(fields=('run', 'position'), name='runcolumn_unique'),
+            model_name="runcolumn",
+            constraint=models.UniqueConstraint(fields=("run", "position"), name="runcolumn_unique"),
         ),
         migrations.AddConstraint(
-            model_name='runitem',
-            constraint=models.UniqueConstraint(fields=('run', 'position'), name='runitem_unique'),
+            model_name="runitem",
+            constraint=models.UniqueConstraint(fields=("run", "position"), name="runitem_unique"),
         ),
         migrations.AddIndex(
-            model_name='runresult',
-            index=models.Index(fields=['column', 'item'], name='runresult_column_idx'),
+            model_name="runresult",
+            index=models.Index(fields=["column", "item"], name="runresult_column_idx"),
         ),
         migrations.AddIndex(
-            model_name='runresult',
-            index=models.Index(condition=models.Q(('error__gt', '')), fields=['run'], name='runresult_errors_idx'),
+            model_name="runresult",
+            index=models.Index(condition=models.Q(("error__gt", "")), fields=["run"], name="runresult_errors_idx"),
         ),
         migrations.AddConstraint(
-            model_name='runresult',
-            constraint=models.UniqueConstraint(fields=('run', 'item', 'column'), name='runresult_once'),
+            model_name="runresult",
+            constraint=models.UniqueConstraint(fields=("run", "item", "column"), name="runresult_once"),
         ),
     ]

@@ -41,6 +41,7 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
+            disable_nagle_algorithm = True  # else small answers wait ~40 ms for the client's ACK
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -66,9 +67,11 @@ class FakeOpenAI:
             def log_message(self, format, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 128
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # the listen backlog: many clients connect at once
+
+        self.server = Server((host, port), Handler)
         self.base_url = f"http://{host}:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()

@@ -14,7 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCHMARKS = ["bench.bench_portal", "bench.bench_aiops"]
+BENCHMARKS = [
+    "bench.bench_portal",
+    "bench.bench_aiops",
+    "bench.bench_mlops",
+    "bench.bench_llmops",
+    "bench.bench_llmops_scorers",
+]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -265,7 +265,10 @@ def get_version_by_alias(model: RegisteredModel | str, alias: object) -> ModelVe
 
 def latest_versions(model: RegisteredModel, stages: Iterable[str] | None = None) -> list[ModelVersion]:
     """The newest version in each stage (each of `stages`, or every stage that has one), as MLflow does."""
-    wanted = [Stage.parse(s).value for s in stages] if stages else [s.value for s in Stage]
+    try:
+        wanted = [Stage.parse(s).value for s in stages] if stages else [s.value for s in Stage]
+    except ValueError as exc:
+        raise InvalidValue(str(exc), "stages") from None
     newest = (
         ModelVersion.objects.filter(model=model, stage__in=wanted)
         .values("stage")
@@ -444,7 +447,7 @@ def create_version(
     **fields: object,
 ) -> ModelVersion:
     """A new READY version numbered after the model's highest one (the model row lock serialises numbering)."""
-    name = model if isinstance(model, str) else model.name
+    name = validate_name(model) if isinstance(model, str) else model.name
     model = RegisteredModel.objects.select_for_update().filter(name=name).first()
     if model is None:
         raise NotFound(f"Registered Model with name={name} not found")
@@ -668,6 +671,9 @@ def _request_approval(
         version=version, kind=kind, target_stage=stage, alias=alias, status=ApprovalRequest.Status.PENDING
     ).first()
     if existing is not None:
+        if kind == ApprovalRequest.Kind.STAGE and existing.archive_existing != archive:
+            existing.archive_existing = archive  # the latest ask says what approving it should do
+            existing.save(update_fields=["archive_existing"])
         return existing
     request = ApprovalRequest.objects.create(
         version=version,

@@ -35,6 +35,7 @@ urlpatterns = [
     path("aiops/", include("aiops.urls")),
     path("mlops/", include("mlops.urls")),
     path("llmops/", include("llmops.urls")),
+    path("mlflow/", include("mlops.mlflow_api.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

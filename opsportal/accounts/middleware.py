@@ -21,8 +21,13 @@ def is_api_path(path: str) -> bool:
     return path.startswith(API_PREFIXES)
 
 
-def unauthorized(message: str) -> JsonResponse:
-    response = JsonResponse({"detail": message, "code": "not_authenticated"}, status=401)
+def unauthorized(message: str, path: str = "") -> JsonResponse:
+    if path.startswith("/mlflow/"):
+        # MLflow clients read errors in MLflow's own form.
+        body = {"error_code": "UNAUTHENTICATED", "message": message}
+    else:
+        body = {"detail": message, "code": "not_authenticated"}
+    response = JsonResponse(body, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
 
@@ -42,7 +47,7 @@ class LoginRequiredMiddleware:
         try:
             token_auth = authenticate_request(request)
         except InvalidToken as exc:
-            return unauthorized(str(exc))
+            return unauthorized(str(exc), request.path)
         if token_auth is not None:
             request.user = token_auth[0]
             # Token clients do not carry a CSRF cookie; the token is the proof.
@@ -51,5 +56,5 @@ class LoginRequiredMiddleware:
         if request.user.is_authenticated:
             return None
         if is_api_path(request.path):
-            return unauthorized("Authentication required: send 'Authorization: Bearer <token>'.")
+            return unauthorized("Authentication required: send 'Authorization: Bearer <token>'.", request.path)
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)

@@ -4,15 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_append_only_trigger'),
+        ("audit", "0002_append_only_trigger"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('create', 'Created'), ('update', 'Updated'), ('delete', 'Deleted'), ('state', 'State change'), ('login', 'Logged in'), ('logout', 'Logged out'), ('login_failed', 'Login failed'), ('token_created', 'API token created'), ('token_revoked', 'API token revoked'), ('transition', 'Stage changed'), ('request_approval', 'Approval requested'), ('approve', 'Approved'), ('reject', 'Rejected'), ('cancel', 'Cancelled'), ('set_alias', 'Alias set'), ('delete_alias', 'Alias removed'), ('upload', 'Uploaded'), ('move_label', 'Label moved'), ('override_gate', 'Release gate overridden'), ('import', 'Imported'), ('rescore', 'Re-scored')], max_length=20),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("create", "Created"),
+                    ("update", "Updated"),
+                    ("delete", "Deleted"),
+                    ("state", "State change"),
+                    ("login", "Logged in"),
+                    ("logout", "Logged out"),
+                    ("login_failed", "Login failed"),
+                    ("token_created", "API token created"),
+                    ("token_revoked", "API token revoked"),
+                    ("transition", "Stage changed"),
+                    ("request_approval", "Approval requested"),
+                    ("approve", "Approved"),
+                    ("reject", "Rejected"),
+                    ("cancel", "Cancelled"),
+                    ("set_alias", "Alias set"),
+                    ("delete_alias", "Alias removed"),
+                    ("upload", "Uploaded"),
+                    ("move_label", "Label moved"),
+                    ("override_gate", "Release gate overridden"),
+                    ("import", "Imported"),
+                    ("rescore", "Re-scored"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

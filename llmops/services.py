@@ -880,14 +880,17 @@ def overview(*, with_charts: bool = False) -> AppSummary:
     if with_charts:
         from opsportal.portal.charts import figure_data
 
-        from . import charts
+        from . import charts as llmops_charts
 
-        charts_list = [
-            ("llmops-pass-rates", "Pass rate of the latest run per prompt",
-             figure_data(charts.latest_pass_rates(latest_runs_per_prompt(12)))),
-            ("llmops-cost", "Evaluation cost per day (USD)", figure_data(charts.cost_per_day(cost_per_day(30)))),
-        ]  # fmt: skip
-        charts = charts_list
+        # Empty charts say nothing: each appears once there is something to show.
+        latest = latest_runs_per_prompt(12)
+        if latest:
+            charts.append(("llmops-pass-rates", "Pass rate of the latest run per prompt",
+                           figure_data(llmops_charts.latest_pass_rates(latest))))  # fmt: skip
+        costs = cost_per_day(30)
+        if costs:
+            charts.append(("llmops-cost", "Evaluation cost per day (USD)",
+                           figure_data(llmops_charts.cost_per_day(costs))))  # fmt: skip
     return AppSummary(
         label="llmops",
         title="LLMOps",

@@ -992,7 +992,7 @@ def overview(*, with_charts: bool = False) -> AppSummary:
         *activity_stats("mlops"),
     ]
     charts = []
-    if with_charts:
+    if with_charts and counts["versions"]:
         from opsportal.portal.charts import figure_data
 
         from . import charts as mlops_charts

@@ -8,9 +8,15 @@
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       var source = document.getElementById(el.dataset.chart);
       if (!source) return;
-      var fig = JSON.parse(source.textContent);
-      Plotly.react(el, fig.data || [], fig.layout || {}, { responsive: true, displaylogo: false });
-      el.dataset.rendered = "true";
+      try {
+        var fig = JSON.parse(source.textContent);
+        Plotly.react(el, fig.data || [], fig.layout || {}, { responsive: true, displaylogo: false });
+        el.dataset.rendered = "true";
+      } catch (error) {
+        // One broken chart must not keep the others from being drawn.
+        el.dataset.rendered = "error";
+        console.error("chart " + el.dataset.chart + ": " + error);
+      }
     });
   }
 

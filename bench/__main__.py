@@ -25,6 +25,12 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> int:
+    # `python -m bench mlops llmops` runs only the modules whose names contain one of the words.
+    wanted = sys.argv[1:]
+    modules = [m for m in BENCHMARKS if not wanted or any(word in m for word in wanted)]
+    if not modules:
+        print(f"no benchmark matches {wanted}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
     if not os.environ.get("DATABASE_URL"):
         os.environ["OPSPORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="opsportal-bench-")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
@@ -45,7 +51,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     rows = []
     try:
-        for module_name in BENCHMARKS:
+        for module_name in modules:
             module = importlib.import_module(module_name)
             for name, result in module.run():
                 result["database"] = connection.vendor

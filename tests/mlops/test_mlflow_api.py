@@ -586,3 +586,26 @@ def test_a_browser_session_reads_but_cannot_write_cross_site(operator):
     api = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {make_token(operator)}")
     response = api.post(API + "registered-models/create", body, content_type="application/json")
     assert response.status_code == 200
+
+
+def test_the_page_postgresql_builds_is_the_page_python_builds(make_model, operator, admin_user):
+    """On PostgreSQL the search page's JSON comes from one SQL statement; it must say what the Python path says."""
+    from django.db import connection
+
+    from mlops import services
+    from mlops.mlflow_api.serialize import model_rows, registered_models_json, registered_models_json_text
+    from mlops.models import RegisteredModel
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL-built page is PostgreSQL only")
+    for name in ("alpha", "beta", "gamma"):
+        model = make_model(name=name, versions=3, tags={"team": name, "tier": "1"})
+        services.transition_stage(version=model.versions.get(version=2), stage="Production", actor=operator)
+        services.set_alias(model=model, alias="champion", version=model.versions.get(version=2), actor=operator)
+        services.set_version_tag(version=model.versions.get(version=3), key="note", value="new", actor=operator)
+    make_model(name="empty", versions=0)
+    ids = list(RegisteredModel.objects.order_by("-name").values_list("id", flat=True))
+    python = registered_models_json(list(model_rows(RegisteredModel.objects.order_by("-name"))))
+    assert json.loads(registered_models_json_text(ids)) == python
+    assert [m["name"] for m in python] == ["gamma", "empty", "beta", "alpha"]
+    assert python[0]["latest_versions"][0]["aliases"] == ["champion"]

@@ -25,9 +25,15 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> int:
-    # `python -m bench mlops llmops` runs only the modules whose names contain one of the words.
+    # `python -m bench mlops llmops` runs only those modules (a word that is not a module's name: every module
+    # whose name contains it).
     wanted = sys.argv[1:]
-    modules = [m for m in BENCHMARKS if not wanted or any(word in m for word in wanted)]
+    def chosen(module: str) -> bool:
+        name = module.rsplit(".", 1)[-1].removeprefix("bench_")
+        return not wanted or any(word == name or (word in name and word not in short) for word in wanted)
+
+    short = {m.rsplit(".", 1)[-1].removeprefix("bench_") for m in BENCHMARKS}
+    modules = [m for m in BENCHMARKS if chosen(m)]
     if not modules:
         print(f"no benchmark matches {wanted}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ def main() -> int:
     # `python -m bench mlops llmops` runs only those modules (a word that is not a module's name: every module
     # whose name contains it).
     wanted = sys.argv[1:]
+
     def chosen(module: str) -> bool:
         name = module.rsplit(".", 1)[-1].removeprefix("bench_")
         return not wanted or any(word == name or (word in name and word not in short) for word in wanted)

@@ -11,7 +11,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -19,6 +18,7 @@ from opsportal.accounts.roles import Role, has_role, role_required
 from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.charts import figure_data
 from opsportal.portal.htmx import render_page_or_partial
+from opsportal.portal.requests import query_without, safe_next
 
 from . import charts, services
 from .api.filters import AlertFilter, IncidentFilter
@@ -45,12 +45,6 @@ SEVERITY_ORDER = ["critical", "error", "warning", "info"]
 
 def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
     return Paginator(queryset, size).get_page(request.GET.get("page"))
-
-
-def _query_without_page(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
 
 
 def _fail(request: HttpRequest, exc: ValueError) -> None:
@@ -93,7 +87,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filter": filterset,
         "page": _page(request, incidents),
-        "query": _query_without_page(request),
+        "query": query_without(request, "page"),
         "ordering": ordering,
         "counts": Incident.objects.open().count_by_severity(),
     }
@@ -204,10 +198,7 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, f"{changed} incident(s) {action}d.")
     # Back to the list as it was filtered, never to another site.
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=False):
-        next_url = reverse("aiops:index")
-    return redirect(next_url)
+    return redirect(safe_next(request, reverse("aiops:index")))
 
 
 # --- Alerts -----------------------------------------------------------------------------------
@@ -221,7 +212,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     else:
         # A bad filter shows its error and no alerts, as on the incident list, not every alert.
         alerts = filterset.qs if filterset.is_valid() else Alert.objects.none()
-    context = {"filter": filterset, "page": _page(request, alerts), "query": _query_without_page(request)}
+    context = {"filter": filterset, "page": _page(request, alerts), "query": query_without(request, "page")}
     return render_page_or_partial(request, "aiops/alert_list.html", "aiops/partials/alert_table.html", context)
 
 

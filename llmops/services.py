@@ -872,10 +872,11 @@ def overview(*, with_charts: bool = False) -> AppSummary:
         ("Runs in 7 days", counts["week"]),
     ]
     charts = []
+    latest = latest_runs_per_prompt(12)
     recent = [
         (f"{name}: {rate:.0%} passed" if rate is not None else f"{name}: no score", run.get_absolute_url(),
          run.finished_at or run.created_at)
-        for name, rate, run in latest_runs_per_prompt(5)
+        for name, rate, run in latest[:5]
     ]  # fmt: skip
     if with_charts:
         from opsportal.portal.charts import figure_data
@@ -883,7 +884,6 @@ def overview(*, with_charts: bool = False) -> AppSummary:
         from . import charts as llmops_charts
 
         # Empty charts say nothing: each appears once there is something to show.
-        latest = latest_runs_per_prompt(12)
         if latest:
             charts.append(("llmops-pass-rates", "Pass rate of the latest run per prompt",
                            figure_data(llmops_charts.latest_pass_rates(latest))))  # fmt: skip

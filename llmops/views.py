@@ -18,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator as ListPaginator
 from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -26,16 +25,16 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import escape, format_html
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from opsportal.accounts.roles import Role, has_role, role_required
+from opsportal.accounts.roles import Role, has_role, require_role, role_required
 from opsportal.audit.models import AuditEntry
 from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.charts import figure_data
 from opsportal.portal.htmx import render_page_or_partial, wants_partial
+from opsportal.portal.requests import on_site, query_without, safe_next
 
 from . import charts, engine, importers, services, templating
 from .forms import (
@@ -104,11 +103,6 @@ DIFF_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 # --- Helpers -------------------------------------------------------------------------------------------------------
 
 
-def _require(request: HttpRequest, role: Role, what: str) -> None:
-    if not has_role(request.user, role):
-        raise PermissionDenied(f"{what} needs the {role.label.lower()} role.")
-
-
 def _field_of(error_field: str) -> str:
     """The form field a service error names: "parameters.temperature" -> "temperature", "scorers[0]" -> "scorers"."""
     field = error_field.split("[", 1)[0]
@@ -119,29 +113,6 @@ def _add_error(form, exc: services.LLMOpsError, fields: dict[str, str] | None = 
     """A service's error on the form field it names, else on the form as a whole."""
     field = (fields or {}).get(exc.field, _field_of(exc.field or ""))
     form.add_error(field if field in form.fields else None, exc.message)
-
-
-def _form_problem(form) -> str:
-    parts = []
-    for name, errors in form.errors.items():
-        field = form.fields.get(name)
-        label = (field.label or name.replace("_", " ").capitalize()) if field else ""
-        parts.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
-    return " ".join(parts)
-
-
-def _query_without(request: HttpRequest, *names: str) -> str:
-    query = request.GET.copy()
-    for name in names:
-        query.pop(name, None)
-    return query.urlencode()
-
-
-def _safe_next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
-        return target
-    return default
 
 
 def _posted_initial(request: HttpRequest, multiple: tuple[str, ...] = ()) -> dict:
@@ -301,7 +272,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
     """Providers with their models and prices; admins add providers here."""
     form = ProviderForm(prefix="new")
     if request.method == "POST":
-        _require(request, Role.ADMIN, "Adding a provider")
+        require_role(request, Role.ADMIN, "Adding a provider")
         form = ProviderForm(request.POST, prefix="new")
         if form.is_valid():
             data = form.cleaned_data
@@ -451,7 +422,7 @@ def price_list(request: HttpRequest) -> HttpResponse:
                    "output_per_million": entry.output_per_million}  # fmt: skip
     form = PriceForm(initial=initial)
     if request.method == "POST":
-        _require(request, Role.ADMIN, "Editing the price table")
+        require_role(request, Role.ADMIN, "Editing the price table")
         form = PriceForm(request.POST)
         if form.is_valid():
             try:
@@ -519,7 +490,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
     """Prompts with their labels and latest scores; search by name or description; operators create them."""
     create_form = PromptCreateForm(prefix="new")
     if request.method == "POST":
-        _require(request, Role.OPERATOR, "Creating a prompt")
+        require_role(request, Role.OPERATOR, "Creating a prompt")
         create_form = PromptCreateForm(request.POST, prefix="new")
         if create_form.is_valid():
             data = create_form.cleaned_data
@@ -555,7 +526,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
     context = {
         "search": search,
         "page": page,
-        "query": _query_without(request, "page"),
+        "query": query_without(request, "page"),
         "create_form": create_form,
         "label_names": list(PromptLabel.objects.values_list("name", flat=True).distinct().order_by("name")),
     }
@@ -653,7 +624,7 @@ def prompt_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     prompt = Prompt.objects.select_related("gate_dataset", "created_by").filter(name=name).first()
     if request.method != "POST" or prompt is None:
         return _whole_path_prompt(request)
-    _require(request, Role.OPERATOR, "Changing a prompt")
+    require_role(request, Role.OPERATOR, "Changing a prompt")
     user = request.user
     numbers = list(PromptVersion.objects.filter(prompt=prompt).order_by("-version").values_list("version", flat=True))
     if action == "label":
@@ -693,7 +664,7 @@ def prompt_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
             messages.success(request, f"Label @{label} removed.")
         return redirect(prompt)
     if action == "gate":
-        _require(request, Role.ADMIN, "Changing the release gate")
+        require_role(request, Role.ADMIN, "Changing the release gate")
         form = GateForm(request.POST, prefix="gate")
         if form.is_valid():
             try:
@@ -731,7 +702,7 @@ def prompt_new_version(request: HttpRequest, name: str) -> HttpResponse:
     prompt = Prompt.objects.filter(name=name).first()
     if prompt is None:
         return _whole_path_prompt(request)
-    _require(request, Role.OPERATOR, "Creating a prompt version")
+    require_role(request, Role.OPERATOR, "Creating a prompt version")
     versions = PromptVersion.objects.filter(prompt=prompt)
     base = None
     if request.GET.get("from", "").isdigit():
@@ -897,7 +868,7 @@ def prompt_diff(request: HttpRequest, name: str) -> HttpResponse:
 def dataset_list(request: HttpRequest) -> HttpResponse:
     form = DatasetForm(prefix="new")
     if request.method == "POST":
-        _require(request, Role.OPERATOR, "Creating a dataset")
+        require_role(request, Role.OPERATOR, "Creating a dataset")
         form = DatasetForm(request.POST, prefix="new")
         if form.is_valid():
             try:
@@ -924,7 +895,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "llmops/dataset_list.html",
-        {"page": page, "form": form, "q": q, "query": _query_without(request, "page")},
+        {"page": page, "form": form, "q": q, "query": query_without(request, "page")},
         status=400 if form.errors else 200,
     )
 
@@ -943,7 +914,7 @@ def _dataset_page(request: HttpRequest, dataset: Dataset, status: int = 200, **f
         "page": page,
         "q": q,
         "tag": tag,
-        "query": _query_without(request, "page"),
+        "query": query_without(request, "page"),
         "item_form": forms.get("item_form") or ItemForm(prefix="item"),
         "delete_form": forms.get("delete_form") or DeleteConfirmForm(prefix="delete"),
         "total": dataset.items.count(),
@@ -964,7 +935,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Items (paginated, searchable), add an item, import, export, the runs on this dataset."""
     dataset = get_object_or_404(Dataset.objects.select_related("created_by"), pk=pk)
     if request.method == "POST":
-        _require(request, Role.OPERATOR, "Adding an item")
+        require_role(request, Role.OPERATOR, "Adding an item")
         form = ItemForm(request.POST, prefix="item")
         if form.is_valid():
             try:
@@ -986,11 +957,11 @@ def dataset_item(request: HttpRequest, pk: int, item: int) -> HttpResponse:
     row = get_object_or_404(DatasetItem, pk=item, dataset=dataset)
     form = ItemForm(prefix=f"edit-{row.pk}", initial=ItemForm.initial_for(row))
     back = request.GET.get("next") or request.POST.get("next") or dataset.get_absolute_url()
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
+    if not on_site(request, back):
         back = dataset.get_absolute_url()
     status = 200
     if request.method == "POST":
-        _require(request, Role.OPERATOR, "Editing an item")
+        require_role(request, Role.OPERATOR, "Editing an item")
         form = ItemForm(request.POST, prefix=f"edit-{row.pk}")
         if form.is_valid():
             try:
@@ -1014,7 +985,7 @@ def dataset_item_delete(request: HttpRequest, pk: int, item: int) -> HttpRespons
     row = get_object_or_404(DatasetItem, pk=item, dataset=dataset)
     services.delete_item(item=row, actor=request.user)
     messages.success(request, f"Item {item} deleted.")
-    return redirect(_safe_next(request, dataset.get_absolute_url()))
+    return redirect(safe_next(request, dataset.get_absolute_url()))
 
 
 @require_POST
@@ -1134,7 +1105,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
-        "query": _query_without(request, "page"),
+        "query": query_without(request, "page"),
         "runs_active": any(not run.finished for run in page.object_list),
     }
     return render_page_or_partial(request, "llmops/run_list.html", "llmops/_run_table.html", context)
@@ -1417,7 +1388,7 @@ def _results_page(request: HttpRequest, run: EvalRun, columns: list[RunColumn]) 
     }
     for item in page.object_list:
         item.cells = [cells.get((item.pk, column.pk)) for column in columns]
-    return {"page": page, "show": show, "filters": RESULT_FILTERS, "query": _query_without(request, "page")}
+    return {"page": page, "show": show, "filters": RESULT_FILTERS, "query": query_without(request, "page")}
 
 
 def _previous_run(run: EvalRun) -> EvalRun | None:
@@ -1776,8 +1747,8 @@ def compare(request: HttpRequest) -> HttpResponse:
             "rate_a": rate("a"),
             "rate_b": rate("b"),
             "show": show,
-            "query": _query_without(request, "page"),
-            "base_query": _query_without(request, "page", "show"),
+            "query": query_without(request, "page"),
+            "base_query": query_without(request, "page", "show"),
             "label_a": label_a,
             "label_b": label_b,
             "charts": _side_charts([(label_a, col_a), (label_b, col_b)]),

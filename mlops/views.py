@@ -20,15 +20,15 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from opsportal.accounts.roles import Role, has_role, role_required
+from opsportal.accounts.roles import Role, has_role, require_role, role_required
 from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.charts import figure_data
 from opsportal.portal.htmx import render_page_or_partial
+from opsportal.portal.requests import form_problem, query_without, safe_next
 
 from . import charts, services, webhooks
 from .forms import (
@@ -96,39 +96,22 @@ def _version_or_404(model: RegisteredModel, number: int) -> ModelVersion:
     return version
 
 
-def _require(request: HttpRequest, role: Role, what: str) -> None:
-    if not has_role(request.user, role):
-        raise PermissionDenied(f"{what} needs the {role.label.lower()} role.")
-
-
 def _add_error(form: forms.Form, exc: services.RegistryError, fields: dict[str, str] | None = None) -> None:
     """A service's error on the form field it names (or the form as a whole)."""
     field = (fields or {}).get(exc.field, exc.field)
     form.add_error(field if field in form.fields else None, exc.message)
 
 
-def _form_problem(form: forms.Form) -> str:
-    """The form's errors as one message naming each field."""
-    parts = []
-    for name, errors in form.errors.items():
-        field = form.fields.get(name)
-        label = (field.label or name.replace("_", " ").capitalize()) if field else ""
-        parts.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
-    return " ".join(parts)
-
-
-def _query_without(request: HttpRequest, *names: str) -> str:
-    query = request.GET.copy()
-    for name in names:
-        query.pop(name, None)
-    return query.urlencode()
-
-
-def _safe_next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
-        return target
-    return default
+def _apply(form: forms.Form, change, fields: dict[str, str] | None = None):
+    """Run `change(cleaned_data)` for a valid form. Returns (True, its result), or (False, None) with the
+    form's own errors or the service's error on the field it names."""
+    if not form.is_valid():
+        return False, None
+    try:
+        return True, change(form.cleaned_data)
+    except services.RegistryError as exc:
+        _add_error(form, exc, fields)
+        return False, None
 
 
 def _pending_link(approval: ApprovalRequest) -> SafeString:
@@ -183,7 +166,7 @@ def index(request: HttpRequest) -> HttpResponse:
     """Registered models: search, filters, sorting; operators register new ones here."""
     register_form = RegisterModelForm(prefix="new")
     if request.method == "POST":
-        _require(request, Role.OPERATOR, "Registering a model")
+        require_role(request, Role.OPERATOR, "Registering a model")
         register_form = RegisterModelForm(request.POST, prefix="new")
         if register_form.is_valid():
             try:
@@ -230,8 +213,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "search": search,
         "sort": sort,
         "page": page,
-        "query": _query_without(request, "page"),
-        "sort_query": _query_without(request, "page", "sort"),
+        "query": query_without(request, "page"),
+        "sort_query": query_without(request, "page", "sort"),
         "pending_count": ApprovalRequest.objects.filter(status=ApprovalRequest.Status.PENDING).count(),
         "register_form": register_form,
         "recent_events": VersionEvent.objects.select_related("model", "version")[:10],
@@ -318,40 +301,26 @@ def model_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Changes to a model: details, policy, tags, a new version, aliases, rollback, rename, delete."""
     model = _model_or_404(name)
     if action in MODEL_ADMIN_ACTIONS:
-        _require(request, Role.ADMIN, "Changing the approval policy, renaming or deleting a model")
+        require_role(request, Role.ADMIN, "Changing the approval policy, renaming or deleting a model")
     user = request.user
     if action == "details":
         form = ModelDetailsForm(request.POST, prefix="details")
-        if form.is_valid():
-            try:
-                services.update_model(model=model, actor=user, **form.cleaned_data)
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                messages.success(request, "Description and owner team saved.")
-                return redirect(model)
+        if _apply(form, lambda data: services.update_model(model=model, actor=user, **data))[0]:
+            messages.success(request, "Description and owner team saved.")
+            return redirect(model)
         return _model_page(request, model, 400, details_form=form)
     if action == "policy":
         form = PolicyForm(request.POST, prefix="policy")
-        if form.is_valid():
-            try:
-                services.update_model(model=model, actor=user, **form.cleaned_data)
-            except services.RegistryError as exc:
-                _add_error(form, exc, {"alias": "protected_aliases"})
-            else:
-                messages.success(request, "Approval policy saved.")
-                return redirect(model)
+        change = lambda data: services.update_model(model=model, actor=user, **data)  # noqa: E731
+        if _apply(form, change, {"alias": "protected_aliases"})[0]:
+            messages.success(request, "Approval policy saved.")
+            return redirect(model)
         return _model_page(request, model, 400, policy_form=form)
     if action == "tag":
         form = TagForm(request.POST, prefix="tag")
-        if form.is_valid():
-            try:
-                services.set_model_tag(model=model, actor=user, **form.cleaned_data)
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                messages.success(request, f"Tag {form.cleaned_data['key']} set.")
-                return redirect(model)
+        if _apply(form, lambda data: services.set_model_tag(model=model, actor=user, **data))[0]:
+            messages.success(request, f"Tag {form.cleaned_data['key']} set.")
+            return redirect(model)
         return _model_page(request, model, 400, tag_form=form)
     if action == "delete-tag":
         try:
@@ -363,27 +332,24 @@ def model_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
         return redirect(model)
     if action == "register-version":
         form = RegisterVersionForm(request.POST, prefix="version")
-        if form.is_valid():
-            try:
-                version = services.create_version(model=model, actor=user, **form.cleaned_data)
-            except services.RegistryError as exc:
-                _add_error(form, exc, {"key": "tags", "value": "tags"})
-            else:
-                messages.success(request, f"Registered version {version.version} of {model.name}.")
-                return redirect(version)
+        change = lambda data: services.create_version(model=model, actor=user, **data)  # noqa: E731
+        done, version = _apply(form, change, {"key": "tags", "value": "tags"})
+        if done:
+            messages.success(request, f"Registered version {version.version} of {model.name}.")
+            return redirect(version)
         return _model_page(request, model, 400, version_form=form)
     if action == "alias":
         form = AliasForm(request.POST, prefix="alias")
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                version = services.get_version(model, data["version"])
-                result = services.set_alias(model=model, alias=data["alias"], version=version, actor=user)
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                _transition_message(request, result, f"Alias @{data['alias']} points at version {version.version}.")
-                return redirect(model)
+
+        def point(data: dict) -> services.TransitionResult:
+            version = services.get_version(model, data["version"])
+            return services.set_alias(model=model, alias=data["alias"], version=version, actor=user)
+
+        done, result = _apply(form, point)
+        if done:
+            alias, number = form.cleaned_data["alias"], result.version.version
+            _transition_message(request, result, f"Alias @{alias} points at version {number}.")
+            return redirect(model)
         return _model_page(request, model, 400, alias_form=form)
     if action == "delete-alias":
         try:
@@ -396,7 +362,7 @@ def model_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     if action == "rollback":
         form = RollbackForm(request.POST, prefix="rollback")
         if not form.is_valid():
-            messages.error(request, _form_problem(form))
+            messages.error(request, form_problem(form))
             return redirect(model)
         try:
             version = services.get_version(model, form.cleaned_data["version"])
@@ -408,14 +374,11 @@ def model_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
         return redirect(model)
     if action == "rename":
         form = RenameForm(request.POST, prefix="rename")
-        if form.is_valid():
-            try:
-                model = services.rename_model(model=model, new_name=form.cleaned_data["new_name"], actor=user)
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                messages.success(request, f"Renamed to {model.name}.")
-                return redirect(model)
+        done, renamed = _apply(form, lambda data: services.rename_model(model=model, new_name=data["new_name"],
+                                                                        actor=user))  # fmt: skip
+        if done:
+            messages.success(request, f"Renamed to {renamed.name}.")
+            return redirect(renamed)
         return _model_page(request, model, 400, rename_form=form)
     if action == "delete":
         form = DeleteModelForm(request.POST, prefix="delete")
@@ -482,54 +445,31 @@ def version_action(request: HttpRequest, name: str, version: int, action: str) -
     user = request.user
     if action == "transition":
         form = TransitionForm(request.POST, prefix="transition", current=version.stage)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                result = services.transition_stage(
-                    version=version,
-                    stage=data["stage"],
-                    archive_existing=data["archive_existing"],
-                    reason=data["reason"],
-                    actor=user,
-                )
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                _transition_message(request, result, f"Version {version.version} moved to {data['stage']}.")
-                return redirect(version)
+        done, result = _apply(form, lambda data: services.transition_stage(version=version, actor=user, **data))
+        if done:
+            stage = form.cleaned_data["stage"]
+            _transition_message(request, result, f"Version {version.version} moved to {stage}.")
+            return redirect(version)
         return _version_page(request, version, 400, transition_form=form)
     if action == "request-promotion":
         form = PromotionRequestForm(request.POST, prefix="promotion")
-        if form.is_valid():
-            try:
-                approval = services.request_promotion(version=version, actor=user, reason=form.cleaned_data["reason"])
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                messages.info(request, _pending_link(approval))
-                return redirect(version)
+        change = lambda data: services.request_promotion(version=version, actor=user, reason=data["reason"])  # noqa: E731
+        done, approval = _apply(form, change)
+        if done:
+            messages.info(request, _pending_link(approval))
+            return redirect(version)
         return _version_page(request, version, 400, promotion_form=form)
     if action == "edit":
         form = EditVersionForm(request.POST, prefix="edit")
-        if form.is_valid():
-            try:
-                services.update_version(version=version, actor=user, **form.cleaned_data)
-            except services.RegistryError as exc:
-                _add_error(form, exc, {"metrics": "metrics", "params": "params"})
-            else:
-                messages.success(request, f"Version {version.version} saved.")
-                return redirect(version)
+        if _apply(form, lambda data: services.update_version(version=version, actor=user, **data))[0]:
+            messages.success(request, f"Version {version.version} saved.")
+            return redirect(version)
         return _version_page(request, version, 400, edit_form=form)
     if action == "tag":
         form = TagForm(request.POST, prefix="tag")
-        if form.is_valid():
-            try:
-                services.set_version_tag(version=version, actor=user, **form.cleaned_data)
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                messages.success(request, f"Tag {form.cleaned_data['key']} set.")
-                return redirect(version)
+        if _apply(form, lambda data: services.set_version_tag(version=version, actor=user, **data))[0]:
+            messages.success(request, f"Tag {form.cleaned_data['key']} set.")
+            return redirect(version)
         return _version_page(request, version, 400, tag_form=form)
     if action == "delete-tag":
         try:
@@ -541,21 +481,18 @@ def version_action(request: HttpRequest, name: str, version: int, action: str) -
         return redirect(version)
     if action == "alias":
         form = VersionAliasForm(request.POST, prefix="alias")
-        if form.is_valid():
+        change = lambda data: services.set_alias(model=model, alias=data["alias"], version=version, actor=user)  # noqa: E731
+        done, result = _apply(form, change)
+        if done:
             alias = form.cleaned_data["alias"]
-            try:
-                result = services.set_alias(model=model, alias=alias, version=version, actor=user)
-            except services.RegistryError as exc:
-                _add_error(form, exc)
-            else:
-                _transition_message(request, result, f"Alias @{alias} points at version {version.version}.")
-                return redirect(version)
+            _transition_message(request, result, f"Alias @{alias} points at version {version.version}.")
+            return redirect(version)
         return _version_page(request, version, 400, alias_form=form)
     if action == "upload":
         # A file input can't be filled in again, so problems come back as a message above the page.
         form = ArtifactForm(request.POST, request.FILES, prefix="artifact")
         if not form.is_valid():
-            messages.error(request, _form_problem(form))
+            messages.error(request, form_problem(form))
             return redirect(version)
         upload = form.cleaned_data["file"]
         try:
@@ -568,7 +505,7 @@ def version_action(request: HttpRequest, name: str, version: int, action: str) -
             messages.success(request, f"Uploaded {artifact.path} ({artifact.size:,} bytes, SHA-256 {artifact.sha256}).")
         return redirect(version)
     if action == "delete":
-        _require(request, Role.ADMIN, "Deleting a version")
+        require_role(request, Role.ADMIN, "Deleting a version")
         form = DeleteVersionForm(request.POST, prefix="delete")
         if form.is_valid() and form.cleaned_data["confirm"] == version.version:
             services.delete_version(version=version, actor=user)
@@ -685,7 +622,7 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
         "versions": versions,
         "problems": problems,
         "only_differences": only_differences,
-        "query_all": _query_without(request, "diff"),
+        "query_all": query_without(request, "diff"),
         "choices": list(
             ModelVersion.objects.filter(model=model).order_by("-version").values_list("version", "stage")[:100]
         ),
@@ -746,7 +683,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
 def approval_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """approve / reject (admins; a rejection says why) / cancel (the requester or an admin)."""
     if action in ("approve", "reject"):
-        _require(request, Role.ADMIN, "Approving or rejecting a promotion")
+        require_role(request, Role.ADMIN, "Approving or rejecting a promotion")
     approval = get_object_or_404(ApprovalRequest.objects.select_related("version__model"), pk=pk)
     form = DecisionForm(request.POST)
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
@@ -773,7 +710,7 @@ def approval_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise PermissionDenied(exc.message) from None
     except services.RegistryError as exc:
         messages.error(request, f"Request #{approval.pk}: {exc.message}")
-    return redirect(_safe_next(request, reverse("mlops:approvals")))
+    return redirect(safe_next(request, reverse("mlops:approvals")))
 
 
 # --- Webhooks ------------------------------------------------------------------------------------------------------

@@ -69,6 +69,12 @@ def has_role(user: User | AnonymousUser | None, role: Role) -> bool:
     return current is not None and current >= role
 
 
+def require_role(request: HttpRequest, role: Role, what: str) -> None:
+    """Inside a view: refuse (403) unless the user has `role`; `what` names the action in the message."""
+    if not has_role(request.user, role):
+        raise PermissionDenied(f"{what} needs the {role.label.lower()} role.")
+
+
 def role_required(role: Role) -> Callable:
     """Decorator for page views: login is enforced by middleware, this checks the role."""
 

@@ -28,7 +28,7 @@ from opsportal.outbound import (  # noqa: F401 (check_outbound_url is part of th
     post_json,
     sign,
 )
-from opsportal.system.services import enqueue_on_commit
+from opsportal.enqueue import enqueue_on_commit, resend
 
 from .models import Incident, IncidentEvent, Notification, NotificationChannel, NotificationRoute
 
@@ -49,16 +49,12 @@ def queue(items: list[tuple[Incident, str]]) -> list[Notification]:
         channels = {route.channel_id: route.channel for route in routes if route.wants(incident)}
         rows += [Notification(incident=incident, channel=channel, event=event) for channel in channels.values()]
     Notification.objects.bulk_create(rows)
-    from .tasks import send_notification
-
     for row in rows:
-        enqueue_on_commit(send_notification, row.pk)
+        enqueue_on_commit("aiops.tasks.send_notification", row.pk)
     return rows
 
 
 def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=2)) -> int:
-    from .tasks import send_notification
-
     now = timezone.now()
     # Never tried and left behind, or a retry overdue by a minute (its task was lost).
     due = Q(next_attempt_at__isnull=True, created_at__lt=now - older_than) | Q(
@@ -69,9 +65,7 @@ def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=
         .order_by("created_at")
         .values_list("id", flat=True)[:1000]
     )
-    for notification_id in ids:
-        send_notification.apply_async(args=[notification_id], retry=False)
-    return len(ids)
+    return resend("aiops.tasks.send_notification", ids)
 
 
 def retry_delay_for(notification_id: int) -> datetime.timedelta:

@@ -27,7 +27,7 @@ from opsportal.audit import services as audit
 from opsportal.bulk import copy_rows, fast_bulk_create, fast_bulk_update
 from opsportal.portal.charts import figure_data
 from opsportal.portal.summary import AppSummary, activity_stats
-from opsportal.system.services import enqueue_on_commit
+from opsportal.enqueue import enqueue_on_commit
 
 from . import charts
 from .models import (
@@ -254,14 +254,12 @@ def schedule_correlation() -> None:
     """
     from django.core.cache import cache
 
-    from . import tasks
-
     try:
         first = cache.add("aiops:correlation-scheduled", 1, timeout=CORRELATION_DEBOUNCE_SECONDS)
     except Exception:
         first = True
     if first:
-        enqueue_on_commit(tasks.process_alerts, countdown=CORRELATION_DEBOUNCE_SECONDS)
+        enqueue_on_commit("aiops.tasks.process_alerts", countdown=CORRELATION_DEBOUNCE_SECONDS)
 
 
 def _ingest(*, integration: Integration, payload: ParsedPayload, digest: str, remote_addr: str | None) -> IngestResult:

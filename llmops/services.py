@@ -24,7 +24,7 @@ from opsportal.accounts.roles import Role, has_role
 from opsportal.audit import services as audit
 from opsportal.encryption import encrypt
 from opsportal.portal.summary import AppSummary, activity_stats
-from opsportal.system.services import enqueue_on_commit
+from opsportal.enqueue import enqueue_on_commit
 
 from . import importers, templating
 from .models import (
@@ -749,9 +749,7 @@ def create_score_run(
 
 
 def _enqueue(run: EvalRun) -> None:
-    from . import tasks
-
-    enqueue_on_commit(tasks.execute_run, run.pk)
+    enqueue_on_commit("llmops.tasks.execute_run", run.pk)
 
 
 @transaction.atomic

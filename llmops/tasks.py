@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from opsportal.enqueue import resend
+
 from . import engine
 
 
@@ -15,6 +17,5 @@ def execute_run(run_id: int) -> str:
 def resume_stalled_runs() -> list[int]:
     """Re-enqueue runs whose lease expired (their worker died) or that never reached a worker."""
     ids = engine.stalled_runs()
-    for run_id in ids:
-        execute_run.apply_async(args=[run_id], retry=False)
+    resend("llmops.tasks.execute_run", ids)
     return ids

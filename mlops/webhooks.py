@@ -21,7 +21,7 @@ from django.utils import timezone
 from opsportal.audit import services as audit
 from opsportal.encryption import decrypt, encrypt
 from opsportal.outbound import SIGNATURE_HEADER, HTTPStatusError, OutboundRefused, check_outbound_url, post_json, sign
-from opsportal.system.services import enqueue_on_commit
+from opsportal.enqueue import enqueue_on_commit, resend
 
 from .models import ModelVersion, RegisteredModel, Webhook, WebhookDelivery
 
@@ -109,10 +109,8 @@ def queue(event: str, model: RegisteredModel, *, version: ModelVersion | None = 
     rows = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(webhook=hook, event=event, payload=payload) for hook in hooks]
     )
-    from .tasks import send_webhook
-
     for row in rows:
-        enqueue_on_commit(send_webhook, row.pk)
+        enqueue_on_commit("mlops.tasks.send_webhook", row.pk)
     return len(rows)
 
 
@@ -177,8 +175,6 @@ def retry_delay_for(delivery_id: int) -> datetime.timedelta:
 
 def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=2)) -> int:
     """Re-enqueue deliveries left pending (broker down at commit, or a worker died)."""
-    from .tasks import send_webhook
-
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True, created_at__lt=now - older_than) | Q(
         next_attempt_at__lt=now - datetime.timedelta(minutes=1)
@@ -188,6 +184,4 @@ def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=
         .order_by("created_at")
         .values_list("id", flat=True)[:1000]
     )
-    for delivery_id in ids:
-        send_webhook.apply_async(args=[delivery_id], retry=False)
-    return len(ids)
+    return resend("mlops.tasks.send_webhook", ids)

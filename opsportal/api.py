@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
+from opsportal.errors import ServiceError, from_django
 from opsportal.pagination import CappedPagination
 
 
@@ -41,6 +44,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     `detail` is one human-readable sentence naming the problem (for validation
     errors, each field with its message); `errors` keeps DRF's per-field form.
     """
+    if isinstance(exc, DjangoValidationError):
+        exc = from_django(exc)
+    if isinstance(exc, ServiceError):
+        return service_error_response(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
@@ -56,3 +63,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         code = detail.code if hasattr(detail, "code") else exc.default_code
         response.data = {"detail": " ".join(_flatten(detail)), "code": code}
     return response
+
+
+def service_error_response(exc: ServiceError) -> Response:
+    """The API's answer to a service's refusal: its status, and the same body as every other error."""
+    set_rollback()
+    body: dict[str, Any] = {"detail": str(exc), "code": exc.code}
+    if exc.status == 400:
+        body["errors"] = exc.errors()
+    return Response(body, status=exc.status)

@@ -13,12 +13,13 @@ from celery import Celery, bootsteps
 from celery.signals import task_postrun, worker_shutdown
 from kombu import Queue
 
+from opsportal.queues import QUEUES
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
 
 app = Celery("opsportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-QUEUES = ("default", "collection", "checks", "evals")
 app.conf.task_queues = [Queue(name, routing_key=name) for name in QUEUES]
 app.conf.task_default_queue = "default"
 app.conf.task_default_routing_key = "default"

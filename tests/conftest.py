@@ -141,3 +141,12 @@ def receiver():
 @pytest.fixture
 def allow_loopback(settings):
     settings.OPSPORTAL_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
+
+
+@pytest.fixture
+def worker(isolated_broker):
+    """A real Celery worker for the test (see tests.helpers.running_worker)."""
+    from tests.helpers import running_worker
+
+    with running_worker() as running:
+        yield running

@@ -7,34 +7,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from celery import current_app
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from opsportal.enqueue import enqueue_on_commit
+from opsportal.queues import QUEUES
+
 from .models import TaskCounter, TaskProbe, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
+PROBE_TASK = "opsportal.system.tasks.run_probe"
+
 # A worker that has not written a heartbeat for this many intervals is shown as offline.
 STALE_AFTER_BEATS = 3
-
-
-def enqueue_on_commit(task: Any, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
-    """Send `task` after the current transaction commits (after `countdown` seconds if given).
-
-    If the broker is down the error is logged, not raised: the row the task works
-    on is committed and in a state a periodic sweeper re-enqueues.
-    """
-
-    def send() -> None:
-        try:
-            task.apply_async(args=args, kwargs=kwargs, retry=True, countdown=countdown)
-        except Exception as exc:
-            logger.warning("Could not enqueue %s (%s); a sweeper will retry it", task.name, exc)
-
-    transaction.on_commit(send)
 
 
 def record_worker_heartbeat(*, hostname: str, pid: int, queues: list[str], concurrency: int) -> None:
@@ -92,11 +83,9 @@ def count_task(*, name: str, state: str) -> None:
 @transaction.atomic
 def request_probe(*, actor: User | AnonymousUser | None) -> TaskProbe:
     """Create a probe and send it to a worker; the system page shows when it comes back."""
-    from .tasks import run_probe
-
     user = actor if actor is not None and actor.is_authenticated else None
     probe = TaskProbe.objects.create(requested_by=user, enqueue_attempts=1)
-    enqueue_on_commit(run_probe, str(probe.id))
+    enqueue_on_commit(PROBE_TASK, str(probe.id))
     return probe
 
 
@@ -110,8 +99,6 @@ def complete_probe(*, probe_id: str, worker: str) -> TaskProbe | None:
 
 def requeue_pending_probes(*, older_than: datetime.timedelta = datetime.timedelta(minutes=1)) -> int:
     """Re-send probes still pending (e.g. the broker was down when they were created)."""
-    from .tasks import run_probe
-
     now = timezone.now()
     pending = TaskProbe.objects.filter(
         status=TaskProbe.Status.PENDING,
@@ -122,15 +109,13 @@ def requeue_pending_probes(*, older_than: datetime.timedelta = datetime.timedelt
     for probe in pending:
         with transaction.atomic():
             TaskProbe.objects.filter(pk=probe.pk).update(enqueue_attempts=F("enqueue_attempts") + 1)
-            enqueue_on_commit(run_probe, str(probe.id))
+            enqueue_on_commit(PROBE_TASK, str(probe.id))
         count += 1
     return count
 
 
 def broker_connection():
-    from opsportal.celery import app
-
-    return app.connection_for_read()
+    return current_app.connection_for_read()
 
 
 def check_broker(timeout: float = 2.0) -> str | None:
@@ -157,8 +142,6 @@ def check_database() -> str | None:
 
 def queue_depths(timeout: float = 2.0) -> dict[str, int | None]:
     """Messages waiting in each queue; None for every queue when the broker is unreachable."""
-    from opsportal.celery import QUEUES
-
     try:
         with broker_connection() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)

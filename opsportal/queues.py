@@ -1,0 +1,3 @@
+"""The Celery queues every deployment has (see docs/architecture.md, "Task flow")."""
+
+QUEUES = ("default", "collection", "checks", "evals")

@@ -1,6 +1,34 @@
-from django.apps import AppConfig
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from opsportal import registry
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from opsportal.portal.summary import AppSummary
 
 
-class AIOpsConfig(AppConfig):
+class AIOpsConfig(registry.PortalApp):
+    """Alerts, incidents and (later) checks: the ops team's room."""
+
     name = "aiops"
     verbose_name = "AIOps"
+    order = 10
+    colour = "#d63384"
+    urls = "aiops.urls"
+    api_urls = "aiops.api.urls"
+
+    def summary(self, *, with_charts: bool) -> AppSummary:
+        # Services import models, which exist only once the registry is ready: imported here, not above.
+        from .services import overview
+
+        return overview(with_charts=with_charts)
+
+    def seed_demo(self, *, users: Mapping[str, User]) -> str:
+        from .demo import seed
+
+        created = seed(actor=users.get("oncall"))
+        return f"AIOps demo data {'created' if created else 'already there'}"

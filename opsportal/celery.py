@@ -67,7 +67,21 @@ BEAT_SCHEDULE = {
         "options": {"expires": 12 * HOUR},
     },
 }
-app.conf.beat_schedule = BEAT_SCHEDULE
+
+
+def installed_schedule() -> dict:
+    """BEAT_SCHEDULE without the entries of apps that are not installed (a portal without LLMOps, say)."""
+    from django.conf import settings
+
+    installed = set(settings.INSTALLED_APPS)
+    return {key: entry for key, entry in BEAT_SCHEDULE.items() if entry["task"].rsplit(".tasks.", 1)[0] in installed}
+
+
+@app.on_after_configure.connect
+def _schedule(sender: Celery, **kwargs) -> None:
+    sender.conf.beat_schedule = installed_schedule()
+
+
 app.autodiscover_tasks()
 app.autodiscover_tasks(["opsportal.system", "opsportal.accounts"])
 

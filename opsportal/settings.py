@@ -140,6 +140,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "opsportal.accounts.context_processors.roles",
+                "opsportal.portal.context_processors.navigation",
             ],
         },
     },

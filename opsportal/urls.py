@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from opsportal.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
 from opsportal.audit.api.views import AuditEntryViewSet
 from opsportal.portal.api_views import ApiRoot
+from opsportal.registry import portal_apps
 from opsportal.system import views as system_views
 from opsportal.system.api.views import SystemStatusView
 
@@ -18,9 +19,7 @@ api_v1 = [
     path("", ApiRoot.as_view(), name="root"),
     path("accounts/me/", MeView.as_view(), name="me"),
     path("system/status/", SystemStatusView.as_view(), name="system-status"),
-    path("aiops/", include("aiops.api.urls")),
-    path("mlops/", include("mlops.api.urls")),
-    path("llmops/", include("llmops.api.urls")),
+    *(path(f"{app.label}/", include(app.api_urls)) for app in portal_apps() if app.api_urls),
     *router.urls,
 ]
 
@@ -32,10 +31,8 @@ urlpatterns = [
     path("accounts/", include("opsportal.accounts.urls")),
     path("audit/", include("opsportal.audit.urls")),
     path("system/", include("opsportal.system.urls")),
-    path("aiops/", include("aiops.urls")),
-    path("mlops/", include("mlops.urls")),
-    path("llmops/", include("llmops.urls")),
-    path("mlflow/", include("mlops.mlflow_api.urls")),
+    *(path(f"{app.label}/", include(app.urls)) for app in portal_apps() if app.urls),
+    *(path(prefix, include(module)) for app in portal_apps() for prefix, module in app.extra_urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -10,10 +10,11 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from opsportal.portal.charts import base_layout
+from opsportal.registry import app_colours
 
 from .models import AuditEntry
 
-APP_COLOURS = {"aiops": "#d63384", "mlops": "#0d6efd", "llmops": "#6f42c1", "accounts": "#198754", "auth": "#20c997"}
+CORE_COLOURS = {"accounts": "#198754", "auth": "#20c997"}
 
 
 def activity_per_day(days: int = 30) -> go.Figure:
@@ -33,13 +34,14 @@ def activity_per_day(days: int = 30) -> go.Figure:
     by_app: dict[str, dict[datetime.date, int]] = {}
     for row in rows:
         by_app.setdefault(row["app_label"] or "other", {})[row["day"]] = row["n"]
+    colours = {**CORE_COLOURS, **app_colours()}
     fig = go.Figure()
     for app in sorted(by_app):
         fig.add_bar(
             name=app,
             x=[d.isoformat() for d in dates],
             y=[by_app[app].get(d, 0) for d in dates],
-            marker_color=APP_COLOURS.get(app),
+            marker_color=colours.get(app),
         )
     fig.update_layout(
         base_layout(height=280),

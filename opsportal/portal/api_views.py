@@ -10,6 +10,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from opsportal.registry import portal_apps
+
 
 class ApiRoot(APIView):
     """The OpsPortal REST API, version 1. Each app's endpoints live below it."""
@@ -24,9 +26,7 @@ class ApiRoot(APIView):
                 "accounts": {"me": link("api:me"), "users": link("api:user-list"), "tokens": link("api:token-list")},
                 "audit": {"entries": link("api:auditentry-list")},
                 "system": {"status": link("api:system-status")},
-                "aiops": link("api:aiops:root"),
-                "mlops": link("api:mlops:root"),
-                "llmops": link("api:llmops:root"),
+                **{app.label: link(f"api:{app.label}:root") for app in portal_apps() if app.api_urls},
                 "schema": link("schema"),
                 "docs": link("api-docs"),
             },

@@ -7,13 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-import aiops.services
-import llmops.services
-import mlops.services
 from opsportal.accounts.models import ApiToken
 from opsportal.accounts.roles import Role, role_required
 from opsportal.audit.charts import activity_per_day
 from opsportal.audit.models import AuditEntry
+from opsportal.registry import portal_apps
 from opsportal.system import services as system
 
 from .charts import figure_data
@@ -34,19 +32,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         request,
         "portal/overview.html",
         {
-            "apps": [
-                aiops.services.overview(with_charts=True),
-                mlops.services.overview(with_charts=True),
-                llmops.services.overview(with_charts=True),
-            ],
+            "apps": [app.summary(with_charts=True) for app in portal_apps()],
             "portal_stats": portal_stats,
             "activity_chart": figure_data(activity_per_day(30)),
             "recent": AuditEntry.objects.all()[:8],
         },
     )
-
-
-def app_home(request: HttpRequest, summary) -> HttpResponse:
-    """An app's landing page: its figures and its latest recorded changes."""
-    entries = AuditEntry.objects.filter(app_label=summary.label)[:20]
-    return render(request, "portal/app_home.html", {"app": summary, "recent": entries})

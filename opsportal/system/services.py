@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import current_app
-
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, connection, transaction

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 
 from opsportal.accounts import services as accounts
 from opsportal.accounts.roles import Role
+from opsportal.registry import portal_apps
 
 DEMO_USERS = [
     ("oncall", "Olivia", "Oncall", Role.OPERATOR, "Ops engineer who triages incidents."),
@@ -31,26 +32,7 @@ class Command(BaseCommand):
                 actor=None,
             )
             created += 1
-        from aiops import demo as aiops_demo
-
-        oncall = User.objects.get(username="oncall")
-        aiops_seeded = aiops_demo.seed(actor=oncall)
-        from mlops import demo as mlops_demo
-
-        mlops_seeded = mlops_demo.seed(
-            scientist=User.objects.get(username="datasci"), admin=User.objects.get(username="mllead")
-        )
-
-        from llmops import demo as llmops_demo
-
-        llmops_seeded = llmops_demo.seed(
-            author=User.objects.get(username="promptdev"), admin=User.objects.get(username="mllead")
-        )
-
-        def state(seeded: bool) -> str:
-            return "created" if seeded else "already there"
-
-        self.stdout.write(
-            f"Demo data ready ({created} demo users created; AIOps demo data {state(aiops_seeded)}; "
-            f"MLOps demo registry {state(mlops_seeded)}; LLMOps demo data {state(llmops_seeded)})."
-        )
+        users = User.objects.in_bulk([username for username, *_ in DEMO_USERS], field_name="username")
+        # Each installed product app seeds its own data (opsportal.registry): the core knows none of them.
+        reports = [app.seed_demo(users=users) for app in portal_apps()]
+        self.stdout.write(f"Demo data ready ({'; '.join([f'{created} demo users created', *reports])}).")

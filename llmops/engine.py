@@ -36,6 +36,7 @@ from django.utils import timezone
 from . import scorers as scoring
 from . import templating
 from .models import EvalRun, LLMModel, Provider, RunColumn, RunItem, RunResult
+from .summary import summarise
 
 logger = logging.getLogger(__name__)
 
@@ -408,11 +409,9 @@ def execute(run_id: int, owner: str | None = None) -> str:
 
 
 def _finish(run: EvalRun, status: str, owner: str) -> str:
-    from . import services
-
     run.refresh_from_db()
     with transaction.atomic():
-        summary = services.summarise(run)
+        summary = summarise(run)
         EvalRun.objects.filter(pk=run.pk).update(
             status=status, finished_at=timezone.now(), summary=summary, lease_owner="", lease_expires_at=None
         )
@@ -545,8 +544,6 @@ def _write_scores(updates: list[tuple[int, bool, float, list[dict]]]) -> None:
 
 def rescore(run: EvalRun, scorers: list[dict] | None = None, batch: int = 2000) -> int:
     """Score a run's stored outputs again (with new scorers, or after a scorer changed); cheap scorers only."""
-    from . import services
-
     specs = [scoring.parse_spec(data) for data in (scorers if scorers is not None else run.scorers)]
     if any(scoring.SCORERS[spec.type].is_llm for spec in specs):
         raise ValueError("re-scoring runs cheap scorers only; llm-rubric needs a new run")
@@ -576,5 +573,5 @@ def rescore(run: EvalRun, scorers: list[dict] | None = None, batch: int = 2000) 
         if scorers is not None:
             EvalRun.objects.filter(pk=run.pk).update(scorers=scorers)
         passed = RunResult.objects.filter(run=run, passed=True).count()
-        EvalRun.objects.filter(pk=run.pk).update(passed=passed, summary=services.summarise(run))
+        EvalRun.objects.filter(pk=run.pk).update(passed=passed, summary=summarise(run))
     return changed

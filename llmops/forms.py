@@ -283,9 +283,11 @@ class GateForm(StyledForm):
             self.add_error("gate_dataset", "Choose the dataset the gate runs on.")
         return data
 
-    def values(self) -> dict:
-        rate = self.cleaned_data.get("gate_min_pass_rate")
-        dataset = self.cleaned_data.get("gate_dataset")
+    @staticmethod
+    def values(data: dict) -> dict:
+        """The cleaned data as `update_prompt` takes it: the rate as a fraction, none without a dataset."""
+        rate = data.get("gate_min_pass_rate")
+        dataset = data.get("gate_dataset")
         return {"gate_dataset": dataset, "gate_min_pass_rate": None if dataset is None else rate / 100}
 
 

@@ -8,17 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsportal.errors import InvalidInput
+
 # A built scorer: takes a case and returns (score 0..1, reason, raw value or None).
 Measure = Callable[["Case"], tuple[float, str, float | None]]
 
 
-class ScorerConfigError(ValueError):
-    """A scorer configuration that can't be used; `field` is the path of the offending input."""
+class ScorerConfigError(InvalidInput):
+    """A scorer configuration that can't be used; `field` is the path of the offending input.
+
+    An `InvalidInput` (and so a ValueError): a service that validates scorers lets it through as the
+    request's 400 naming that path.
+    """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
 class ConfigProblem(Exception):

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from llmops import engine, services
-from llmops.models import EvalRun, LabelMove, RunResult
+from llmops.models import Dataset, EvalRun, LabelMove, RunResult
 from opsportal.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ CONTAINS_CAPITAL = {"type": "icontains", "config": {"value": "capital"}}
 EQUALS_EXPECTED = {"type": "equals"}
 
 
-def make_dataset(name: str, count: int, actor) -> services.Dataset:
+def make_dataset(name: str, count: int, actor) -> Dataset:
     dataset = services.create_dataset(name=name, actor=actor)
     for index in range(count):
         services.add_item(dataset=dataset, actor=actor, input={"country": f"Country {index}"}, expected_output="x")
@@ -411,7 +411,7 @@ def test_the_gate_refuses_until_a_finished_run_passes(fake_llm, llm, gated, capi
 
 def test_only_an_admin_overrides_the_gate_with_a_reason_and_it_is_audited(gated, operator, admin_user):
     version = gated.versions.get()
-    with pytest.raises(services.GateRefused, match="Only an admin may override"):
+    with pytest.raises(services.NotAllowed, match="Only an admin may override"):
         services.move_label(
             prompt=gated, label="production", version=version, actor=operator, override=True, reason="hotfix"
         )

@@ -28,6 +28,7 @@ from django.db import connection
 
 from llmops import engine, services
 from llmops.models import EvalRun, PromptVersion
+from opsportal.errors import as_field
 
 NOBODY_PICKED_UP_SECONDS = 30.0
 # After cancelling, requests in flight finish (up to the provider's timeout) before the run stops.
@@ -116,12 +117,15 @@ class Command(BaseCommand):
         actor = self._actor(options["user"])
         version = self._version(options["prompt"], options["label"], options["prompt_version"])
         try:
-            dataset = services.get_dataset(options["dataset"])
+            with as_field("dataset"):
+                dataset = services.get_dataset(options["dataset"])
             names = options["models"] or ([version.model] if version.model else [])
             if not names:
                 raise CommandError(f"--model: {version} names no model of its own; say which to use")
-            models = [services.resolve_model(name) for name in names]
-            judge = services.resolve_model(options["judge_model"]) if options["judge_model"] else None
+            with as_field("model"):
+                models = [services.resolve_model(name) for name in names]
+            with as_field("judge_model"):
+                judge = services.resolve_model(options["judge_model"]) if options["judge_model"] else None
             run = services.create_run(
                 dataset=dataset, prompt_versions=[version], models=models, scorers=scorers, actor=actor,
                 name=options["name"], judge_model=judge, concurrency=options["concurrency"],
@@ -173,10 +177,15 @@ class Command(BaseCommand):
         return user
 
     def _version(self, name: str, label: str | None, number: int | None) -> PromptVersion:
+        # A miss is named by the option that gave the name: look-ups raise NotFound without a field.
         try:
+            with as_field("name"):
+                prompt = services.get_prompt(name)
             if number is not None:
-                return services.get_version(services.get_prompt(name), number)
-            return services.resolve(name, label or services.PRODUCTION)
+                with as_field("version"):
+                    return services.get_version(prompt, number)
+            with as_field("label"):
+                return services.resolve(name, label or services.PRODUCTION)
         except services.LLMOpsError as exc:
             raise CommandError(self._flag_message(exc)) from None
 
@@ -185,8 +194,10 @@ class Command(BaseCommand):
         flags = {"name": "--prompt", "label": "--label", "version": "--prompt-version", "dataset": "--dataset",
                  "model": "--model", "judge_model": "--judge-model", "concurrency": "--concurrency"}  # fmt: skip
         field = exc.field.split("[")[0].split(".")[0]
-        flag = flags.get(field) or ("--scorer" if field == "scorers" else "")
-        return f"{flag}: {exc.message}" if flag else exc.message
+        if field == "scorers":
+            return f"--scorer: {exc}"  # the path says which scorer and which of its options
+        flag = flags.get(field)
+        return f"{flag}: {exc.message}" if flag else str(exc)
 
     # --- waiting ---
 

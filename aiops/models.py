@@ -12,6 +12,8 @@ from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
 
+from opsportal.outbox.models import OutboxMessage, pending_index
+
 SEVERITY_CHOICES = [("critical", "Critical"), ("error", "Error"), ("warning", "Warning"), ("info", "Info")]
 SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
 
@@ -392,33 +394,16 @@ class NotificationRoute(models.Model):
         return self.enabled and severity_ok and (not self.services or incident.service in self.services)
 
 
-class Notification(models.Model):
-    """One notification to send (the outbox row); attempts are counted and each result is kept."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+class Notification(OutboxMessage):
+    """One notification to send (an outbox row, see `aiops.notifications`); each attempt goes on the timeline."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notifications")
     channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="notifications")
     event = models.CharField(max_length=20, help_text="opened, reopened, acknowledged or resolved")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    response_code = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    # When the next retry is due; the sweeper leaves a notification alone until then.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["created_at"], condition=Q(status="pending"), name="notification_pending_idx")]
+        indexes = [pending_index("notification_pending_idx")]
 
     def __str__(self) -> str:
         return f"{self.event} #{self.incident_id} -> {self.channel}"
-
-    def retry_delay(self) -> datetime.timedelta:
-        """Exponential backoff after `attempts` failures: 8 s, 16 s, 32 s ... at most 10 minutes."""
-        return datetime.timedelta(seconds=min(600, 2 ** (self.attempts + 2)))

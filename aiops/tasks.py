@@ -14,14 +14,10 @@ def process_alerts() -> int:
     return total
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
-def send_notification(self, notification_id: int) -> str | None:
-    """Send one notification; failures retry with exponential backoff, each attempt on the timeline."""
-    outcome = notifications.send(notification_id=notification_id)
-    if outcome == "retry" and self.request.retries < self.max_retries:
-        delay = notifications.retry_delay_for(notification_id)
-        raise self.retry(countdown=delay.total_seconds())
-    return outcome
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=notifications.MAX_ATTEMPTS)
+def send_notification(self, notification_id: int) -> str:
+    """Send one notification; failures retry with the outbox's backoff, each attempt on the timeline."""
+    return notifications.NOTIFICATIONS.send_in_task(self, notification_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

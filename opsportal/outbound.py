@@ -3,8 +3,13 @@
 Outgoing URLs must resolve to public addresses unless an admin lists the host or
 network in OPSPORTAL_OUTBOUND_ALLOWLIST. The connection goes to the very addresses
 that were checked (a second DNS answer cannot point it elsewhere), redirects are
-not followed, and environment proxies are not used. Bodies are signed with
-HMAC-SHA256 over "<unix time>." + body (header `X-OpsPortal-Signature: t=...,v1=...`).
+not followed, and environment proxies are not used.
+
+Every signed call the portal makes carries the same headers (`signed_headers`):
+`X-OpsPortal-Signature: t=<unix>,v1=<hex>` where v1 is HMAC-SHA256 with the
+receiver's secret over "<unix>." + body (left out when there is no secret),
+`X-OpsPortal-Timestamp: <unix>`, `X-OpsPortal-Event` and `X-OpsPortal-Delivery`
+(an id that stays the same when a delivery is retried, to deduplicate on).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import time
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -81,6 +87,19 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     """`t=<unix>,v1=<hex>` where v1 = HMAC-SHA256(secret, "<unix>." + body)."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+def signed_headers(*, secret: str, body: bytes, event: str, delivery_id: str) -> dict[str, str]:
+    """The headers of a signed call, timestamped now; no signature header when `secret` is empty."""
+    timestamp = int(time.time())
+    headers = {
+        "X-OpsPortal-Timestamp": str(timestamp),
+        "X-OpsPortal-Event": event,
+        "X-OpsPortal-Delivery": delivery_id,
+    }
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    return headers
 
 
 def connection_to(url: str, addresses: list[str] | None) -> http.client.HTTPConnection:

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from opsportal.enqueue import enqueue_on_commit
+from opsportal.outbox import sweep
 from opsportal.queues import QUEUES
 
 from .models import TaskCounter, TaskProbe, WorkerHeartbeat
@@ -97,20 +98,16 @@ def complete_probe(*, probe_id: str, worker: str) -> TaskProbe | None:
 
 
 def requeue_pending_probes(*, older_than: datetime.timedelta = datetime.timedelta(minutes=1)) -> int:
-    """Re-send probes still pending (e.g. the broker was down when they were created)."""
+    """Re-send probes still pending (e.g. the broker was down when they were created); returns how many went out."""
     now = timezone.now()
-    pending = TaskProbe.objects.filter(
+    due = TaskProbe.objects.filter(
         status=TaskProbe.Status.PENDING,
         created_at__lt=now - older_than,
         created_at__gt=now - datetime.timedelta(days=1),
     )
-    count = 0
-    for probe in pending:
-        with transaction.atomic():
-            TaskProbe.objects.filter(pk=probe.pk).update(enqueue_attempts=F("enqueue_attempts") + 1)
-            enqueue_on_commit(PROBE_TASK, str(probe.id))
-        count += 1
-    return count
+    sent = sweep(PROBE_TASK, due)
+    TaskProbe.objects.filter(pk__in=sent).update(enqueue_attempts=F("enqueue_attempts") + 1)
+    return len(sent)
 
 
 def broker_connection():

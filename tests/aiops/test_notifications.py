@@ -71,7 +71,7 @@ def enqueued(callbacks) -> list[tuple[str, tuple]]:
     found = []
     for callback in callbacks:
         captured = inspect.getclosurevars(callback).nonlocals
-        found.append((captured["task"].name, captured["args"]))
+        found.append((captured["name"], captured["args"]))
     return found
 
 
@@ -162,6 +162,7 @@ def test_opened_incident_is_posted_signed_to_the_webhook(
     timestamp = request["headers"]["X-OpsPortal-Timestamp"]
     assert started - 5 <= int(timestamp) <= time.time() + 5
     assert request["headers"]["X-OpsPortal-Event"] == "opened"
+    assert request["headers"]["X-OpsPortal-Delivery"] == str(notification.delivery_id)
     signature = dict(part.split("=", 1) for part in request["headers"]["X-OpsPortal-Signature"].split(","))
     assert signature["t"] == timestamp
     expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + request["body"], hashlib.sha256).hexdigest()
@@ -267,6 +268,9 @@ def test_a_receiver_that_recovers_gets_the_notification(admin_user, alertmanager
     assert (notification.status, notification.attempts, notification.response_code) == ("sent", 2, 200)
     assert notification.last_error == ""
     assert "will retry" in timeline(incident)[0] and "HTTP 200" in timeline(incident)[1]
+    first, second = receiver.requests
+    assert first["headers"]["X-OpsPortal-Delivery"] == second["headers"]["X-OpsPortal-Delivery"]
+    assert first["body"] == second["body"]
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(404, "failed"), (400, "failed"), (410, "failed"), (429, "retry")])

@@ -116,7 +116,11 @@ class ChannelForm(StyledForm):
 
 
 class CommentForm(StyledForm):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Comment")
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Comment",
+        error_messages={"required": "a comment cannot be empty."},
+    )
 
 
 class AssignForm(StyledForm):

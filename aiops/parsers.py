@@ -8,8 +8,9 @@ Supported kinds (see :func:`parse`):
 * ``generic`` -- OpsPortal's own JSON schema, documented in :data:`GENERIC_SCHEMA_DOC`.
 
 The input is the already decoded JSON body (``json.loads`` output). Parsing is pure: no Django models, no database,
-standard library only. Unknown keys are ignored everywhere because newer sender versions add fields. Anything wrong
-with the payload raises :class:`PayloadError`, whose ``field`` names the offending value by a dotted path such as
+the standard library and the portal's error protocol only. Unknown keys are ignored everywhere because newer sender
+versions add fields. Anything wrong with the payload raises :class:`PayloadError` (an
+``opsportal.errors.InvalidInput``), whose ``field`` names the offending value by a dotted path such as
 ``alerts[2].startsAt``.
 """
 
@@ -23,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from opsportal.errors import InvalidInput
 
 __all__ = [
     "GENERIC_SCHEMA_DOC",
@@ -63,21 +66,16 @@ del _severity, _words, _word
 _FRACTION_RE = re.compile(r"(\d{2}:\d{2}:\d{2})[.,](\d+)")
 
 
-class PayloadError(ValueError):
-    """Bad payload.
+class PayloadError(InvalidInput):
+    """Bad payload (a 400 naming the field, like every InvalidInput).
 
     ``field`` is a dotted path like ``alerts[3].labels`` or ``payload.severity`` (``(body)`` for the body itself);
     ``str(exc)`` is ``"field: message"``.
     """
 
-    field: str
-    message: str
-
     def __init__(self, field: str, message: str) -> None:
         """Remember which field is wrong and why."""
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
     def __reduce__(self) -> tuple[type[PayloadError], tuple[str, str]]:
         """Keep the exception picklable (e.g. across Celery) despite the two-argument constructor."""

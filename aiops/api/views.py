@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opsportal.accounts.roles import Role
+from opsportal.errors import InvalidInput
 
 from .. import services
 from ..models import (
@@ -44,25 +44,6 @@ from .serializers import (
 )
 
 
-def call(service, **kwargs):
-    """Run a service, turning its ValueError ('field: message') into a 400 naming the field."""
-    try:
-        return service(**kwargs)
-    except ValueError as exc:
-        field, sep, message = str(exc).partition(": ")
-        if sep and " " not in field:
-            raise serializers.ValidationError({field: [message]}) from None
-        raise serializers.ValidationError(str(exc)) from None
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(exc.messages) from None
-
-
-def validated(serializer_class: type[serializers.Serializer], data, **kwargs) -> dict:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class IntegrationViewSet(viewsets.ModelViewSet):
     """Alert senders. Creating one returns its ingest `url` and secret `token` (shown once). Admins only write."""
 
@@ -75,9 +56,10 @@ class IntegrationViewSet(viewsets.ModelViewSet):
 
     @extend_schema(responses={201: NewIntegrationSerializer})
     def create(self, request: Request) -> Response:
-        data = validated(IntegrationSerializer, request.data)
-        integration, raw = call(
-            services.create_integration,
+        serializer = IntegrationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        integration, raw = services.create_integration(
             name=data["name"],
             kind=data["kind"],
             rate_limit_per_minute=data.get("rate_limit_per_minute", 6000),
@@ -88,9 +70,10 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(IntegrationSerializer, request.data, partial=True)
-        integration = call(
-            services.update_integration,
+        serializer = IntegrationSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        integration = services.update_integration(
             integration=self.get_object(),
             actor=request.user,
             name=data.get("name"),
@@ -144,8 +127,10 @@ class IncidentViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(IncidentSerializer, request.data, partial=True)
-        incident = call(services.update_incident, incident=self.get_object(), actor=request.user, **data)
+        serializer = IncidentSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        incident = services.update_incident(incident=self.get_object(), actor=request.user, **data)
         return Response(IncidentSerializer(incident).data)
 
     @extend_schema(request=None, responses=IncidentSerializer)
@@ -170,12 +155,14 @@ class IncidentViewSet(
     @extend_schema(request=AssignSerializer, responses=IncidentSerializer)
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(AssignSerializer, request.data)
+        serializer = AssignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         assignee = None
         if data["assignee"]:
             assignee = User.objects.filter(username=data["assignee"], is_active=True).first()
             if assignee is None:
-                raise serializers.ValidationError({"assignee": [f"No active user named {data['assignee']!r}."]})
+                raise InvalidInput(f"No active user named {data['assignee']!r}.", field="assignee")
         incident = services.assign_incident(incident=self.get_object(), assignee=assignee, actor=request.user)
         return Response(IncidentSerializer(incident).data)
 
@@ -187,8 +174,10 @@ class IncidentViewSet(
         if request.method == "GET":
             events = incident.events.filter(kind=IncidentEvent.Kind.COMMENT)
             return Response(IncidentEventSerializer(events, many=True).data)
-        data = validated(CommentSerializer, request.data)
-        event = call(services.comment_on_incident, incident=incident, body=data["body"], actor=request.user)
+        serializer = CommentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        event = services.comment_on_incident(incident=incident, body=data["body"], actor=request.user)
         return Response(IncidentEventSerializer(event).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=IncidentEventSerializer(many=True))
@@ -202,34 +191,40 @@ class IncidentViewSet(
     @action(detail=True, methods=["post"])
     def merge(self, request: Request, pk: str | None = None) -> Response:
         """Merge this incident into another (`into`); its alerts move there."""
-        data = validated(MergeSerializer, request.data)
+        serializer = MergeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         target = Incident.objects.filter(pk=data["into"]).first()
         if target is None:
-            raise serializers.ValidationError({"into": [f"No incident #{data['into']}."]})
-        merged = call(services.merge_incidents, source=self.get_object(), target=target, actor=request.user)
+            raise InvalidInput(f"No incident #{data['into']}.", field="into")
+        merged = services.merge_incidents(source=self.get_object(), target=target, actor=request.user)
         return Response(IncidentSerializer(merged).data)
 
     @extend_schema(request=SplitSerializer, responses={201: IncidentSerializer})
     @action(detail=True, methods=["post"])
     def split(self, request: Request, pk: str | None = None) -> Response:
         """Move one alert out of this incident into a new incident."""
-        data = validated(SplitSerializer, request.data)
+        serializer = SplitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         incident = self.get_object()
         alert = Alert.objects.filter(pk=data["alert"]).first()
         if alert is None:
-            raise serializers.ValidationError({"alert": [f"No alert {data['alert']}."]})
-        new = call(services.split_alert, incident=incident, alert=alert, actor=request.user)
+            raise InvalidInput(f"No alert {data['alert']}.", field="alert")
+        new = services.split_alert(incident=incident, alert=alert, actor=request.user)
         return Response(IncidentSerializer(new).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BulkSerializer, responses={200: dict})
     @action(detail=False, methods=["post"])
     def bulk(self, request: Request) -> Response:
         """Acknowledge or resolve many incidents at once."""
-        data = validated(BulkSerializer, request.data)
+        serializer = BulkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         incidents = list(Incident.objects.filter(pk__in=data["ids"]))
         missing = sorted(set(data["ids"]) - {i.pk for i in incidents})
         if missing:
-            raise serializers.ValidationError({"ids": [f"No incidents {missing}."]})
+            raise InvalidInput(f"No incidents {missing}.", field="ids")
         changed = services.bulk_transition(incidents=incidents, action=data["action"], actor=request.user)
         return Response({"changed": changed, "requested": len(incidents)})
 
@@ -242,9 +237,10 @@ class SilenceViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets
     ordering_fields = ["starts_at", "ends_at", "created_at"]
 
     def create(self, request: Request) -> Response:
-        data = validated(SilenceSerializer, request.data)
-        silence = call(
-            services.create_silence,
+        serializer = SilenceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        silence = services.create_silence(
             matchers=[dict(m) for m in data["matchers"]],
             starts_at=data.get("starts_at"),
             ends_at=data["ends_at"],
@@ -267,16 +263,20 @@ class CorrelationRuleViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def create(self, request: Request) -> Response:
-        data = validated(CorrelationRuleSerializer, request.data)
+        serializer = CorrelationRuleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         data["matchers"] = [dict(m) for m in data.get("matchers", [])]
-        rule = call(services.save_rule, actor=request.user, **data)
+        rule = services.save_rule(actor=request.user, **data)
         return Response(CorrelationRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(CorrelationRuleSerializer, request.data, partial=True)
+        serializer = CorrelationRuleSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         if "matchers" in data:
             data["matchers"] = [dict(m) for m in data["matchers"]]
-        rule = call(services.save_rule, actor=request.user, rule=self.get_object(), **data)
+        rule = services.save_rule(actor=request.user, rule=self.get_object(), **data)
         return Response(CorrelationRuleSerializer(rule).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
@@ -293,13 +293,17 @@ class NotificationChannelViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def create(self, request: Request) -> Response:
-        data = validated(NotificationChannelSerializer, request.data)
-        channel = call(services.save_channel, actor=request.user, **data)
+        serializer = NotificationChannelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        channel = services.save_channel(actor=request.user, **data)
         return Response(NotificationChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(NotificationChannelSerializer, request.data, partial=True)
-        channel = call(services.save_channel, actor=request.user, channel=self.get_object(), **data)
+        serializer = NotificationChannelSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        channel = services.save_channel(actor=request.user, channel=self.get_object(), **data)
         return Response(NotificationChannelSerializer(channel).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
@@ -310,9 +314,10 @@ class NotificationChannelViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def routes(self, request: Request, pk: str | None = None) -> Response:
         """Add a route: which severities and services notify this channel (empty lists mean any)."""
-        data = validated(NotificationRouteSerializer, request.data)
-        route = call(
-            services.save_route,
+        serializer = NotificationRouteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        route = services.save_route(
             actor=request.user,
             channel=self.get_object(),
             severities=data.get("severities", []),

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from aiops import services
-from aiops.models import Alert, CorrelationRule, Incident, IncidentEvent, NotificationChannel, Silence
+from aiops.models import Alert, CorrelationRule, Incident, IncidentEvent, Integration, NotificationChannel, Silence
 from opsportal.accounts.roles import Role
 from opsportal.audit.models import AuditEntry
 from tests.portal.factories import UserFactory
@@ -481,7 +481,7 @@ def test_admin_creates_an_alertmanager_integration_and_sees_the_token_once(admin
     token = re.search(r'value="(opi_[^"]+)" id="token-value"', first.content.decode()).group(1)
     assert "shown only now" in text_of(first)
     config = html.unescape(re.search(r'id="sender-config"><code>(.*?)</code>', first.content.decode(), re.S).group(1))
-    integration = services.Integration.objects.get(name="prod Alertmanager")
+    integration = Integration.objects.get(name="prod Alertmanager")
     url = f"http://testserver/api/v1/aiops/ingest/{integration.pk}/"
     assert f"- url: {url}" in config
     assert f"credentials: {token}" in config
@@ -519,7 +519,7 @@ def test_each_kind_shows_its_sender_configuration(admin_user, kind, expected):
     response = client.post("/aiops/integrations/", {"name": f"{kind} one", "kind": kind, "rate_limit_per_minute": 60})
     detail = client.get(response["Location"])
     page = text_of(detail)
-    integration = services.Integration.objects.get(kind=kind)
+    integration = Integration.objects.get(kind=kind)
     token = re.search(r'value="(opi_[^"]+)" id="token-value"', detail.content.decode()).group(1)
     url = f"http://testserver/api/v1/aiops/ingest/{integration.pk}/"
     for snippet in expected:
@@ -547,7 +547,7 @@ def test_disable_and_delete_an_integration(admin_user, alertmanager):
     response = client.post(f"/aiops/integrations/{integration.pk}/delete/", follow=True)
     assert response.redirect_chain[-1][0] == "/aiops/integrations/"
     assert "Integration alertmanager test deleted." in text_of(response)
-    assert not services.Integration.objects.exists()
+    assert not Integration.objects.exists()
 
 
 def test_duplicate_integration_name_is_a_form_error(admin_user, alertmanager):
@@ -569,7 +569,7 @@ def test_only_admins_manage_integrations(operator, viewer, alertmanager):
         assert response.status_code == 403
         assert client.post(f"/aiops/integrations/{integration.pk}/rotate/").status_code == 403
         assert "Rotate token" not in text_of(client.get(f"/aiops/integrations/{integration.pk}/"))
-    assert services.Integration.objects.count() == 1
+    assert Integration.objects.count() == 1
 
 
 # --- Silences -----------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The same data as the MLflow-compatible API, in the portal's conventions: names and
 version numbers in URLs, tags as objects, errors as `{"detail", "code", "errors"}`.
-A change that needs an admin's approval answers 202 with the approval request.
+A change that needs an admin's approval answers 202 with the approval request. A service's
+refusal (`opsportal.errors.ServiceError`) propagates to the API's exception handler.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from django.db.models import Prefetch
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -19,7 +20,7 @@ from rest_framework.response import Response
 
 from opsportal.accounts.roles import Role, has_role
 
-from .. import services, webhooks
+from .. import services
 from ..models import (
     ApprovalRequest,
     Artifact,
@@ -52,31 +53,6 @@ from .serializers import (
     WebhookDeliverySerializer,
     WebhookSerializer,
 )
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "already_exists"
-
-
-def call(service, **kwargs):
-    """Run a service, turning registry errors into the API's 400/403/404/409."""
-    try:
-        return service(**kwargs)
-    except services.NotFound as exc:
-        raise exceptions.NotFound(exc.message) from None
-    except services.AlreadyExists as exc:
-        raise Conflict(exc.message) from None
-    except services.NotAllowed as exc:
-        raise exceptions.PermissionDenied(exc.message) from None
-    except services.InvalidValue as exc:
-        raise serializers.ValidationError({exc.field: [exc.message]} if exc.field else exc.message) from None
-
-
-def validated(serializer_class: type[serializers.Serializer], data, **kwargs) -> dict:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def pending_response(request: ApprovalRequest) -> Response:
@@ -121,17 +97,21 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=RegisteredModelWriteSerializer, responses={201: RegisteredModelSerializer})
     def create(self, request: Request) -> Response:
-        data = validated(RegisteredModelWriteSerializer, request.data)
-        model = call(services.create_model, actor=request.user, **data)
+        serializer = RegisteredModelWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        model = services.create_model(actor=request.user, **data)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RegisteredModelUpdateSerializer, responses=RegisteredModelSerializer)
     def partial_update(self, request: Request, name: str | None = None) -> Response:
-        data = validated(RegisteredModelUpdateSerializer, request.data, partial=True)
+        serializer = RegisteredModelUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         policy = {"approval_required", "protected_aliases", "archive_on_promotion"} & set(data)
         if policy and not has_role(request.user, Role.ADMIN):
             raise exceptions.PermissionDenied("Only admins change a model's approval policy.")
-        model = call(services.update_model, model=self.get_object(), actor=request.user, **data)
+        model = services.update_model(model=self.get_object(), actor=request.user, **data)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
 
     def destroy(self, request: Request, name: str | None = None) -> Response:
@@ -141,33 +121,39 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     @extend_schema(request=RenameSerializer, responses=RegisteredModelSerializer)
     @action(detail=True, methods=["post"])
     def rename(self, request: Request, name: str | None = None) -> Response:
-        data = validated(RenameSerializer, request.data)
-        model = call(services.rename_model, model=self.get_object(), new_name=data["new_name"], actor=request.user)
+        serializer = RenameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        model = services.rename_model(model=self.get_object(), new_name=data["new_name"], actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
 
     @extend_schema(methods=["post"], request=TagSerializer, responses=RegisteredModelSerializer)
     @action(detail=True, methods=["post"])
     def tags(self, request: Request, name: str | None = None) -> Response:
         """Set a tag (`key`, `value`); DELETE …/tags/<key>/ removes one."""
-        data = validated(TagSerializer, request.data)
+        serializer = TagSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         model = self.get_object()
-        call(services.set_model_tag, model=model, key=data["key"], value=data["value"], actor=request.user)
+        services.set_model_tag(model=model, key=data["key"], value=data["value"], actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"tags/(?P<key>[^/]+)")
     def delete_tag(self, request: Request, name: str | None = None, key: str = "") -> Response:
-        call(services.delete_model_tag, model=self.get_object(), key=key, actor=request.user)
+        services.delete_model_tag(model=self.get_object(), key=key, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=AliasSerializer, responses={200: RegisteredModelSerializer, 202: PENDING})
     @action(detail=True, methods=["post"])
     def aliases(self, request: Request, name: str | None = None) -> Response:
         """Point an alias at a version; a protected alias waits for approval (202)."""
-        data = validated(AliasSerializer, request.data)
+        serializer = AliasSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         model = self.get_object()
-        version = call(services.get_version, model=model, version=data["version"])
-        result = call(services.set_alias, model=model, alias=data["alias"], version=version, actor=request.user)
+        version = services.get_version(model, data["version"])
+        result = services.set_alias(model=model, alias=data["alias"], version=version, actor=request.user)
         if result.request is not None:
             return pending_response(result.request)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
@@ -175,17 +161,19 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"aliases/(?P<alias>[^/]+)")
     def delete_alias(self, request: Request, name: str | None = None, alias: str = "") -> Response:
-        call(services.delete_alias, model=self.get_object(), alias=alias, actor=request.user)
+        services.delete_alias(model=self.get_object(), alias=alias, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=RollbackSerializer, responses={200: ModelVersionSerializer, 202: PENDING})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, name: str | None = None) -> Response:
         """Make a previous version Production again (the current one is archived)."""
-        data = validated(RollbackSerializer, request.data)
+        serializer = RollbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         model = self.get_object()
-        version = call(services.get_version, model=model, version=data["version"])
-        result = call(services.rollback, model=model, to_version=version, actor=request.user, reason=data["reason"])
+        version = services.get_version(model, data["version"])
+        result = services.rollback(model=model, to_version=version, actor=request.user, reason=data["reason"])
         if result.request is not None:
             return pending_response(result.request)
         return Response(ModelVersionSerializer(_version_queryset().get(pk=version.pk)).data)
@@ -233,7 +221,7 @@ class ModelVersionViewSet(
         return ModelVersionDetailSerializer if self.action == "retrieve" else ModelVersionSerializer
 
     def get_object(self) -> ModelVersion:
-        return call(services.get_version, model=self.model(), version=self.kwargs["version"])
+        return services.get_version(self.model(), self.kwargs["version"])
 
     def retrieve(self, request: Request, **kwargs) -> Response:
         version = self.get_queryset().filter(version=self.kwargs["version"]).first()
@@ -246,15 +234,19 @@ class ModelVersionViewSet(
 
     @extend_schema(request=ModelVersionWriteSerializer, responses={201: ModelVersionDetailSerializer})
     def create(self, request: Request, **kwargs) -> Response:
-        data = validated(ModelVersionWriteSerializer, request.data)
-        version = call(services.create_version, model=self.model(), actor=request.user, **data)
+        serializer = ModelVersionWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = services.create_version(model=self.model(), actor=request.user, **data)
         return Response(self._fresh(version), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ModelVersionWriteSerializer, responses=ModelVersionDetailSerializer)
     def partial_update(self, request: Request, **kwargs) -> Response:
-        data = validated(ModelVersionWriteSerializer, request.data, partial=True)
+        serializer = ModelVersionWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         data.pop("tags", None)
-        version = call(services.update_version, version=self.get_object(), actor=request.user, **data)
+        version = services.update_version(version=self.get_object(), actor=request.user, **data)
         return Response(self._fresh(version))
 
     def destroy(self, request: Request, **kwargs) -> Response:
@@ -265,9 +257,10 @@ class ModelVersionViewSet(
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, **kwargs) -> Response:
         """Move to a stage; to Production on a model with an approval policy this opens a request (202)."""
-        data = validated(TransitionSerializer, request.data)
-        result = call(
-            services.transition_stage,
+        serializer = TransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = services.transition_stage(
             version=self.get_object(),
             stage=data["stage"],
             archive_existing=data["archive_existing"],
@@ -282,22 +275,26 @@ class ModelVersionViewSet(
     @action(detail=True, methods=["post"], url_path="request-promotion")
     def request_promotion(self, request: Request, **kwargs) -> Response:
         """Ask an admin to approve a stage (default Production) or an alias for this version."""
-        data = validated(PromotionRequestSerializer, request.data)
-        approval = call(services.request_promotion, version=self.get_object(), actor=request.user, **data)
+        serializer = PromotionRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        approval = services.request_promotion(version=self.get_object(), actor=request.user, **data)
         return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["post"], request=TagSerializer, responses=ModelVersionDetailSerializer)
     @action(detail=True, methods=["post"])
     def tags(self, request: Request, **kwargs) -> Response:
-        data = validated(TagSerializer, request.data)
+        serializer = TagSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         version = self.get_object()
-        call(services.set_version_tag, version=version, key=data["key"], value=data["value"], actor=request.user)
+        services.set_version_tag(version=version, key=data["key"], value=data["value"], actor=request.user)
         return Response(self._fresh(version))
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"tags/(?P<key>[^/]+)")
     def delete_tag(self, request: Request, key: str = "", **kwargs) -> Response:
-        call(services.delete_version_tag, version=self.get_object(), key=key, actor=request.user)
+        services.delete_version_tag(version=self.get_object(), key=key, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(methods=["get"], responses=ArtifactSerializer(many=True))
@@ -309,11 +306,12 @@ class ModelVersionViewSet(
         version = self.get_object()
         if request.method == "GET":
             return Response(ArtifactSerializer(version.artifacts.all(), many=True).data)
-        data = validated(ArtifactUploadSerializer, request.data)
-        artifact = call(
-            services.upload_artifact, version=version, upload=data["file"], path=data.get("path", ""),
-            actor=request.user,
-        )  # fmt: skip
+        serializer = ArtifactUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        artifact = services.upload_artifact(
+            version=version, upload=data["file"], path=data.get("path", ""), actor=request.user
+        )
         return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=VersionEventSerializer(many=True))
@@ -346,21 +344,25 @@ class ApprovalRequestViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=DecisionSerializer, responses=ApprovalRequestSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(DecisionSerializer, request.data)
-        approval = call(services.approve, request=self.get_object(), actor=request.user, comment=data["comment"])
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        approval = services.approve(request=self.get_object(), actor=request.user, comment=data["comment"])
         return Response(ApprovalRequestSerializer(approval).data)
 
     @extend_schema(request=DecisionSerializer, responses=ApprovalRequestSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(DecisionSerializer, request.data)
-        approval = call(services.reject, request=self.get_object(), actor=request.user, comment=data["comment"])
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        approval = services.reject(request=self.get_object(), actor=request.user, comment=data["comment"])
         return Response(ApprovalRequestSerializer(approval).data)
 
     @extend_schema(request=None, responses=ApprovalRequestSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        approval = call(services.cancel_request, request=self.get_object(), actor=request.user)
+        approval = services.cancel_request(request=self.get_object(), actor=request.user)
         return Response(ApprovalRequestSerializer(approval).data)
 
 
@@ -372,27 +374,25 @@ class WebhookViewSet(viewsets.ModelViewSet):
     required_role = Role.ADMIN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def _call(self, function, **kwargs):
-        try:
-            return function(**kwargs)
-        except webhooks.WebhookInvalid as exc:
-            raise serializers.ValidationError({exc.field: [str(exc)]}) from None
-
     @extend_schema(request=NewWebhookSerializer, responses={201: NewWebhookSerializer})
     def create(self, request: Request) -> Response:
-        data = validated(NewWebhookSerializer, request.data)
-        hook, secret = self._call(webhooks.create_webhook, actor=request.user, **data)
+        serializer = NewWebhookSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        hook, secret = services.create_webhook(actor=request.user, **data)
         body = WebhookSerializer(hook).data
         body["secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = validated(WebhookSerializer, request.data, partial=True)
-        hook = self._call(webhooks.update_webhook, webhook=self.get_object(), actor=request.user, **data)
+        serializer = WebhookSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        hook = services.update_webhook(webhook=self.get_object(), actor=request.user, **data)
         return Response(WebhookSerializer(hook).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        webhooks.delete_webhook(webhook=self.get_object(), actor=request.user)
+        services.delete_webhook(webhook=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=WebhookDeliverySerializer(many=True))

@@ -2,9 +2,9 @@
 
 `MLFLOW_TRACKING_URI=http://HOST/mlflow` and `MLFLOW_TRACKING_TOKEN=<API token>`. Requests follow
 mlflow/protos/model_registry.proto: GET takes query parameters, POST/PATCH/DELETE a JSON body; answers are
-MLflow's JSON, errors `{"error_code", "message"}` with MLflow's statuses. Every write goes through
-`mlops.services`, so history, audit, webhooks and approvals behave as in the UI. Reads need the viewer role,
-writes the operator role.
+MLflow's JSON, errors `{"error_code", "message"}` with MLflow's statuses (a service's refusal answers its
+`mlflow_code`). Every write goes through `mlops.services`, so history, audit, webhooks and approvals behave
+as in the UI. Reads need the viewer role, writes the operator role.
 
 Token clients are exempt from CSRF (the authentication middleware marks them); a browser session keeps it.
 """
@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from mlops import services
 from mlops.models import ModelVersion, RegisteredModel, Stage
 from opsportal.accounts.roles import Role, has_role
+from opsportal.errors import ServiceError
 
 from . import search
 from .serialize import (
@@ -50,13 +51,6 @@ STATUS = {
     "ENDPOINT_NOT_FOUND": 404,
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
-}
-REGISTRY_ERRORS = {
-    services.AlreadyExists: "RESOURCE_ALREADY_EXISTS",
-    services.NotFound: "RESOURCE_DOES_NOT_EXIST",
-    services.InvalidValue: "INVALID_PARAMETER_VALUE",
-    services.NotAllowed: "PERMISSION_DENIED",
-    services.ApprovalNeeded: "PERMISSION_DENIED",
 }
 
 
@@ -467,9 +461,8 @@ def endpoint(request: HttpRequest, path: str) -> HttpResponse:
         return JsonResponse(answer, json_dumps_params=COMPACT)
     except MlflowError as exc:
         return error_response(exc.error_code, exc.message)
-    except services.RegistryError as exc:
-        code = next((c for kind, c in REGISTRY_ERRORS.items() if isinstance(exc, kind)), "INVALID_PARAMETER_VALUE")
-        return error_response(code, exc.message)
+    except ServiceError as exc:
+        return error_response(exc.mlflow_code, exc.message)
 
 
 def unknown_endpoint(request: HttpRequest) -> JsonResponse:

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from mlops import services, webhooks
+from mlops import services
 from mlops.models import ApprovalRequest, Artifact, ModelVersion, RegisteredModel, Stage, Webhook, WebhookDelivery
 from opsportal.accounts.roles import Role
 from tests.portal.factories import UserFactory
@@ -295,7 +295,7 @@ def test_list_sorts_by_last_update(viewer, catalogue, operator):
 
 
 def test_list_pages(viewer, catalogue, monkeypatch):
-    monkeypatch.setattr("mlops.views.MODEL_PAGE_SIZE", 3)
+    monkeypatch.setattr("mlops.views.model_list.MODEL_PAGE_SIZE", 3)
     client = client_for(viewer)
     first = client.get("/mlops/?team=&sort=name")
     assert names_in(first) == ["churn", "fraud-detector", "fraud.rules"]
@@ -881,7 +881,7 @@ def test_compare_highlights_differences_and_marks_the_best_metric(viewer, make_m
     ],
 )
 def test_which_metric_values_count_as_best(metric, lower):
-    from mlops.views import lower_is_better
+    from mlops.compare import lower_is_better
 
     assert lower_is_better(metric) is lower
 
@@ -962,7 +962,7 @@ def test_webhook_form_problems(admin_user, hooks_allowed):
 
 
 def test_webhook_deliveries_toggle_and_delete(admin_user, churn, hooks_allowed):
-    hook, _ = webhooks.create_webhook(name="ci", url="https://hooks.example.com/x", actor=admin_user)
+    hook, _ = services.create_webhook(name="ci", url="https://hooks.example.com/x", actor=admin_user)
     WebhookDelivery.objects.create(
         webhook=hook, event="stage_changed", payload={}, status="failed", attempts=6, response_code=502,
         last_error="HTTP 502",

@@ -33,6 +33,9 @@ from django.db.models import Count, Q, Sum
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
+from opsportal.bulk import fast_bulk_update
+from opsportal.encryption import decrypt
+
 from . import scorers as scoring
 from . import templating
 from .models import EvalRun, LLMModel, Provider, RunColumn, RunItem, RunResult
@@ -154,8 +157,6 @@ class Caller:
 
     def _client(self, provider: Provider):
         from openai import AsyncOpenAI
-
-        from opsportal.encryption import decrypt
 
         if provider.pk not in self.clients:
             self.clients[provider.pk] = AsyncOpenAI(
@@ -528,8 +529,6 @@ def _write_scores(updates: list[tuple[int, bool, float, list[dict]]]) -> None:
     (what opsportal.bulk.fast_bulk_update sends) costs more than the scoring itself.
     """
     if connection.vendor != "postgresql":
-        from opsportal.bulk import fast_bulk_update
-
         rows = [RunResult(id=pk, passed=passed, score=score, scores=scores) for pk, passed, score, scores in updates]
         fast_bulk_update(rows, ["passed", "score", "scores"])
         return

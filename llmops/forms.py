@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 
 from opsportal.portal.forms import StyledForm
 
+from . import scorers
 from .models import Dataset, EvalRun, LLMModel, PromptLabel, PromptVersion
 from .templating import ROLES
 
@@ -458,8 +459,6 @@ class ScorerForm(StyledForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        from . import scorers
-
         self.fields["type"].choices = [(name, f"{info.label} ({name})") for name, info in scorers.SCORERS.items()]
         self.fields["type"].widget.attrs["class"] += " scorer-type"
 

@@ -1,14 +1,12 @@
-"""LLMOps fixtures: the local OpenAI-compatible server, a provider pointing at it, prompts and datasets."""
+"""LLMOps fixtures: the local OpenAI-compatible server, a provider pointing at it, prompts, datasets and runs."""
 
 from __future__ import annotations
 
 import pytest
 
-from llmops import services
-
+from . import factories
+from .factories import CAPITALS
 from .fake_openai import FakeOpenAI
-
-CAPITALS = [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo")]
 
 
 @pytest.fixture
@@ -37,36 +35,32 @@ def _quick_retries(settings):
 
 @pytest.fixture
 def provider(fake_llm, admin_user):
-    return services.create_provider(
-        name="local", base_url=fake_llm.base_url, api_key="sk-test-123", actor=admin_user, max_concurrency=4
-    )
+    return factories.provider(base_url=fake_llm.base_url, api_key="sk-test-123", actor=admin_user, max_concurrency=4)
 
 
 @pytest.fixture
 def llm(provider, admin_user):
     """A model priced at 1 USD per 1M input tokens and 2 USD per 1M output tokens."""
-    return services.add_model(
-        provider=provider, name="test-model", actor=admin_user, input_per_million="1", output_per_million="2"
-    )
+    return factories.model(provider=provider, actor=admin_user)
 
 
 @pytest.fixture
 def capitals_prompt(operator):
-    return services.create_prompt(
-        name="capitals",
-        actor=operator,
-        messages=[
-            {"role": "system", "content": "Answer in one sentence."},
-            {"role": "user", "content": "What is the capital of {{ country }}?"},
-        ],
-        model="test-model",
-        parameters={"temperature": 0},
-    )
+    return factories.prompt(actor=operator)
 
 
 @pytest.fixture
 def capitals_dataset(operator):
-    dataset = services.create_dataset(name="capitals", actor=operator)
-    for country, city in CAPITALS:
-        services.add_item(dataset=dataset, actor=operator, input={"country": country}, expected_output=city)
-    return dataset
+    return factories.dataset(actor=operator)
+
+
+@pytest.fixture
+def version(capitals_prompt):
+    """The capitals prompt's first (and only) version."""
+    return capitals_prompt.versions.get()
+
+
+@pytest.fixture
+def finished_run(version, llm, capitals_dataset, operator):
+    """A finished run of the capitals prompt on the capitals dataset, scored by `factories.names_the_city`."""
+    return factories.finished_run(version=version, model=llm, dataset=capitals_dataset, actor=operator)

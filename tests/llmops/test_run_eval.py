@@ -11,14 +11,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
 from llmops import services
 from llmops.models import EvalRun
-from opsportal.celery import app
 
 # The run is executed by another thread (--inline) or a worker: both need committed data.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,9 +83,8 @@ def test_the_command_line_exits_1_below_the_threshold(staging, tmp_path):
     assert "4/4 100%" in done.stderr and "pass rate 75.0%" in done.stdout
 
 
-def test_a_worker_executes_the_run_while_the_command_waits(staging, fake_llm, isolated_broker):
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):
-        out, err = run_eval("--scorer", NAMES_THE_CITY, "--wait", "--timeout", "60")
+def test_a_worker_executes_the_run_while_the_command_waits(staging, fake_llm, worker):
+    out, err = run_eval("--scorer", NAMES_THE_CITY, "--wait", "--timeout", "60")
 
     run = EvalRun.objects.get()
     assert run.status == "completed" and len(fake_llm.chat_requests) == 4

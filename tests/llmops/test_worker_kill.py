@@ -27,6 +27,7 @@ from kombu import Exchange, Queue
 from llmops import engine, services, tasks
 from llmops.models import EvalRun, RunResult
 from opsportal.celery import app
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -43,15 +44,6 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def wait_for(condition, timeout: float = 60.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
 
 
 class Workers:
@@ -148,7 +140,9 @@ def test_a_run_survives_its_worker_being_killed(workers, fake_llm, llm, capitals
     def stored() -> int:
         return RunResult.objects.filter(run=run).count()
 
-    assert wait_for(lambda: stored() >= 6, timeout=90), f"the first worker stored nothing:\n{workers.log()}"
+    assert wait_for(lambda: stored() >= 6, timeout=90, interval=0.02), (
+        f"the first worker stored nothing:\n{workers.log()}"
+    )
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     time.sleep(DELAY * 2)  # what the dead worker had asked for has arrived (and is answered into the void)
@@ -166,7 +160,7 @@ def test_a_run_survives_its_worker_being_killed(workers, fake_llm, llm, capitals
     for run_id in engine.stalled_runs():  # tasks.resume_stalled_runs, sent to this test's queue
         tasks.execute_run.apply_async(args=[run_id], queue=workers.queue)
 
-    finished = wait_for(lambda: EvalRun.objects.get(pk=run.pk).finished, timeout=90)
+    finished = wait_for(lambda: EvalRun.objects.get(pk=run.pk).finished, timeout=90, interval=0.02)
     assert finished, f"the run was not resumed:\n{workers.log()}"
     run.refresh_from_db()
     assert (run.status, run.total, run.done, run.errors) == ("completed", ITEMS, ITEMS, 0)

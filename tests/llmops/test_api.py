@@ -197,7 +197,9 @@ def test_the_contract_url_returns_the_version_a_label_points_at(operator_api, vi
         "label": None,
         "created_at": None,
     }
-    assert viewer_api.get(f"{API}/prompts/nope/").status_code == 404
+    missing_prompt = viewer_api.get(f"{API}/prompts/nope/")
+    assert missing_prompt.status_code == 404
+    assert missing_prompt.json() == {"detail": "No prompt named 'nope'.", "code": "not_found"}
     listed = viewer_api.get(f"{API}/prompts/").json()["results"][0]
     assert listed["labels"] == {"production": 2, "staging": 1} and listed["latest_version"] == 2
 
@@ -277,13 +279,14 @@ def test_labels_move_and_the_gate_answers_409_with_its_reason(
     assert staging.status_code == 200 and staging.json()["label"] == "staging"
     refused = operator_api.post(labels, {"label": "production", "version": 1}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "gate_refused"
-    assert "No finished run of capitals v1 on the gate dataset 'capitals'" in refused.json()["detail"]
+    assert refused.json()["detail"].startswith("Release gate: No finished run of capitals v1 on the gate dataset")
     check = viewer_api.get(f"{API}/prompts/capitals/versions/1/gate/").json()
     assert check["allowed"] is False and check["run"] is None
     not_admin = operator_api.post(
         labels, {"label": "production", "version": 1, "override": True, "reason": "x"}, format="json"
     )
     assert not_admin.status_code == 403 and "Only an admin may override" in not_admin.json()["detail"]
+    assert not_admin.json()["code"] == "permission_denied"
     no_reason = admin_api.post(labels, {"label": "production", "version": 1, "override": True}, format="json")
     assert no_reason.status_code == 400 and "reason" in no_reason.json()["errors"]
 
@@ -539,7 +542,9 @@ def test_runs_accept_every_form_of_reference_and_name_what_is_wrong(
     }
     assert error(models=["local/nope"]) == {"models[0]": ["no model 'local/nope' (use provider/model)"]}
     assert error(dataset="nope") == {"dataset": ["No dataset 'nope'."]}
-    assert "scorers[0]" in next(iter(error(scorers=[{"type": "bogus"}])))
+    bogus = operator_api.post(f"{API}/runs/", {**body, "scorers": [{"type": "bogus"}]}, format="json").json()
+    assert bogus["detail"].startswith("scorers[0].type: unknown scorer 'bogus'") and bogus["code"] == "invalid"
+    assert list(bogus["errors"]) == ["scorers[0].type"]
     assert error(scorers=[{"type": "llm-rubric", "config": {"rubric": "x"}}]) == {
         "judge_model": ["llm-rubric scorers need a judge model"]
     }

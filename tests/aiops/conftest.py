@@ -1,22 +1,25 @@
-"""AIOps fixtures: integrations with their real tokens, and helpers to post native payloads."""
+"""AIOps fixtures: integrations with their real tokens, and two incidents to triage.
+
+The payload helpers (`deliver`, `am_alert`, `am_payload`) live in factories.py and are
+importable from here too.
+"""
 
 from __future__ import annotations
 
-import datetime
-import json
-
 import pytest
-from django.test import Client
-from django.utils import timezone
 
-from aiops import services
-from aiops.models import Integration
+from aiops.models import Incident, Integration
+
+from . import factories
+from .factories import am_alert, am_payload, deliver
+
+__all__ = ["am_alert", "am_payload", "deliver"]
 
 
 @pytest.fixture
 def make_integration(admin_user):
     def make(kind: str = "alertmanager", name: str | None = None, **kwargs) -> tuple[Integration, str]:
-        return services.create_integration(name=name or f"{kind} test", kind=kind, actor=admin_user, **kwargs)
+        return factories.integration(kind, name, actor=admin_user, **kwargs)
 
     return make
 
@@ -26,53 +29,13 @@ def alertmanager(make_integration) -> tuple[Integration, str]:
     return make_integration("alertmanager")
 
 
-def deliver(integration: Integration, token: str | None, payload, client: Client | None = None, **headers):
-    """POST a payload to the integration's URL as a sender would."""
-    client = client or Client()
-    body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
-    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-    if token is not None:
-        extra["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return client.post(integration.ingest_path(), data=body, content_type="application/json", **extra)
-
-
-def am_alert(
-    alertname: str = "HighErrorRate",
-    service: str = "checkout",
-    status: str = "firing",
-    severity: str = "critical",
-    fingerprint: str | None = None,
-    **labels: str,
-) -> dict:
-    starts = (timezone.now() - datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
-    ends = "0001-01-01T00:00:00Z" if status == "firing" else timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-    alert = {
-        "status": status,
-        "labels": {"alertname": alertname, "service": service, "severity": severity, **labels},
-        "annotations": {"summary": f"{alertname} on {service}", "description": "Error rate above 5% for 5 minutes."},
-        "startsAt": starts,
-        "endsAt": ends,
-        "generatorURL": f"http://prometheus.example:9090/graph?g0.expr={alertname}",
-    }
-    if fingerprint is not None:
-        alert["fingerprint"] = fingerprint
-    return alert
-
-
-def am_payload(*alerts: dict, group_key: str = '{}:{alertname="HighErrorRate"}') -> dict:
-    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    return {
-        "version": "4",
-        "receiver": "opsportal",
-        "status": status,
-        "alerts": list(alerts),
-        "groupLabels": {"alertname": alerts[0]["labels"]["alertname"]} if alerts else {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.example:9093",
-        "groupKey": group_key,
-        "truncatedAlerts": 0,
-    }
+@pytest.fixture
+def two_incidents(alertmanager) -> tuple[Incident, Incident]:
+    """checkout (critical, triggered) and search (warning, triggered)."""
+    integration, token = alertmanager
+    checkout = factories.incident(integration, token, "checkout", severity="critical", instance="a")
+    search = factories.incident(integration, token, "search", alertname="SlowQueries", severity="warning")
+    return checkout, search
 
 
 @pytest.fixture(autouse=True)

@@ -152,7 +152,7 @@ def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
             raise InvalidInput(f"Type {dataset.name} exactly to delete this dataset.", field="confirm")
         services.delete_dataset(dataset=dataset, actor=request.user)
 
-    ok, _ = apply_form(form, delete)
+    ok, _ = apply_form(form, delete, {"dataset": "confirm"})  # a gated dataset's refusal, under the name typed
     if not ok:
         return _dataset_page(request, dataset, 400, delete_form=form)
     messages.success(request, f"Dataset {dataset.name} deleted; its runs keep their own copy of the items.")

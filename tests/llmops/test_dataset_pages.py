@@ -145,3 +145,14 @@ def test_only_admins_delete_a_dataset_and_they_type_its_name(operator, admin_use
     assert wrong.status_code == 400 and "Type capitals exactly" in text_of(wrong)
     assert client.post(url, {"delete-confirm": "capitals"})["Location"] == reverse("llmops:datasets")
     assert not Dataset.objects.filter(pk=capitals_dataset.pk).exists()
+
+
+def test_a_dataset_that_gates_a_prompt_is_not_deleted_and_the_page_says_why(admin_user, capitals_prompt,
+                                                                             capitals_dataset):  # fmt: skip
+    services.update_prompt(prompt=capitals_prompt, actor=admin_user, gate_dataset=capitals_dataset,
+                           gate_min_pass_rate=0.9)  # fmt: skip
+    url = reverse("llmops:dataset-delete", args=[capitals_dataset.pk])
+    refused = client_for(admin_user).post(url, {"delete-confirm": "capitals"})
+    assert refused.status_code == 400
+    assert "it is the release gate of capitals; change their gate first" in text_of(refused)
+    assert Dataset.objects.filter(pk=capitals_dataset.pk).exists()

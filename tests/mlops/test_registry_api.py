@@ -92,7 +92,10 @@ def test_search_by_name_tag_and_stage_with_constant_queries(operator_api, operat
         "model-11",
     ]
     newest_first = operator_api.get(MODELS, {"ordering": "-updated_at"}).json()["results"]
-    assert newest_first[0]["name"] == "model-11" or newest_first[0]["name"] == "model-09"
+    assert [m["name"] for m in newest_first][:2] == ["model-11", "model-10"]  # the last ones registered
+    services.set_model_tag(model=RegisteredModel.objects.get(name="model-04"), key="x", value="y", actor=operator)
+    newest_first = operator_api.get(MODELS, {"ordering": "-updated_at"}).json()["results"]
+    assert [m["name"] for m in newest_first][:2] == ["model-04", "model-11"]  # a tag set is an update
 
 
 def test_transition_with_archive_existing_and_history(operator_api, churn):

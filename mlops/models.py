@@ -9,13 +9,13 @@ lineage, artifacts with checksums) lives beside it.
 
 from __future__ import annotations
 
-import datetime
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+from opsportal.outbox.models import OutboxMessage, pending_index
 
 
 class Stage(models.TextChoices):
@@ -303,34 +303,18 @@ class Webhook(models.Model):
         return self.enabled and (not self.events or event in self.events) and self.model_id in (None, model_id)
 
 
-class WebhookDelivery(models.Model):
-    """The outbox of webhook calls: written in the registry change's transaction, sent by Celery."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        SENT = "sent"
-        FAILED = "failed"
+class WebhookDelivery(OutboxMessage):
+    """The outbox of webhook calls (see `mlops.webhooks`): written in the registry change's transaction,
+    sent by Celery; the rows are the webhook's delivery log."""
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=30)
-    payload = models.JSONField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["webhook", "-created_at"], name="webhookdelivery_hook_idx"),
-            models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due_idx"),
+            pending_index("webhookdelivery_pending_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.webhook}"
-
-    def retry_delay(self) -> datetime.timedelta:
-        return datetime.timedelta(seconds=min(8 * 2 ** max(self.attempts - 1, 0), 3600))

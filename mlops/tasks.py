@@ -5,12 +5,10 @@ from celery import shared_task
 from . import webhooks
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
-def send_webhook(self, delivery_id: int) -> str | None:
-    outcome = webhooks.send(delivery_id=delivery_id)
-    if outcome == "retry" and self.request.retries < self.max_retries:
-        raise self.retry(countdown=webhooks.retry_delay_for(delivery_id).total_seconds())
-    return outcome
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=webhooks.MAX_ATTEMPTS)
+def send_webhook(self, delivery_id: int) -> str:
+    """Send one webhook delivery; failures retry with the outbox's backoff."""
+    return webhooks.DELIVERIES.send_in_task(self, delivery_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

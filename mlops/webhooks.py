@@ -1,83 +1,28 @@
-"""Registry webhooks: an outbox written with the registry change, sent by Celery with retries.
+"""Registry webhooks: an outbox (`opsportal.outbox`) written with the registry change, sent by Celery with retries.
 
 Each call is a JSON POST signed like every OpsPortal webhook: `X-OpsPortal-Signature:
 t=<unix>,v1=<hex HMAC-SHA256 of "<unix>." + body>` with the webhook's secret, plus
-`X-OpsPortal-Event` and `X-OpsPortal-Delivery` (the delivery id, for receivers that
-deduplicate). Outgoing URLs pass `opsportal.outbound`'s allow-list.
+`X-OpsPortal-Timestamp`, `X-OpsPortal-Event` and `X-OpsPortal-Delivery` (the delivery
+id, the same on every retry, for receivers that deduplicate). Outgoing URLs pass
+`opsportal.outbound`'s allow-list. The `WebhookDelivery` rows are the delivery log.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
-import secrets
-import time
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from opsportal import outbox
 from opsportal.audit import services as audit
-from opsportal.encryption import decrypt, encrypt
-from opsportal.outbound import SIGNATURE_HEADER, HTTPStatusError, OutboundRefused, check_outbound_url, post_json, sign
-from opsportal.enqueue import enqueue_on_commit, resend
+from opsportal.encryption import decrypt
+from opsportal.enqueue import enqueue_on_commit
 
 from .models import ModelVersion, RegisteredModel, Webhook, WebhookDelivery
 
-MAX_ATTEMPTS = 6
-
-
-class WebhookInvalid(ValueError):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _clean(url: str, events: list[str] | None) -> list[str]:
-    try:
-        check_outbound_url(url)
-    except OutboundRefused as exc:
-        raise WebhookInvalid(str(exc), "url") from None
-    events = list(events or [])
-    unknown = sorted(set(events) - set(Webhook.Event.values))
-    if unknown:
-        raise WebhookInvalid(
-            f"unknown event(s) {', '.join(unknown)}; choose from {', '.join(Webhook.Event.values)}", "events"
-        )
-    return events
-
-
-@transaction.atomic
-def create_webhook(
-    *, name: str, url: str, actor, events: list[str] | None = None, model: RegisteredModel | None = None,
-    secret: str = "",
-) -> tuple[Webhook, str]:  # fmt: skip
-    """Create a webhook; returns it and its signing secret (generated unless given), shown only now."""
-    events = _clean(url, events)
-    secret = secret or secrets.token_urlsafe(32)
-    hook = Webhook.objects.create(name=name, url=url, events=events, model=model, secret=encrypt(secret))
-    audit.record(action="create", actor=actor, obj=hook, message=f"Registry webhook {name} -> {url}")
-    return hook, secret
-
-
-@transaction.atomic
-def update_webhook(*, webhook: Webhook, actor, **fields) -> Webhook:
-    url = fields.get("url", webhook.url)
-    if "url" in fields or "events" in fields:
-        fields["events"] = _clean(url, fields.get("events", webhook.events))
-    before = audit.snapshot(webhook, fields)
-    for key, value in fields.items():
-        setattr(webhook, key, value)
-    webhook.save()
-    audit.record(action="update", actor=actor, obj=webhook, changes=audit.diff(before, audit.snapshot(webhook, fields)))
-    return webhook
-
-
-@transaction.atomic
-def delete_webhook(*, webhook: Webhook, actor) -> None:
-    audit.record(action="delete", actor=actor, obj=webhook)
-    webhook.delete()
+MAX_ATTEMPTS = outbox.MAX_ATTEMPTS
 
 
 def document(event: str, model: RegisteredModel, version: ModelVersion | None, actor, data: dict) -> dict:
@@ -107,81 +52,44 @@ def queue(event: str, model: RegisteredModel, *, version: ModelVersion | None = 
         return 0
     payload = audit._plain(document(event, model, version, actor, data))
     rows = WebhookDelivery.objects.bulk_create(
-        [WebhookDelivery(webhook=hook, event=event, payload=payload) for hook in hooks]
+        [WebhookDelivery(webhook=hook, event=event, payload=payload, target=hook.url) for hook in hooks]
     )
     for row in rows:
-        enqueue_on_commit("mlops.tasks.send_webhook", row.pk)
+        enqueue_on_commit(DELIVERIES.task, row.pk)
     return len(rows)
+
+
+class Deliveries(outbox.Outbox[WebhookDelivery]):
+    """The webhook outbox: the payload is the registry change as it was when queued."""
+
+    model = WebhookDelivery
+    task = "mlops.tasks.send_webhook"
+    select_related = ("webhook",)
+    target_label = "the webhook's URL"
+
+    def prepare(self, message: WebhookDelivery) -> str:
+        hook = message.webhook
+        if not hook.enabled:
+            return "not sent: the webhook was disabled"
+        # An admin may have fixed the webhook's URL while a retry waited.
+        message.target = hook.url
+        return ""
+
+    def signing_secret(self, message: WebhookDelivery) -> str:
+        try:
+            return decrypt(message.webhook.secret)
+        except ValueError as exc:
+            raise outbox.PermanentFailure(f"{exc}; set the webhook's secret again") from None
+
+
+DELIVERIES = Deliveries()
 
 
 def send(*, delivery_id: int) -> str:
     """Attempt one delivery. Returns 'sent', 'failed', 'retry' or 'gone'."""
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("webhook")
-            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
-            .first()
-        )
-        if delivery is None:
-            return "gone"
-        delivery.attempts += 1
-        hook = delivery.webhook
-        if not hook.enabled:
-            return _finish(delivery, WebhookDelivery.Status.FAILED, "not sent: the webhook was disabled")
-        try:
-            secret = decrypt(hook.secret)
-        except ValueError as exc:
-            return _finish(delivery, WebhookDelivery.Status.FAILED, f"{exc}; set the webhook's secret again")
-        body = json.dumps(delivery.payload).encode()
-        timestamp = int(time.time())
-        headers = {
-            "X-OpsPortal-Event": delivery.event,
-            "X-OpsPortal-Delivery": str(delivery.pk),
-            "X-OpsPortal-Timestamp": str(timestamp),
-        }
-        if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-        try:
-            delivery.response_code = post_json(hook.url, body, headers)
-        except OutboundRefused as exc:
-            return _finish(delivery, WebhookDelivery.Status.FAILED, f"refused: {exc}")
-        except HTTPStatusError as exc:
-            delivery.response_code = exc.code
-            permanent = 300 <= exc.code < 500 and exc.code not in (408, 429)
-            return _finish(delivery, WebhookDelivery.Status.FAILED if permanent else None, f"HTTP {exc.code}")
-        except Exception as exc:  # network errors: retried
-            return _finish(delivery, None, f"{type(exc).__name__}: {exc}")
-        return _finish(delivery, WebhookDelivery.Status.SENT, "")
-
-
-def _finish(delivery: WebhookDelivery, status: str | None, error: str) -> str:
-    if status is None:
-        status = WebhookDelivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else WebhookDelivery.Status.PENDING
-    delivery.status = status
-    delivery.last_error = error[:500]
-    now = timezone.now()
-    delivery.next_attempt_at = now + delivery.retry_delay() if status == WebhookDelivery.Status.PENDING else None
-    if status == WebhookDelivery.Status.SENT:
-        delivery.delivered_at = now
-    delivery.save()
-    return {"sent": "sent", "failed": "failed", "pending": "retry"}[status]
-
-
-def retry_delay_for(delivery_id: int) -> datetime.timedelta:
-    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
-    return delivery.retry_delay() if delivery else datetime.timedelta(seconds=8)
+    return DELIVERIES.send(delivery_id)
 
 
 def requeue_pending(older_than: datetime.timedelta = datetime.timedelta(minutes=2)) -> int:
     """Re-enqueue deliveries left pending (broker down at commit, or a worker died)."""
-    now = timezone.now()
-    due = Q(next_attempt_at__isnull=True, created_at__lt=now - older_than) | Q(
-        next_attempt_at__lt=now - datetime.timedelta(minutes=1)
-    )
-    ids = list(
-        WebhookDelivery.objects.filter(due, status=WebhookDelivery.Status.PENDING)
-        .order_by("created_at")
-        .values_list("id", flat=True)[:1000]
-    )
-    return resend("mlops.tasks.send_webhook", ids)
+    return DELIVERIES.requeue_pending(older_than=older_than)

@@ -239,6 +239,8 @@ class NewWebhookSerializer(WebhookSerializer):
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
+    delivered_at = serializers.DateTimeField(source="sent_at", read_only=True, allow_null=True)
+
     class Meta:
         model = WebhookDelivery
         fields = [

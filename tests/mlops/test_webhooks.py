@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from mlops import services, webhooks
 from mlops.models import Webhook, WebhookDelivery
-from opsportal.celery import app
+from mlops.tasks import sweep_webhooks
 from opsportal.encryption import decrypt
+from tests.helpers import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +43,7 @@ def test_secret_shown_once_stored_encrypted_and_admins_only(admin_api, operator_
 
 
 def test_events_are_posted_signed_and_filtered(admin_user, operator, receiver, allow_loopback):
-    _hook, secret = webhooks.create_webhook(
+    _hook, secret = services.create_webhook(
         name="deploys", url=receiver.url, actor=admin_user, events=["version_created", "stage_changed"]
     )
     model = services.create_model(name="churn", actor=operator)  # model_created: not subscribed
@@ -59,12 +58,14 @@ def test_events_are_posted_signed_and_filtered(admin_user, operator, receiver, a
     assert body["data"]["to_stage"] == "Staging" and body["actor"] == operator.username
     delivery = WebhookDelivery.objects.filter(event="stage_changed").get()
     assert delivery.status == "sent" and delivery.response_code == 200 and delivery.attempts == 1
+    assert receiver.requests[-1]["headers"]["X-OpsPortal-Delivery"] == str(delivery.delivery_id)
+    assert delivery.sent_at is not None and delivery.target == receiver.url
 
 
 def test_a_webhook_for_one_model_ignores_the_others(admin_user, operator, receiver, allow_loopback, make_model):
     churn = make_model(name="churn", versions=0)
     make_model(name="other", versions=0)
-    webhooks.create_webhook(name="churn only", url=receiver.url, actor=admin_user, model=churn)
+    services.create_webhook(name="churn only", url=receiver.url, actor=admin_user, model=churn)
     services.set_model_tag(model=churn, key="team", value="growth", actor=operator)
     services.set_model_tag(model=services.get_model("other"), key="team", value="risk", actor=operator)
     send_pending()
@@ -73,7 +74,7 @@ def test_a_webhook_for_one_model_ignores_the_others(admin_user, operator, receiv
 
 
 def test_server_errors_are_retried_with_backoff_then_fail_for_good(admin_user, operator, receiver, allow_loopback):
-    webhooks.create_webhook(name="flaky", url=receiver.url, actor=admin_user)
+    services.create_webhook(name="flaky", url=receiver.url, actor=admin_user)
     receiver.status = 503
     services.create_model(name="churn", actor=operator)
     assert send_pending() == ["retry"]
@@ -87,7 +88,7 @@ def test_server_errors_are_retried_with_backoff_then_fail_for_good(admin_user, o
 
 
 def test_client_errors_fail_at_once(admin_user, operator, receiver, allow_loopback):
-    webhooks.create_webhook(name="gone", url=receiver.url, actor=admin_user)
+    services.create_webhook(name="gone", url=receiver.url, actor=admin_user)
     receiver.status = 404
     services.create_model(name="churn", actor=operator)
     assert send_pending() == ["failed"]
@@ -102,11 +103,12 @@ def test_private_addresses_are_refused_unless_allowed(admin_api, settings):
 
 
 def test_delivery_log_is_visible(admin_api, admin_user, operator, receiver, allow_loopback):
-    hook, _ = webhooks.create_webhook(name="log", url=receiver.url, actor=admin_user)
+    hook, _ = services.create_webhook(name="log", url=receiver.url, actor=admin_user)
     services.create_model(name="churn", actor=operator)
     send_pending()
     log = admin_api.get(f"{HOOKS}{hook.pk}/deliveries/").json()["results"]
     assert [(d["event"], d["status"], d["response_code"]) for d in log] == [("model_created", "sent", 200)]
+    assert log[0]["delivered_at"] is not None and log[0]["attempts"] == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -114,19 +116,15 @@ def test_delivery_log_is_visible(admin_api, admin_user, operator, receiver, allo
 def test_a_real_worker_sends_and_the_sweeper_recovers_deliveries_lost_with_the_broker(
     admin_user, operator, receiver, allow_loopback, broker_outage, isolated_broker
 ):
-    webhooks.create_webhook(name="ci", url=receiver.url, actor=admin_user, events=["model_created"])
+    services.create_webhook(name="ci", url=receiver.url, actor=admin_user, events=["model_created"])
     with broker_outage():
         services.create_model(name="while-down", actor=operator)
     assert WebhookDelivery.objects.get().status == "pending"
     WebhookDelivery.objects.update(created_at=WebhookDelivery.objects.get().created_at.replace(year=2020))
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):
+    with running_worker():
         services.create_model(name="while-up", actor=operator)
-        from mlops.tasks import sweep_webhooks
-
         sweep_webhooks.delay()
-        deadline = time.monotonic() + 30
-        while WebhookDelivery.objects.filter(status="pending").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        assert wait_for(lambda: not WebhookDelivery.objects.filter(status="pending").exists(), timeout=30)
     names = sorted(r["body"].decode().split('"name": "')[1].split('"')[0] for r in receiver.requests)
     assert names == ["while-down", "while-up"]
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"sent"}

@@ -10,7 +10,7 @@ from django.utils import timezone
 from aiops import services
 from aiops.models import Alert, CorrelationRule, Incident, IncidentEvent
 
-from .conftest import am_alert, am_payload, deliver
+from .factories import am_alert, am_payload, deliver
 
 pytestmark = pytest.mark.django_db
 

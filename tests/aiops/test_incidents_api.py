@@ -8,7 +8,7 @@ from aiops import services
 from aiops.models import Incident
 from opsportal.audit.models import AuditEntry
 
-from .conftest import am_alert, am_payload, deliver
+from .factories import am_alert, am_payload, deliver
 
 pytestmark = pytest.mark.django_db
 

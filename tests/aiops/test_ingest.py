@@ -9,8 +9,9 @@ import pytest
 
 from aiops import services
 from aiops.models import Alert, AlertDelivery, Delivery, Incident
+from tests.helpers import client_for
 
-from .conftest import am_alert, am_payload, deliver
+from .factories import am_alert, am_payload, deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -222,7 +223,7 @@ def test_pagerduty_events_v2(make_integration):
     assert deliver(integration, None, {"routing_key": "wrong", "event_action": "trigger"}).status_code == 401
 
 
-def test_grafana_webhook(make_integration):
+def test_grafana_webhook(make_integration, viewer):
     integration, token = make_integration("grafana")
     alert = am_alert(alertname="CPUHigh", service="api")
     alert.update(
@@ -239,9 +240,14 @@ def test_grafana_webhook(make_integration):
     assert deliver(integration, token, payload).status_code == 202
     stored = Alert.objects.get()
     assert stored.title == "CPUHigh on api"
-    assert {"href": "http://grafana.example/d/abc", "text": "Dashboard"} in stored.links or any(
-        link["href"] == "http://grafana.example/d/abc" for link in stored.links
-    )
+    # The dashboard is kept once, named as Grafana's own button names it; the empty panel URL is dropped.
+    assert [link for link in stored.links if "grafana.example" in link["href"]] == [
+        {"href": "http://grafana.example/d/abc", "text": "Dashboard"}
+    ]
+    # And on the incident page it is one click away.
+    services.process_pending_alerts()
+    page = client_for(viewer).get(Incident.objects.get().get_absolute_url()).content.decode()
+    assert '<li><a href="http://grafana.example/d/abc" rel="noopener">Dashboard</a></li>' in page
 
 
 def test_silenced_alerts_are_stored_but_open_no_incident(alertmanager, operator):

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+import urllib.request
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from aiops import services
 from aiops.models import Alert, Incident
-from opsportal.celery import app
+from aiops.tasks import process_alerts
 from tests.conftest import need_service
+from tests.helpers import running_worker, wait_for
 
-from .conftest import am_alert, am_payload, deliver
+from .factories import am_alert, am_payload, deliver
 from .senders import ALERTMANAGER, PROMETHEUS, RealSenders
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
-
-
-def wait_for(condition, timeout: float = 60.0, interval: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
-
-
-@pytest.fixture
-def worker(isolated_broker):
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10) as w:
-        yield w
 
 
 def test_deliveries_accepted_while_the_broker_is_down_are_each_processed_once(
@@ -48,10 +35,8 @@ def test_deliveries_accepted_while_the_broker_is_down_are_each_processed_once(
     assert Alert.objects.filter(pending=True).count() == 5
     assert Incident.objects.count() == 0
 
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):
+    with running_worker():
         # What beat runs every 15 s: the sweeper drains what the lost enqueues left behind.
-        from aiops.tasks import process_alerts
-
         process_alerts.delay()
         assert wait_for(lambda: not Alert.objects.filter(pending=True).exists(), timeout=30)
         process_alerts.delay()  # a second sweep finds nothing left to do
@@ -63,9 +48,6 @@ def test_deliveries_accepted_while_the_broker_is_down_are_each_processed_once(
 
 def test_enqueue_on_commit_gets_alerts_to_the_worker(admin_user, worker, live_server):
     integration, token = services.create_integration(name="am", kind="alertmanager", actor=admin_user)
-    import json
-    import urllib.request
-
     request = urllib.request.Request(
         f"{live_server.url}{integration.ingest_path()}",
         data=json.dumps(am_payload(am_alert())).encode(),

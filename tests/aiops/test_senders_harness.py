@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 import pytest
 
 from tests.aiops.senders import ALERTMANAGER, PROMETHEUS, RealSenders, free_port
+from tests.conftest import need_service
+from tests.helpers import wait_for
 
 TOKEN = "s3cret"
 DELIVERY_TIMEOUT = 30.0
@@ -68,12 +69,8 @@ def webhook() -> Iterator[tuple[str, _Recorder]]:
 
 def _require_binaries() -> None:
     missing = [path for path in (PROMETHEUS, ALERTMANAGER) if not os.access(path, os.X_OK)]
-    if not missing:
-        return
-    message = f"missing binaries: {', '.join(missing)}"
-    if os.environ.get("OPSPORTAL_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message} (OPSPORTAL_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
+    if missing:
+        need_service(", ".join(missing))
 
 
 def _is_test_alert(alert: dict[str, Any]) -> bool:
@@ -85,13 +82,16 @@ def _wait_for(
     recorder: _Recorder, senders: RealSenders, what: str, match: Callable[[str | None, Any], bool]
 ) -> tuple[str | None, dict[str, Any]]:
     """Return the first recorded request satisfying `match`, failing after DELIVERY_TIMEOUT seconds."""
-    deadline = time.monotonic() + DELIVERY_TIMEOUT
-    while time.monotonic() < deadline:
-        for auth, body in recorder.snapshot():
-            if match(auth, body):
-                return auth, body
-        time.sleep(0.2)
-    pytest.fail(f"no {what} webhook within {DELIVERY_TIMEOUT:.0f}s; received {recorder.snapshot()!r}\n{senders.logs()}")
+    found: list[tuple[str | None, Any]] = []
+
+    def arrived() -> bool:
+        found[:] = [(auth, body) for auth, body in recorder.snapshot() if match(auth, body)]
+        return bool(found)
+
+    if not wait_for(arrived, timeout=DELIVERY_TIMEOUT, interval=0.2):
+        received = recorder.snapshot()
+        pytest.fail(f"no {what} webhook within {DELIVERY_TIMEOUT:.0f}s; received {received!r}\n{senders.logs()}")
+    return found[0]
 
 
 def _notification(status: str) -> Callable[[str | None, Any], bool]:

@@ -36,7 +36,9 @@ A new outbox, e.g. a runbook's HTTP action::
 
     # runbooks.py
     class RunbookCalls(Outbox[RunbookCall]):
-        model, task, select_related = RunbookCall, "aiops.tasks.send_runbook_call", ("step",)
+        model = RunbookCall
+        task = "aiops.tasks.send_runbook_call"
+        select_related = ("step",)  # what the hooks read
 
         def signing_secret(self, message: RunbookCall) -> str:
             return decrypt(message.step.secret)
@@ -53,7 +55,7 @@ A new outbox, e.g. a runbook's HTTP action::
         return runbooks.RUNBOOK_CALLS.send_in_task(self, call_id)
 
     @shared_task(acks_late=True, reject_on_worker_lost=True)
-    def sweep_runbook_calls() -> int:  # in the beat schedule of opsportal/celery.py
+    def sweep_runbook_calls() -> int:  # a beat schedule entry, every couple of minutes
         return runbooks.RUNBOOK_CALLS.requeue_pending()
 
 Override `prepare()` to refresh the row from its configuration or refuse to send,

@@ -12,7 +12,7 @@ from ..models import Dataset, DatasetItem
 from .base import Actor, InvalidInput, NotFound, clean_name, user_of
 
 
-def get_dataset(reference: object) -> Dataset:
+def get_dataset(*, reference: object) -> Dataset:
     queryset = Dataset.objects.all()
     dataset = (
         queryset.filter(pk=int(reference)).first()
@@ -118,7 +118,7 @@ def delete_item(*, item: DatasetItem, actor: Actor) -> None:
     item.delete()
 
 
-def preview_import(data: bytes, filename: str = "", *, require_output: bool = False) -> importers.ImportResult:
+def preview_import(*, data: bytes, filename: str = "", require_output: bool = False) -> importers.ImportResult:
     return importers.parse(data, filename, require_output=require_output)
 
 

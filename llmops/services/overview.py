@@ -14,7 +14,7 @@ from opsportal.portal.summary import AppSummary, activity_stats
 from ..models import EvalRun, Prompt, RunColumn, RunResult
 
 
-def latest_runs_per_prompt(limit: int = 8) -> list[tuple[str, float | None, EvalRun]]:
+def latest_runs_per_prompt(*, limit: int = 8) -> list[tuple[str, float | None, EvalRun]]:
     """(prompt name, pass rate, run) of each prompt's latest finished run."""
     latest: dict[str, tuple[str, float | None, EvalRun]] = {}
     columns = (
@@ -29,7 +29,7 @@ def latest_runs_per_prompt(limit: int = 8) -> list[tuple[str, float | None, Eval
     return list(latest.values())[:limit]
 
 
-def cost_per_day(days: int = 30) -> list[tuple[datetime.date, float]]:
+def cost_per_day(*, days: int = 30) -> list[tuple[datetime.date, float]]:
     since = timezone.now() - datetime.timedelta(days=days)
     rows = (
         RunResult.objects.filter(created_at__gte=since, cost__isnull=False)
@@ -53,7 +53,7 @@ def overview(*, with_charts: bool = False) -> AppSummary:
         ("Runs in 7 days", counts["week"]),
     ]
     charts = []
-    latest = latest_runs_per_prompt(12)
+    latest = latest_runs_per_prompt(limit=12)
     recent = [
         (f"{name}: {rate:.0%} passed" if rate is not None else f"{name}: no score", run.get_absolute_url(),
          run.finished_at or run.created_at)
@@ -69,7 +69,7 @@ def overview(*, with_charts: bool = False) -> AppSummary:
         if latest:
             charts.append(("llmops-pass-rates", "Pass rate of the latest run per prompt",
                            figure_data(llmops_charts.latest_pass_rates(latest))))  # fmt: skip
-        costs = cost_per_day(30)
+        costs = cost_per_day(days=30)
         if costs:
             charts.append(("llmops-cost", "Evaluation cost per day (USD)",
                            figure_data(llmops_charts.cost_per_day(costs))))  # fmt: skip

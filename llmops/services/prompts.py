@@ -22,14 +22,14 @@ PARAMETER_KEYS = {
 }  # fmt: skip
 
 
-def get_prompt(name: str) -> Prompt:
+def get_prompt(*, name: str) -> Prompt:
     prompt = Prompt.objects.filter(name=name).first()
     if prompt is None:
         raise NotFound(f"No prompt named {name!r}.")
     return prompt
 
 
-def get_version(prompt: Prompt, number: object) -> PromptVersion:
+def get_version(*, prompt: Prompt, number: object) -> PromptVersion:
     try:
         number = int(number)
     except (TypeError, ValueError):
@@ -40,7 +40,7 @@ def get_version(prompt: Prompt, number: object) -> PromptVersion:
     return version
 
 
-def resolve(name: str, label: str = PRODUCTION) -> PromptVersion:
+def resolve(*, name: str, label: str = PRODUCTION) -> PromptVersion:
     """The version an application should use at run time: the one `label` points at."""
     row = (
         PromptLabel.objects.filter(prompt__name=name, name=label)
@@ -48,7 +48,7 @@ def resolve(name: str, label: str = PRODUCTION) -> PromptVersion:
         .first()
     )
     if row is None:
-        get_prompt(name)
+        get_prompt(name=name)
         raise NotFound(f"Prompt {name!r} has no label {label!r}.")
     return row.version
 
@@ -141,7 +141,7 @@ def update_prompt(*, prompt: Prompt, actor: Actor, **fields: object) -> Prompt:
     return prompt
 
 
-def gate_check(prompt: Prompt, version: PromptVersion) -> tuple[bool, str, EvalRun | None]:
+def gate_check(*, prompt: Prompt, version: PromptVersion) -> tuple[bool, str, EvalRun | None]:
     """Whether `version` may become production: (allowed, reason, the best qualifying run)."""
     if not prompt.has_gate:
         return True, "no release gate", None
@@ -192,7 +192,7 @@ def move_label(
         return current
     overridden = False
     if label == PRODUCTION:
-        allowed, why, _run = gate_check(prompt, version)
+        allowed, why, _run = gate_check(prompt=prompt, version=version)
         if not allowed:
             if not override:
                 raise GateRefused(f"Release gate: {why}")

@@ -79,7 +79,7 @@ def delete_provider(*, provider: Provider, actor: Actor) -> None:
     provider.delete()
 
 
-def price_for(model_name: str) -> PriceEntry | None:
+def price_for(*, model_name: str) -> PriceEntry | None:
     """The price table's entry for a model name: an exact match, else the longest matching `prefix*`."""
     exact = PriceEntry.objects.filter(model_name=model_name).first()
     if exact is not None:
@@ -100,7 +100,7 @@ def add_model(
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("required", field="name")
     name = name.strip()
-    known = price_for(name)
+    known = price_for(model_name=name)
     model = LLMModel(provider=provider, name=name)
     model.input_per_million = (
         clean_decimal(input_per_million, "input_per_million")
@@ -157,7 +157,7 @@ def set_price(*, model_name: str, input_per_million: object, output_per_million:
     return entry
 
 
-def resolve_model(reference: str) -> LLMModel:
+def resolve_model(*, reference: str) -> LLMModel:
     """A model by "provider/name", or by name when only one provider offers it."""
     provider_name, sep, name = reference.rpartition("/") if "/" in reference else ("", "", reference)
     queryset = LLMModel.objects.select_related("provider")

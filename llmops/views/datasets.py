@@ -198,7 +198,7 @@ def dataset_import(request: HttpRequest, pk: int) -> HttpResponse:
             return render(request, "llmops/dataset_import.html", context, status=400)
         upload = form.cleaned_data["file"]
         data = upload.read()
-        result = services.preview_import(data, upload.name)
+        result = services.preview_import(data=data, filename=upload.name)
         context.update(_preview_context(result, upload.name))
         if result.ok:
             token = secrets.token_urlsafe(16)

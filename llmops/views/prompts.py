@@ -40,7 +40,7 @@ HISTORY_PAGE_SIZE = 30
 
 def version_or_404(prompt: Prompt, number: int) -> PromptVersion:
     try:
-        return services.get_version(prompt, number)
+        return services.get_version(prompt=prompt, number=number)
     except ServiceError as exc:
         raise Http404(exc.message) from None
 
@@ -204,7 +204,7 @@ class GateRefusal(Exception):
 
 
 def _move_label(request: HttpRequest, prompt: Prompt, data: dict) -> PromptLabel:
-    version = services.get_version(prompt, data["version"])
+    version = services.get_version(prompt=prompt, number=data["version"])
     try:
         return services.move_label(prompt=prompt, label=data["label"], version=version, actor=request.user,
                                    override=data.get("override", False), reason=data.get("reason", ""))  # fmt: skip

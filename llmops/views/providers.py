@@ -204,7 +204,7 @@ def price_list(request: HttpRequest) -> HttpResponse:
 def price_lookup(request: HttpRequest) -> HttpResponse:
     """The add-model form's price fields, filled from the price table's entry for the typed model id."""
     name = request.GET.get("model-name", "").strip()
-    entry = services.price_for(name) if name else None
+    entry = services.price_for(model_name=name) if name else None
     initial = {}
     if entry is not None:
         initial = {"input_per_million": entry.input_per_million, "output_per_million": entry.output_per_million}

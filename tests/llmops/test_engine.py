@@ -402,8 +402,8 @@ def test_the_gate_refuses_until_a_finished_run_passes(fake_llm, llm, gated, capi
     engine.execute(good.pk)
     label = services.move_label(prompt=gated, label="production", version=version, actor=operator)
 
-    assert label.version == version and services.resolve("capitals") == version
-    allowed, reason, run = services.gate_check(gated, version)
+    assert label.version == version and services.resolve(name="capitals") == version
+    allowed, reason, run = services.gate_check(prompt=gated, version=version)
     assert allowed and run.pk == good.pk and "100.0%" in reason
     move = LabelMove.objects.filter(label="production").get()
     assert not move.gate_overridden and move.actor == operator

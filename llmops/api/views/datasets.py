@@ -103,7 +103,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
         upload = data["file"]
         content, filename = upload.read(), upload.name or ""
         if data["preview"]:
-            result = services.preview_import(content, filename)
+            result = services.preview_import(data=content, filename=filename)
         else:
             result = services.import_items(dataset=dataset, data=content, filename=filename, actor=request.user)
         body = {

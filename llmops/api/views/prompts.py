@@ -123,7 +123,7 @@ class PromptViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.R
             raise exceptions.PermissionDenied("Only admins change a prompt's release gate.")
         if data.get("gate_dataset"):
             with as_field("gate_dataset"):
-                data["gate_dataset"] = services.get_dataset(data["gate_dataset"])
+                data["gate_dataset"] = services.get_dataset(reference=data["gate_dataset"])
         elif "gate_dataset" in data:
             data["gate_dataset"] = None
         prompt = services.update_prompt(prompt=self.get_object(), actor=request.user, **data)
@@ -203,7 +203,7 @@ class PromptVersionViewSet(PromptChildMixin, mixins.CreateModelMixin, viewsets.R
     def gate(self, request: Request, prompt_name: str = "", version: str = "") -> Response:
         """Whether the release gate lets this version become `production`, and why."""
         candidate = self.get_object()
-        allowed, reason, run = services.gate_check(self.prompt(), candidate)
+        allowed, reason, run = services.gate_check(prompt=self.prompt(), version=candidate)
         return Response({"allowed": allowed, "reason": reason, "run": run.pk if run else None})
 
 
@@ -276,7 +276,7 @@ class PromptLabelViewSet(PromptChildMixin, mixins.DestroyModelMixin, viewsets.Re
         data = serializer.validated_data
         prompt = self.prompt()
         with as_field("version"):
-            version = services.get_version(prompt, data["version"])
+            version = services.get_version(prompt=prompt, number=data["version"])
         row = services.move_label(
             prompt=prompt,
             label=data["label"],

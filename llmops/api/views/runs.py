@@ -45,8 +45,8 @@ def prompt_version_for(ref: object, field: str) -> PromptVersion:
         raise serializers.ValidationError({field: ['an object {"prompt": name, "version": n} or {"prompt", "label"}']})
     with as_field(field):
         if ref.get("version") is not None:
-            return services.get_version(services.get_prompt(ref["prompt"]), ref["version"])
-        return services.resolve(ref["prompt"], ref.get("label") or services.PRODUCTION)
+            return services.get_version(prompt=services.get_prompt(name=ref["prompt"]), number=ref["version"])
+        return services.resolve(name=ref["prompt"], label=ref.get("label") or services.PRODUCTION)
 
 
 def models_for(names: list[str] | None, versions: list[PromptVersion]) -> list[LLMModel]:
@@ -61,12 +61,12 @@ def models_for(names: list[str] | None, versions: list[PromptVersion]) -> list[L
 
 def _model(reference: str, field: str) -> LLMModel:
     with as_field(field):
-        return services.resolve_model(reference)
+        return services.resolve_model(reference=reference)
 
 
 def _dataset(reference: object) -> Dataset:
     with as_field("dataset"):
-        return services.get_dataset(reference)
+        return services.get_dataset(reference=reference)
 
 
 def _run_queryset():

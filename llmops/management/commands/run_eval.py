@@ -118,14 +118,14 @@ class Command(BaseCommand):
         version = self._version(options["prompt"], options["label"], options["prompt_version"])
         try:
             with as_field("dataset"):
-                dataset = services.get_dataset(options["dataset"])
+                dataset = services.get_dataset(reference=options["dataset"])
             names = options["models"] or ([version.model] if version.model else [])
             if not names:
                 raise CommandError(f"--model: {version} names no model of its own; say which to use")
             with as_field("model"):
-                models = [services.resolve_model(name) for name in names]
+                models = [services.resolve_model(reference=name) for name in names]
             with as_field("judge_model"):
-                judge = services.resolve_model(options["judge_model"]) if options["judge_model"] else None
+                judge = services.resolve_model(reference=options["judge_model"]) if options["judge_model"] else None
             run = services.create_run(
                 dataset=dataset, prompt_versions=[version], models=models, scorers=scorers, actor=actor,
                 name=options["name"], judge_model=judge, concurrency=options["concurrency"],
@@ -180,12 +180,12 @@ class Command(BaseCommand):
         # A miss is named by the option that gave the name: look-ups raise NotFound without a field.
         try:
             with as_field("name"):
-                prompt = services.get_prompt(name)
+                prompt = services.get_prompt(name=name)
             if number is not None:
                 with as_field("version"):
-                    return services.get_version(prompt, number)
+                    return services.get_version(prompt=prompt, number=number)
             with as_field("label"):
-                return services.resolve(name, label or services.PRODUCTION)
+                return services.resolve(name=name, label=label or services.PRODUCTION)
         except services.LLMOpsError as exc:
             raise CommandError(self._flag_message(exc)) from None
 

@@ -53,9 +53,12 @@ def test_register_a_model_and_versions_numbered_per_model(operator_api):
 def test_duplicate_and_invalid_names_are_refused_with_the_reason(operator_api):
     assert operator_api.post(MODELS, {"name": "churn"}, format="json").status_code == 201
     duplicate = operator_api.post(MODELS, {"name": "churn"}, format="json")
-    assert duplicate.status_code == 409 and "already exists" in duplicate.json()["detail"]
+    assert duplicate.status_code == 409
+    assert duplicate.json() == {"detail": "Registered Model (name=churn) already exists.", "code": "already_exists"}
     bad = operator_api.post(MODELS, {"name": "a/b"}, format="json")
-    assert bad.status_code == 400 and "name" in bad.json()["errors"]
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid"
+    assert bad.json()["errors"] == {"name": [bad.json()["detail"].removeprefix("name: ")]}
+    assert bad.json()["detail"].startswith("name: Invalid value 'a/b' for parameter 'name'")
     metrics = operator_api.post(versions_url("churn"), {"metrics": {"auc": "high"}}, format="json")
     assert metrics.status_code == 400 and "metrics.auc" in metrics.json()["errors"]
     assert ModelVersion.objects.count() == 0

@@ -226,20 +226,23 @@ def _delete_label(request: HttpRequest, prompt: Prompt, data: dict) -> str:
     return label
 
 
+def _back_to_prompt(prompt: Prompt, result: object) -> str:
+    return prompt.get_absolute_url()
+
+
 def _prompt_actions(request: HttpRequest, prompt: Prompt) -> dict[str, PageAction]:
     """The prompt page's actions; the label form offers this prompt's versions (and the override to admins)."""
     is_admin = has_role(request.user, Role.ADMIN)
     numbers = _version_numbers(prompt)
-    back = lambda prompt, result: prompt.get_absolute_url()  # noqa: E731
     return {
         "label": PageAction(
             form=lambda data, prefix=None: LabelForm(data, prefix="label", versions=numbers, is_admin=is_admin),
             run=_move_label,
             success=_label_moved,
-            next=back,
+            next=_back_to_prompt,
         ),
         "delete-label": PageAction(
-            run=_delete_label, success=lambda prompt, label, data: f"Label @{label} removed.", next=back
+            run=_delete_label, success=lambda prompt, label, data: f"Label @{label} removed.", next=_back_to_prompt
         ),
         "gate": PageAction(
             form=GateForm,
@@ -252,7 +255,7 @@ def _prompt_actions(request: HttpRequest, prompt: Prompt) -> dict[str, PageActio
             success=lambda prompt, result, data: (
                 "Release gate saved." if prompt.has_gate else "Release gate removed: production moves freely."
             ),
-            next=back,
+            next=_back_to_prompt,
         ),
         "details": PageAction(
             form=PromptDetailsForm,
@@ -261,7 +264,7 @@ def _prompt_actions(request: HttpRequest, prompt: Prompt) -> dict[str, PageActio
                 prompt=prompt, actor=request.user, description=data["description"]
             ),
             success="Description saved.",
-            next=back,
+            next=_back_to_prompt,
         ),
     }
 

@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from django.db import connection
 from mlops import services
 from mlops.models import ApprovalRequest, ModelVersion, Stage
 from opsportal.accounts.roles import Role
+from tests.helpers import wait_for
 from tests.portal.factories import UserFactory
 
 mlflow = pytest.importorskip("mlflow")
@@ -74,19 +74,20 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory) -> str:
              "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
+
+    def up_or_gone() -> bool:
+        if process.poll() is not None:
+            return True  # it exited: waiting longer would not help
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        if not wait_for(up_or_gone, timeout=60, interval=0.2) or process.poll() is not None:
+            raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()[-3000:]}")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -162,3 +162,17 @@ def test_admin_sets_and_removes_the_gate(admin_user, version, capitals_dataset):
     client.post(url, {"gate-gate_dataset": "", "gate-gate_min_pass_rate": ""})
     version.prompt.refresh_from_db()
     assert not version.prompt.has_gate
+
+
+def test_operator_edits_the_description_and_is_told_about_a_label_that_is_gone(operator, version):
+    client = client_for(operator)
+    prompt = version.prompt
+    saved = client.post(reverse("llmops:prompt-action", args=[prompt.name, "details"]),
+                        {"details-description": "Capital cities"}, follow=True)  # fmt: skip
+    assert "Description saved." in text_of(saved)
+    prompt.refresh_from_db()
+    assert prompt.description == "Capital cities"
+    gone = client.post(reverse("llmops:prompt-action", args=[prompt.name, "delete-label"]), {"label": "canary"},
+                       follow=True)  # fmt: skip
+    assert "capitals has no label 'canary'." in text_of(gone)
+    assert client.post(reverse("llmops:prompt-action", args=[prompt.name, "rename"])).status_code == 404

@@ -15,6 +15,8 @@ from llmops import engine, services
 from llmops.models import Dataset, EvalRun, LabelMove, RunResult
 from opsportal.audit.models import AuditEntry
 
+from . import factories
+
 pytestmark = pytest.mark.django_db
 
 CONTAINS_CAPITAL = {"type": "icontains", "config": {"value": "capital"}}
@@ -22,21 +24,14 @@ EQUALS_EXPECTED = {"type": "equals"}
 
 
 def make_dataset(name: str, count: int, actor) -> Dataset:
-    dataset = services.create_dataset(name=name, actor=actor)
-    for index in range(count):
-        services.add_item(dataset=dataset, actor=actor, input={"country": f"Country {index}"}, expected_output="x")
-    return dataset
+    """`count` items, each a country of its own expecting "x"."""
+    return factories.dataset(actor=actor, name=name, rows=[(f"Country {index}", "x") for index in range(count)])
 
 
 def start(dataset, version, model, actor, scorers=None, **options) -> EvalRun:
-    return services.create_run(
-        dataset=dataset,
-        prompt_versions=[version],
-        models=[model],
-        scorers=scorers or [CONTAINS_CAPITAL],
-        actor=actor,
-        **options,
-    )
+    """A queued run scored by "contains capital" unless told otherwise."""
+    return factories.run(version=version, model=model, dataset=dataset, actor=actor,
+                         scorers=scorers or [CONTAINS_CAPITAL], **options)  # fmt: skip
 
 
 def results(run: EvalRun) -> list[RunResult]:

@@ -28,6 +28,8 @@ from .incidents import (
     update_incident,
 )
 from .ingest import (
+    CORRELATION_DEBOUNCE_SECONDS,
+    DUPLICATE_WINDOW_SECONDS,
     IngestResult,
     active_silences,
     content_hash,
@@ -48,6 +50,8 @@ from .overview import overview
 from .rules import RULE_FIELDS, create_silence, delete_rule, expire_silence, save_rule, validate_matchers
 
 __all__ = [
+    "CORRELATION_DEBOUNCE_SECONDS",
+    "DUPLICATE_WINDOW_SECONDS",
     "RULE_FIELDS",
     "Actor",
     "IngestResult",

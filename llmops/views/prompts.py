@@ -24,14 +24,7 @@ from opsportal.portal.htmx import render_page_or_partial
 from opsportal.portal.requests import query_without
 
 from .. import services
-from ..forms import (
-    LABEL_SUGGESTIONS,
-    GateForm,
-    LabelForm,
-    PromptCreateForm,
-    PromptDetailsForm,
-    PromptSearchForm,
-)
+from ..forms import LABEL_SUGGESTIONS, GateForm, LabelForm, PromptCreateForm, PromptDetailsForm, PromptSearchForm
 from ..models import EvalRun, Prompt, PromptLabel, PromptVersion, RunColumn
 from .common import PAGE_SIZE, prompts_with_stats
 

@@ -13,10 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    Dataset,
-    DatasetItem,
-)
+from llmops.models import Dataset, DatasetItem
 from tests.helpers import client_for
 
 from .pages import text_of

@@ -8,9 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    Provider,
-)
+from llmops.models import Provider
 from tests.helpers import client_for
 
 from . import factories

@@ -7,11 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    Dataset,
-    Prompt,
-    Provider,
-)
+from llmops.models import Dataset, Prompt, Provider
 from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db

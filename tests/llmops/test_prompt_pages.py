@@ -11,11 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    LabelMove,
-    Prompt,
-    PromptLabel,
-)
+from llmops.models import LabelMove, Prompt, PromptLabel
 from opsportal.audit.models import AuditEntry
 from tests.helpers import client_for
 

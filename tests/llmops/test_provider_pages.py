@@ -10,10 +10,7 @@ import pytest
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    LLMModel,
-    Provider,
-)
+from llmops.models import LLMModel, Provider
 from opsportal.encryption import decrypt
 from tests.helpers import client_for
 

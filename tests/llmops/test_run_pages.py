@@ -14,9 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    EvalRun,
-)
+from llmops.models import EvalRun
 from tests.helpers import client_for
 
 from . import factories

@@ -9,10 +9,7 @@ import pytest
 from django.urls import reverse
 
 from llmops import services
-from llmops.models import (
-    PromptLabel,
-    PromptVersion,
-)
+from llmops.models import PromptLabel, PromptVersion
 from tests.helpers import client_for
 
 from .pages import text_of

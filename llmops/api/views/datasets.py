@@ -16,17 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ... import importers, services
-from ...models import (
-    Dataset,
-    DatasetItem,
-)
+from ...models import Dataset, DatasetItem
 from ..filters import DatasetItemFilter
-from ..serializers import (
-    DatasetItemSerializer,
-    DatasetSerializer,
-    ImportResultSerializer,
-    ImportSerializer,
-)
+from ..serializers import DatasetItemSerializer, DatasetSerializer, ImportResultSerializer, ImportSerializer
 
 PREVIEW_ROWS = 20
 

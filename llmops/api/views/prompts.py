@@ -19,12 +19,7 @@ from opsportal.accounts.roles import Role, has_role
 from opsportal.errors import as_field
 
 from ... import services
-from ...models import (
-    LabelMove,
-    Prompt,
-    PromptLabel,
-    PromptVersion,
-)
+from ...models import LabelMove, Prompt, PromptLabel, PromptVersion
 from ..filters import PromptFilter
 from ..serializers import (
     GateCheckSerializer,
@@ -42,8 +37,6 @@ from ..serializers import (
 
 # Prompt names may contain "/": the nested routes are registered before the prompt's own (see urls.py).
 PROMPT_NAME = r"[^/]+(?:/[^/]+)*"
-
-
 PROMPT_NAME_PARAM = OpenApiParameter("prompt_name", str, OpenApiParameter.PATH, description="The prompt's name.")
 
 

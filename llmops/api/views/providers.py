@@ -13,11 +13,7 @@ from rest_framework.response import Response
 from opsportal.accounts.roles import Role
 
 from ... import engine, services
-from ...models import (
-    LLMModel,
-    PriceEntry,
-    Provider,
-)
+from ...models import LLMModel, PriceEntry, Provider
 from ..filters import LLMModelFilter
 from ..serializers import (
     LLMModelSerializer,

@@ -15,14 +15,7 @@ from rest_framework.response import Response
 from opsportal.errors import as_field
 
 from ... import services
-from ...models import (
-    Dataset,
-    EvalRun,
-    LLMModel,
-    PromptVersion,
-    RunColumn,
-    RunResult,
-)
+from ...models import Dataset, EvalRun, LLMModel, PromptVersion, RunColumn, RunResult
 from ..filters import EvalRunFilter, RunResultFilter
 from ..serializers import (
     EvalRunSerializer,

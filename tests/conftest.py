@@ -139,6 +139,19 @@ def receiver():
 
 
 @pytest.fixture
+def second_receiver(receiver):
+    """A receiver on 127.0.0.2 (same port): another loopback address, not in the allow-list."""
+    from tests.receiver import Receiver
+
+    try:
+        server = Receiver("127.0.0.2", receiver.server.server_address[1])
+    except OSError:
+        pytest.skip("cannot listen on 127.0.0.2")
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def allow_loopback(settings):
     settings.OPSPORTAL_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
 

@@ -397,17 +397,6 @@ def test_allow_list_by_network(admin_user, alertmanager, receiver, settings):
     assert len(receiver.requests) == 1
 
 
-@pytest.fixture
-def second_receiver(receiver):
-    """A receiver on 127.0.0.2 (same port): another loopback address, not in the allow-list."""
-    try:
-        server = Receiver("127.0.0.2", receiver.server.server_address[1])
-    except OSError:
-        pytest.skip("cannot listen on 127.0.0.2")
-    yield server
-    server.close()
-
-
 def test_redirects_are_not_followed(admin_user, alertmanager, receiver, second_receiver, allow_loopback):
     """A receiver answering 302 must not make OpsPortal request an address the allow-list does not allow."""
     make_channel(admin_user, receiver.url)

@@ -20,7 +20,6 @@ from mlops.models import Webhook, WebhookDelivery
 from opsportal import outbox
 from opsportal.encryption import encrypt
 from tests.helpers import running_worker, wait_for
-from tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -120,17 +119,6 @@ def test_server_errors_fail_for_good_after_the_last_attempt(receiver, allow_loop
     row.refresh_from_db()
     assert (row.status, row.attempts, row.next_attempt_at) == ("failed", outbox.MAX_ATTEMPTS, None)
     assert len(receiver.requests) == outbox.MAX_ATTEMPTS
-
-
-@pytest.fixture
-def second_receiver(receiver):
-    """A receiver on 127.0.0.2: another loopback address, not in the allow-list."""
-    try:
-        server = Receiver("127.0.0.2", receiver.server.server_address[1])
-    except OSError:
-        pytest.skip("cannot listen on 127.0.0.2")
-    yield server
-    server.close()
 
 
 def test_a_redirect_is_not_followed_and_the_message_says_so(receiver, second_receiver, allow_loopback):

@@ -6,36 +6,105 @@ import datetime
 import statistics
 
 import plotly.graph_objects as go
+from django.utils import timezone
 
 from opsportal.portal.charts import base_layout
 
-from .models import Incident, IncidentEvent
+from .models import Alert, Incident
 
 SEVERITY_COLOURS = {"critical": "#b02a37", "error": "#dc6b2f", "warning": "#e0a800", "info": "#0a58ca"}
 
 
-def incident_activity(incident: Incident) -> go.Figure:
-    """Alert firings and resolutions on the incident's timeline, as markers over time."""
-    events = incident.events.filter(kind__in=[IncidentEvent.Kind.ALERT_FIRING, IncidentEvent.Kind.ALERT_RESOLVED])
-    rows = list(events.values_list("at", "kind", "message")[:2000])
+ACTIVITY_LIMIT = 100  # alerts drawn on an incident's activity chart (the latest by start)
+RESOLVED_COLOUR = "#6c757d"
+
+
+def incident_activity(incident: Incident, now: datetime.datetime | None = None) -> go.Figure:
+    """Each alert's firing span: one bar from when it started firing to its resolve (or now, while firing).
+
+    Bars are coloured by the alert's severity while it fires, grey once resolved; the latest
+    `ACTIVITY_LIMIT` alerts are drawn, the earliest at the top. The time axis covers every span
+    plus a margin, and never less than a couple of minutes (alerts that fired together stay readable).
+    """
+    now = now or timezone.now()
+    total = incident.alerts.count()
+    alerts = list(
+        incident.alerts.order_by("-starts_at", "-id").only(
+            "id", "title", "status", "severity", "labels", "starts_at", "ends_at", "last_seen_at"
+        )[:ACTIVITY_LIMIT]
+    )[::-1]
+    names = _alert_names(alerts)
+    spans = {a.pk: alert_span(a, now) for a in alerts}
     fig = go.Figure()
-    for kind, name, colour, symbol in (
-        (IncidentEvent.Kind.ALERT_FIRING, "firing", SEVERITY_COLOURS.get(incident.severity, "#b02a37"), "triangle-up"),
-        (IncidentEvent.Kind.ALERT_RESOLVED, "resolved", "#198754", "circle"),
-    ):
-        picked = [r for r in rows if r[1] == kind]
-        fig.add_scatter(
-            name=name,
-            x=[r[0].isoformat() for r in picked],
-            y=list(range(1, len(picked) + 1)),
-            mode="lines+markers",
-            line={"shape": "hv", "color": colour},
-            marker={"symbol": symbol, "size": 9, "color": colour},
-            text=[r[2] for r in picked],
-            hovertemplate="%{text}<br>%{x}<extra></extra>",
+    for status in (Alert.Status.FIRING, Alert.Status.RESOLVED):
+        picked = [a for a in alerts if a.status == status]
+        firing = status == Alert.Status.FIRING
+        fig.add_bar(
+            name=status.label.lower(),
+            orientation="h",
+            y=[names[a.pk] for a in picked],
+            base=[spans[a.pk][0].isoformat() for a in picked],
+            x=[(spans[a.pk][1] - spans[a.pk][0]).total_seconds() * 1000 for a in picked],
+            marker={
+                "color": [SEVERITY_COLOURS.get(a.severity, "#b02a37") if firing else RESOLVED_COLOUR for a in picked]
+            },
+            customdata=[
+                [
+                    a.title,
+                    f"{spans[a.pk][0]:%Y-%m-%d %H:%M:%S}",
+                    "now" if firing else f"{spans[a.pk][1]:%Y-%m-%d %H:%M:%S}",
+                ]
+                for a in picked
+            ],
+            hovertemplate="%{customdata[0]}<br>%{customdata[1]} → %{customdata[2]}<extra>"
+            + status.label.lower()
+            + "</extra>",
         )
-    fig.update_layout(base_layout(height=220), yaxis={"title": "alerts (cumulative)", "rangemode": "tozero"})
+    first = min([start for start, _ in spans.values()], default=incident.created_at)
+    last = max([end for _, end in spans.values()], default=incident.resolved_at or now)
+    margin = max((last - first) / 20, datetime.timedelta(minutes=1))
+    layout = base_layout(height=min(640, max(180, 80 + 26 * len(alerts))))
+    fig.update_layout(
+        layout,
+        hovermode="closest",
+        barmode="overlay",
+        margin={**layout["margin"], "t": 36},
+        xaxis={"type": "date", "range": [(first - margin).isoformat(), (last + margin).isoformat()]},
+        yaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": [names[a.pk] for a in alerts],
+            "autorange": "reversed",
+            "automargin": True,
+        },
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+    )
+    if total > len(alerts):
+        fig.update_layout(title={"text": f"The latest {len(alerts)} of {total} alerts", "x": 0, "font": {"size": 12}})
     return fig
+
+
+def alert_span(alert: Alert, now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
+    """(start, end) of an alert's firing: from its start to its resolve, or to `now` while it fires."""
+    end = now if alert.status == Alert.Status.FIRING else alert.ends_at or alert.last_seen_at
+    return alert.starts_at, max(alert.starts_at, end)
+
+
+def _alert_names(alerts: list[Alert]) -> dict[int, str]:
+    """A short, distinct name per alert for the chart's rows: "#id", the title when titles differ, and
+    the values of the (at most two) labels that tell the alerts apart (instance, pod, ...)."""
+    varying = [
+        key
+        for key in sorted({k for a in alerts for k in a.labels})
+        if key not in ("alertname", "severity") and len({str(a.labels.get(key, "")) for a in alerts}) > 1
+    ][:2]
+    titles_differ = len({a.title for a in alerts}) > 1
+    names = {}
+    for alert in alerts:
+        parts = [alert.title[:40]] if titles_differ or not varying else []
+        parts += [f"{key}={str(alert.labels.get(key, ''))[:30]}" for key in varying]
+        names[alert.pk] = f"#{alert.pk} " + " ".join(parts)
+    return names
 
 
 def _minutes(delta) -> float:

@@ -1,23 +1,5 @@
-"""Markdown (descriptions, model cards) rendered safely: CommonMark + tables, raw HTML escaped.
+"""MLOps renders descriptions and model cards with the portal's one Markdown renderer (`opsportal.portal.markdown`)."""
 
-markdown-it-py with `html` off never passes HTML through, and its link validation
-drops javascript:, vbscript:, file: and data: (except images) URLs.
-"""
+from opsportal.portal.markdown import render
 
-from __future__ import annotations
-
-from functools import lru_cache
-
-from django.utils.safestring import SafeString, mark_safe
-from markdown_it import MarkdownIt
-
-
-@lru_cache(maxsize=1)
-def _renderer() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
-        ["table", "strikethrough"]
-    )
-
-
-def render(text: str) -> SafeString:
-    return mark_safe(_renderer().render(text or ""))  # noqa: S308 (html disabled: nothing raw passes through)
+__all__ = ["render"]

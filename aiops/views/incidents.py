@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
-
 from django.contrib import messages
 from django.db.models import Case, Model, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from opsportal.accounts.roles import Role, role_required
 from opsportal.errors import InvalidInput
+from opsportal.portal import markdown
 from opsportal.portal.actions import PageAction, dispatch
 from opsportal.portal.charts import figure_data
 from opsportal.portal.htmx import render_page_or_partial
@@ -22,7 +20,7 @@ from opsportal.portal.requests import query_without, safe_next
 from .. import charts, services
 from ..api.filters import IncidentFilter
 from ..forms import AssignForm, CommentForm, SeverityForm
-from ..models import Alert, Incident
+from ..models import Alert, Incident, IncidentEvent
 from ..parsers import is_web_url
 from .display import field_problem, minutes, page_of, web_links
 
@@ -31,6 +29,13 @@ STATUS_RANK = ["triggered", "acknowledged", "resolved"]
 SEVERITY_ORDER = ["critical", "error", "warning", "info"]
 # Actions the list offers as one click; from there the answer is the refreshed row.
 LIST_ACTIONS = {"acknowledge", "resolve", "reopen"}
+# Link buttons on the incident page, in this order, with their Bootstrap button style.
+LINK_KINDS = (
+    ("Runbook", "btn-outline-primary"),
+    ("Dashboard", "btn-outline-secondary"),
+    ("Source", "btn-outline-secondary"),
+)
+LINK_BUTTONS_PER_KIND = 3
 
 
 @role_required(Role.VIEWER)
@@ -65,19 +70,26 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     alerts = list(incident.alerts.select_related("integration").order_by("-first_seen_at")[:200])
     for alert in alerts:
         alert.source_url = alert.generator_url if is_web_url(alert.generator_url) else ""
+    buttons = link_buttons(alerts)
+    shown = {button["href"] for button in buttons}
+    # The latest events when there are very many; shown oldest first.
+    events = list(reversed(incident.events.order_by("-at", "-id")[:TIMELINE_LIMIT]))
+    for event in events:
+        if event.kind == IncidentEvent.Kind.COMMENT:
+            event.rendered = markdown.render(event.message, breaks=True)
     context = {
         "incident": incident,
         "alerts": alerts,
-        "links": web_links(incident.links),
+        "link_buttons": buttons,
+        "links": [link for link in web_links(incident.links) if link["href"].strip() not in shown],
         "time_to_acknowledge": minutes(incident.time_to_acknowledge()),
         "time_to_resolve": minutes(incident.time_to_resolve()),
-        # The latest events when there are very many; shown oldest first.
-        "events": list(reversed(incident.events.order_by("-at", "-id")[:TIMELINE_LIMIT])),
+        "events": events,
         "events_hidden": max(0, incident.events.count() - TIMELINE_LIMIT),
         "comment_form": CommentForm(),
         "assign_form": AssignForm(initial={"assignee": incident.assignee_id}),
         "severity_form": SeverityForm(initial={"severity_override": incident.severity_override}),
-        "activity_chart": figure_data(_activity_chart(incident)),
+        "activity_chart": figure_data(charts.incident_activity(incident)),
         "open_incidents": Incident.objects.open().exclude(pk=incident.pk).order_by("-created_at")[:50],
     }
     return render_page_or_partial(
@@ -85,13 +97,35 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _activity_chart(incident: Incident):
-    """The incident's alert activity over its whole life (not milliseconds when alerts fired together)."""
-    end = incident.resolved_at or timezone.now()
-    margin = max((end - incident.created_at) / 20, datetime.timedelta(minutes=1))
-    return charts.incident_activity(incident).update_xaxes(
-        range=[(incident.created_at - margin).isoformat(), (end + margin).isoformat()]
-    )
+def link_buttons(alerts: list[Alert]) -> list[dict[str, str]]:
+    """The buttons to where people look first: each alert's runbook, dashboard and source.
+
+    From the `runbook_url` and `dashboard_url` annotations, Grafana's dashboard link and the
+    alert's `generatorURL` (its source); only http(s) URLs (they are sender-controlled), each URL
+    once, at most `LINK_BUTTONS_PER_KIND` of a kind ("Runbook", "Runbook 2", ...).
+    """
+    found: dict[str, list[str]] = {kind: [] for kind, _ in LINK_KINDS}
+    for alert in alerts:
+        dashboards = [
+            link.get("href") for link in alert.links if isinstance(link, dict) and link.get("text") == "Dashboard"
+        ]
+        candidates = [
+            ("Runbook", alert.annotations.get("runbook_url")),
+            ("Dashboard", alert.annotations.get("dashboard_url")),
+            *(("Dashboard", href) for href in dashboards),
+            ("Source", alert.generator_url),
+        ]
+        for kind, href in candidates:
+            if is_web_url(href):
+                found[kind].append(href.strip())
+    buttons: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for kind, style in LINK_KINDS:
+        hrefs = [href for href in dict.fromkeys(found[kind]) if href not in seen][:LINK_BUTTONS_PER_KIND]
+        for number, href in enumerate(hrefs, start=1):
+            seen.add(href)
+            buttons.append({"text": kind if number == 1 else f"{kind} {number}", "href": href, "style": style})
+    return buttons
 
 
 def _chosen(model: type[Model], value: str, *, field: str, prompt: str) -> Model:
@@ -125,6 +159,12 @@ INCIDENT_ACTIONS = {
     ),
     "reopen": PageAction(
         run=lambda request, incident, data: services.reopen_incident(incident=incident, actor=request.user)
+    ),
+    "assign-to-me": PageAction(
+        run=lambda request, incident, data: services.assign_incident(
+            incident=incident, assignee=request.user, actor=request.user
+        ),
+        success="Assigned to you.",
     ),
     "assign": PageAction(
         form=AssignForm,
@@ -160,7 +200,7 @@ INCIDENT_ACTIONS = {
 @require_POST
 @role_required(Role.OPERATOR)
 def incident_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """acknowledge / resolve / reopen / assign / comment / severity / merge / split, from the pages."""
+    """acknowledge / resolve / reopen / assign / assign-to-me / comment / severity / merge / split, from the pages."""
     incident = get_object_or_404(Incident, pk=pk)
 
     def refused(form) -> HttpResponse:

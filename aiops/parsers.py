@@ -9,7 +9,8 @@ Supported kinds (see :func:`parse`):
 
 The input is the already decoded JSON body (``json.loads`` output). Parsing is pure: no Django models, no database,
 the standard library and the portal's error protocol only. Unknown keys are ignored everywhere because newer sender
-versions add fields. Anything wrong with the payload raises :class:`PayloadError` (an
+versions add fields. Oversized labels and annotations are cut to :class:`AlertLimits` with a visible mark instead of
+refusing the alert (the raw payload is kept whole). Anything wrong with the payload raises :class:`PayloadError` (an
 ``opsportal.errors.InvalidInput``), whose ``field`` names the offending value by a dotted path such as
 ``alerts[2].startsAt``.
 """
@@ -25,17 +26,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+
 from opsportal.errors import InvalidInput
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "FINGERPRINT_MAX_LENGTH",
     "GENERIC_SCHEMA_DOC",
     "KINDS",
     "SEVERITIES",
     "TITLE_MAX_LENGTH",
+    "TRUNCATED_NOTE",
+    "AlertLimits",
     "ParsedAlert",
     "ParsedPayload",
     "PayloadError",
     "compute_fingerprint",
+    "cut_key",
+    "cut_text",
     "normalise_severity",
     "parse",
 ]
@@ -43,6 +52,13 @@ __all__ = [
 SEVERITIES = ("critical", "error", "warning", "info")  # highest first
 KINDS = ("alertmanager", "grafana", "pagerduty", "generic")
 TITLE_MAX_LENGTH = 300
+# What the alert row holds (Alert.fingerprint, .service, .source); longer sender values are hashed or cut here.
+FINGERPRINT_MAX_LENGTH = 128
+SERVICE_MAX_LENGTH = 200
+SOURCE_MAX_LENGTH = 500
+LINK_TEXT_MAX_LENGTH = 200
+# The annotation that says what the limits cut from an alert (only present when something was cut).
+TRUNCATED_NOTE = "opsportal.truncated"
 
 BODY = "(body)"
 FIRING = "firing"
@@ -82,6 +98,38 @@ class PayloadError(InvalidInput):
         return (type(self), (self.field, self.message))
 
 
+@dataclass(frozen=True)
+class AlertLimits:
+    """How big an alert's labels and annotations may be once normalised (docs/aiops.md, "Limits").
+
+    A longer key or value is cut with a visible mark, keys beyond the count are dropped, and the alert is kept;
+    its ``raw`` payload stays whole. Tunable with ``settings.AIOPS_ALERT_LIMITS`` (same names).
+    """
+
+    label_key_length: int = 128
+    label_value_length: int = 1024
+    labels: int = 64
+    annotation_key_length: int = 128
+    annotation_value_length: int = 16384
+    annotations: int = 64
+
+    @classmethod
+    def from_settings(cls) -> AlertLimits:
+        """The limits in force: ``settings.AIOPS_ALERT_LIMITS`` over the defaults (re-read when settings change)."""
+        configured = getattr(settings, "AIOPS_ALERT_LIMITS", None)
+        if not configured:
+            return DEFAULT_LIMITS
+        cached = _limits_cache.get(id(configured))
+        if cached is None or cached[0] is not configured:
+            _limits_cache.clear()
+            cached = _limits_cache[id(configured)] = (configured, cls(**configured))
+        return cached[1]
+
+
+DEFAULT_LIMITS = AlertLimits()
+_limits_cache: dict[int, tuple[object, AlertLimits]] = {}
+
+
 @dataclass
 class ParsedAlert:
     """One alert, normalised from whatever the sender sent."""
@@ -94,13 +142,13 @@ class ParsedAlert:
     description: str
     service: str  # may be ""
     source: str  # where it came from (instance, external URL, PagerDuty source, ...); may be ""
-    labels: dict[str, str]
-    annotations: dict[str, str]
+    labels: dict[str, str]  # within AlertLimits (cut with a mark)
+    annotations: dict[str, str]  # within AlertLimits, plus TRUNCATED_NOTE when something was cut
     starts_at: datetime | None  # timezone-aware UTC
     ends_at: datetime | None  # None while firing
     generator_url: str
     links: list[dict[str, str]]  # [{"href": ..., "text": ...}]
-    raw: dict[str, Any]  # the alert's own JSON object as received
+    raw: dict[str, Any]  # the alert's own JSON object as received, whole
 
 
 @dataclass
@@ -139,6 +187,13 @@ GENERIC_SCHEMA_DOC = """\
 * **Fingerprint**: when missing it is a hash of `labels`, `title` and `source`, so the same alert sent again (and
   its resolve) gets the same fingerprint. Send your own if the title changes between sends.
 * **Times** follow RFC 3339 / ISO 8601; a time without an offset is taken as UTC.
+* **Limits** (an alert over them is kept, never refused): at most 64 labels and 64 annotations (the first ones
+  sent are kept), keys of at most 128 characters, label values of at most 1,024 and annotation values (and
+  `description`) of at most 16,384 characters. A longer value is cut and ends with a mark such as
+  `… [cut 99,012 characters]`; a longer key keeps its start plus `…` and a short hash; the annotation
+  `opsportal.truncated` then says what was cut. The request as sent is stored whole (the alert's raw payload), and
+  the fingerprint is computed from the labels as sent, so a repeat still deduplicates. A `fingerprint` longer
+  than 128 characters is replaced by its hash.
 
 Example:
 
@@ -218,12 +273,97 @@ def parse(kind: str, payload: object) -> ParsedPayload:
         parsed = _parse_generic(payload)
     else:
         raise PayloadError("kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    limits = AlertLimits.from_settings()
+    for key, kind in (("groupLabels", "label"), ("commonLabels", "label"), ("commonAnnotations", "annotation")):
+        if key in parsed.meta:
+            sizes = (getattr(limits, f"{kind}_key_length"), getattr(limits, f"{kind}_value_length"))
+            parsed.meta[key] = _limit_map(parsed.meta[key], *sizes, getattr(limits, f"{kind}s"), key, [])
     for alert in parsed.alerts:
+        _apply_limits(alert, limits)
         # Only web links are kept: a 'javascript:' or 'data:' URL from a sender must never become clickable.
         alert.links = [link for link in alert.links if is_web_url(link["href"])]
         if not is_web_url(alert.generator_url):
             alert.generator_url = ""
     return parsed
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start plus a mark saying how much was cut.
+
+    The result is never longer than ``limit``, so cutting it again changes nothing.
+    """
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(_cut_mark(len(text))), 0)
+    return text[:keep] + _cut_mark(len(text) - keep)
+
+
+def cut_key(key: str, limit: int) -> str:
+    """A key that fits in ``limit``: its start, an ellipsis and a short hash of the whole key (distinct keys stay
+    distinct, the same key is always cut the same way)."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return key[: max(limit - 9, 0)] + "\u2026" + digest
+
+
+def _cut_mark(cut: int) -> str:
+    return f"\u2026 [cut {cut:,} characters]"
+
+
+def _limit_map(
+    mapping: dict[str, str], key_limit: int, value_limit: int, count: int, field: str, notes: list[str]
+) -> dict[str, str]:
+    """``mapping`` within the limits (the same dict when it already is: one length check per key and value)."""
+    if len(mapping) <= count and all(len(k) <= key_limit and len(v) <= value_limit for k, v in mapping.items()):
+        return mapping
+    if len(mapping) > count:
+        notes.append(f"{field}: {len(mapping) - count:,} of {len(mapping):,} dropped (at most {count:,})")
+    limited: dict[str, str] = {}
+    for key, value in list(mapping.items())[:count]:
+        if len(key) > key_limit:
+            notes.append(f"{field}: a key of {len(key):,} characters shortened (at most {key_limit:,})")
+            key = cut_key(key, key_limit)
+        if len(value) > value_limit:
+            notes.append(f"{field}.{key}: {len(value):,} characters, cut (at most {value_limit:,})")
+            value = cut_text(value, value_limit)
+        limited[key] = value
+    return limited
+
+
+def _apply_limits(alert: ParsedAlert, limits: AlertLimits) -> None:
+    """Cut what an alert's row and pages cannot hold whole; the fingerprint was computed from the full values."""
+    notes: list[str] = []
+    alert.labels = _limit_map(
+        alert.labels, limits.label_key_length, limits.label_value_length, limits.labels, "labels", notes
+    )
+    annotations = _limit_map(
+        alert.annotations,
+        limits.annotation_key_length,
+        limits.annotation_value_length,
+        limits.annotations,
+        "annotations",
+        notes,
+    )
+    if len(alert.description) > limits.annotation_value_length:
+        notes.append(
+            f"description: {len(alert.description):,} characters, cut (at most {limits.annotation_value_length:,})"
+        )
+        alert.description = cut_text(alert.description, limits.annotation_value_length)
+    if len(alert.fingerprint) > FINGERPRINT_MAX_LENGTH:
+        alert.fingerprint = compute_fingerprint({}, extra=alert.fingerprint)
+    if len(alert.service) > SERVICE_MAX_LENGTH:
+        alert.service = cut_text(alert.service, SERVICE_MAX_LENGTH)
+    if len(alert.source) > SOURCE_MAX_LENGTH:
+        alert.source = cut_text(alert.source, SOURCE_MAX_LENGTH)
+    for link in alert.links:
+        if len(link["text"]) > LINK_TEXT_MAX_LENGTH:
+            link["text"] = cut_text(link["text"], LINK_TEXT_MAX_LENGTH)
+    if notes:
+        if annotations is alert.annotations:
+            annotations = dict(annotations)
+        annotations[TRUNCATED_NOTE] = cut_text("; ".join(notes), limits.annotation_value_length)
+    alert.annotations = annotations
 
 
 def is_web_url(url: object) -> bool:

@@ -246,8 +246,9 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        # DRF's rates and semantics at one Redis round trip (see the module).
+        "opsportal.accounts.throttling.AnonRateThrottle",
+        "opsportal.accounts.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "60/minute"),
@@ -357,6 +358,16 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsportal@localhost")
 # Bodies above this size are refused with 413 before they are parsed.
 AIOPS_MAX_BODY_BYTES = env_int("AIOPS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, AIOPS_MAX_BODY_BYTES)
+# Alert labels and annotations are cut to these limits where they are normalised, with a visible mark; the
+# alert is kept and its raw payload stays whole (aiops.parsers.AlertLimits, docs/aiops.md "Limits").
+AIOPS_ALERT_LIMITS = {
+    "label_key_length": env_int("AIOPS_LABEL_KEY_MAX_LENGTH", 128, 16),
+    "label_value_length": env_int("AIOPS_LABEL_VALUE_MAX_LENGTH", 1024, 64),
+    "labels": env_int("AIOPS_MAX_LABELS", 64, 1),
+    "annotation_key_length": env_int("AIOPS_ANNOTATION_KEY_MAX_LENGTH", 128, 16),
+    "annotation_value_length": env_int("AIOPS_ANNOTATION_VALUE_MAX_LENGTH", 16384, 64),
+    "annotations": env_int("AIOPS_MAX_ANNOTATIONS", 64, 1),
+}
 
 # --- LLMOps evaluations --------------------------------------------------------------------
 # First retry delay of a failed model call (doubling per attempt, with jitter), when the provider

@@ -12,6 +12,7 @@ from ..models import (
     NotificationRoute,
     Silence,
 )
+from ..services import SentTestAlert
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -36,6 +37,30 @@ class IntegrationSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         path = integration.ingest_path()
         return request.build_absolute_uri(path) if request else path
+
+
+class SentTestAlertSerializer(serializers.Serializer):
+    """What `POST /integrations/<id>/test/` did: the sample delivery, its alert and the incident it opened or joined."""
+
+    delivery = serializers.IntegerField(source="delivery.pk", help_text="The delivery row, as a sender's would be.")
+    alert = serializers.IntegerField(source="alert.pk", help_text="The test alert (a new one on every call).")
+    fingerprint = serializers.CharField(source="alert.fingerprint")
+    incident = serializers.IntegerField(
+        source="incident.pk", allow_null=True, default=None, help_text="null while correlation is pending."
+    )
+    incident_url = serializers.SerializerMethodField(help_text="The incident's page; null while pending.")
+    opened = serializers.BooleanField(help_text="True when it opened the incident, false when it joined an open one.")
+    pending = serializers.BooleanField(help_text="True while the worker has yet to correlate it (a long backlog).")
+    suppressed_by = serializers.IntegerField(
+        source="alert.suppressed_by_id", allow_null=True, help_text="The silence that matched it, if any."
+    )
+
+    def get_incident_url(self, sent: SentTestAlert) -> str | None:
+        if sent.incident is None:
+            return None
+        request = self.context.get("request")
+        url = sent.incident.get_absolute_url()
+        return request.build_absolute_uri(url) if request else url
 
 
 class NewIntegrationSerializer(IntegrationSerializer):

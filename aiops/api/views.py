@@ -39,17 +39,20 @@ from .serializers import (
     NewIntegrationSerializer,
     NotificationChannelSerializer,
     NotificationRouteSerializer,
+    SentTestAlertSerializer,
     SilenceSerializer,
     SplitSerializer,
 )
 
 
 class IntegrationViewSet(viewsets.ModelViewSet):
-    """Alert senders. Creating one returns its ingest `url` and secret `token` (shown once). Admins only write."""
+    """Alert senders. Creating one returns its ingest `url` and secret `token` (shown once). Admins only write;
+    operators may send test alerts."""
 
     queryset = Integration.objects.all()
     serializer_class = IntegrationSerializer
     write_role = Role.ADMIN
+    action_roles = {"send_test": Role.OPERATOR}
     filterset_fields = ["kind", "enabled"]
     ordering_fields = ["name", "created_at", "last_delivery_at"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -93,6 +96,24 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         integration = self.get_object()
         integration.token = services.rotate_integration_token(integration=integration, actor=request.user)
         return Response(NewIntegrationSerializer(integration, context={"request": request}).data)
+
+    @extend_schema(request=None, responses={201: SentTestAlertSerializer})
+    @action(detail=True, methods=["post"], url_path="test")
+    def send_test(self, request: Request, pk: str | None = None) -> Response:
+        """Send a test alert: a sample delivery in the integration's own format through the real pipeline.
+
+        It is ingested as a sender's delivery and correlated at once (unless a long backlog waits:
+        then `pending` is true and the worker links the incident). Every call sends a new alert.
+        409 when the integration is disabled; 403 for an app's internal integration.
+        """
+        integration = self.get_object()
+        sent = services.send_test_alert(
+            integration=integration,
+            actor=request.user,
+            source_url=request.build_absolute_uri(integration.get_absolute_url()),
+        )
+        body = SentTestAlertSerializer(sent, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):

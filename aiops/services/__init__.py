@@ -6,7 +6,7 @@ incidents (`process_pending_alerts`) runs in a worker; alerts carry a `pending`
 flag until it has, so the sweeper finishes whatever a lost task did not. Other
 apps open incidents with `raise_alert`, through the same pipeline.
 
-By domain: integrations, ingest, alerts (raise_alert), correlation, incidents
+By domain: integrations (and test alerts), ingest, alerts (raise_alert), correlation, incidents
 (triage), rules (silences and correlation rules), channels (notification channels
 and routes), overview. Import from here, not from the submodules.
 """
@@ -40,9 +40,12 @@ from .ingest import (
     schedule_correlation,
 )
 from .integrations import (
+    SentTestAlert,
     create_integration,
     delete_integration,
     rotate_integration_token,
+    sample_payload,
+    send_test_alert,
     token_matches,
     update_integration,
 )
@@ -56,6 +59,7 @@ __all__ = [
     "Actor",
     "IngestResult",
     "RaisedAlert",
+    "SentTestAlert",
     "acknowledge_incident",
     "active_silences",
     "add_event",
@@ -84,10 +88,12 @@ __all__ = [
     "resolve_incident",
     "rotate_integration_token",
     "rule_for",
+    "sample_payload",
     "save_channel",
     "save_route",
     "save_rule",
     "schedule_correlation",
+    "send_test_alert",
     "split_alert",
     "token_matches",
     "update_incident",

@@ -1,4 +1,4 @@
-"""Integration pages: the senders, each with its URL, token (shown once) and sender configuration."""
+"""Integration pages: the senders, each with its URL, token (shown once), sender configuration and test alert."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opsportal.portal.actions import PageAction, apply_form, dispatch
 
 from .. import services
 from ..forms import IntegrationForm
-from ..models import Integration
+from ..models import Alert, Integration
 from ..parsers import GENERIC_SCHEMA_DOC
 from ..sender_config import sender_configuration
 
@@ -21,6 +21,21 @@ from ..sender_config import sender_configuration
 def _show_token_once(request: HttpRequest, integration: Integration, raw: str) -> None:
     """A token just created or rotated waits in the session for exactly one view of the integration."""
     request.session[f"aiops.integration-token.{integration.pk}"] = raw
+
+
+def _test_alert(request: HttpRequest, integration: Integration) -> Alert | None:
+    """The test alert to report on: the one just sent (once), or the one the pending panel polls for."""
+    alert_id = request.session.pop(f"aiops.integration-test.{integration.pk}", None)
+    if alert_id is None and request.htmx:
+        alert_id = request.GET.get("test_alert", "")
+    if not str(alert_id).isdigit():
+        return None
+    alert = (
+        Alert.objects.select_related("incident", "suppressed_by").filter(pk=alert_id, integration=integration).first()
+    )
+    if alert is not None and alert.incident is not None:
+        alert.opened = alert.incident.created_at >= alert.first_seen_at
+    return alert
 
 
 @role_required(Role.VIEWER)
@@ -42,6 +57,10 @@ def integration_list(request: HttpRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
+    test_alert = _test_alert(request, integration)
+    if request.htmx and test_alert is not None:
+        # The pending test alert's panel polls here until correlation has linked its incident.
+        return render(request, "aiops/partials/test_alert_result.html", {"test_alert": test_alert})
     raw = request.session.pop(f"aiops.integration-token.{integration.pk}", None)
     url = request.build_absolute_uri(integration.ingest_path())
     return render(
@@ -49,6 +68,7 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "aiops/integration_detail.html",
         {
             "integration": integration,
+            "test_alert": test_alert,
             "token": raw,
             "url": url,
             "config": sender_configuration(integration, url, raw or "<your integration token>"),
@@ -65,24 +85,41 @@ def _rotate(request: HttpRequest, integration: Integration, data: dict) -> None:
     _show_token_once(request, integration, raw)
 
 
+def _send_test_alert(request: HttpRequest, integration: Integration, data: dict) -> services.SentTestAlert:
+    sent = services.send_test_alert(
+        integration=integration,
+        actor=request.user,
+        source_url=request.build_absolute_uri(integration.get_absolute_url()),
+    )
+    request.session[f"aiops.integration-test.{integration.pk}"] = sent.alert.pk
+    return sent
+
+
 INTEGRATION_ACTIONS = {
-    "rotate": PageAction(run=_rotate, success="New token issued; the old one no longer works."),
+    "test": PageAction(run=_send_test_alert, success="Test alert sent."),
+    "rotate": PageAction(
+        run=_rotate, success="New token issued; the old one no longer works.", role=Role.ADMIN, why="Rotating a token"
+    ),
     "toggle": PageAction(
         run=lambda request, integration, data: services.update_integration(
             integration=integration, actor=request.user, enabled=not integration.enabled
-        )
+        ),
+        role=Role.ADMIN,
+        why="Enabling or disabling an integration",
     ),
     "delete": PageAction(
         run=lambda request, integration, data: services.delete_integration(integration=integration, actor=request.user),
         success=lambda integration, result, data: f"Integration {integration.name} deleted.",
         next=lambda integration, result: "aiops:integrations",
+        role=Role.ADMIN,
+        why="Deleting an integration",
     ),
 }
 
 
 @require_POST
-@role_required(Role.ADMIN)
+@role_required(Role.OPERATOR)
 def integration_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """rotate (a new token, shown once) / toggle (enable or disable) / delete."""
+    """test (operators: a sample delivery through the pipeline) / rotate (a new token, shown once) / toggle / delete."""
     integration = get_object_or_404(Integration, pk=pk)
     return dispatch(request, INTEGRATION_ACTIONS, action, integration)

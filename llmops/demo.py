@@ -1,19 +1,29 @@
-"""Demo data for `manage.py seed_demo`: prompts with versions and labels, datasets, and finished runs.
+"""Demo data for `manage.py seed_demo`: prompts with versions and labels, datasets, runs, and the demo model.
 
-The runs score imported outputs (recorded answers of each prompt version), so the demo needs no
-LLM provider and no network; the second version's run has regressions to compare. Everything goes
-through the real services and the real engine.
+Two runs score imported outputs (recorded answers of each prompt version), so they need no LLM
+provider and no network; the second version's run has regressions to compare. The provider is the
+demo model (llmops/demo_llm.py, served by `manage.py serve_demo_llm`, which `make run` starts): a
+local OpenAI-compatible endpoint that answers from the datasets with a share of mistakes. A third
+run, v1 against v2 on it, is queued, so the first `make run` shows a live run that a worker
+executes. Everything goes through the real services and the real engine.
 """
 
 from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
 from . import engine, services
-from .models import Prompt
+from .demo_llm import DEMO_MODELS
+from .models import Prompt, Provider
+
+DEMO_PROVIDER = "Demo model (local, not an LLM)"
+# What earlier seeds created: OpenAI without a key, which cannot answer without internet and a key.
+OLD_DEMO_PROVIDER = "OpenAI (demo, no key)"
+OLD_DEMO_BASE_URL = "https://api.openai.com/v1"
 
 FAQ = [
     ("How do I reset my password?", "Open Settings > Security, choose Reset password and follow the e-mail link."),
@@ -47,16 +57,46 @@ def _jsonl(outputs: list[str]) -> bytes:
     return "\n".join(json.dumps(r) for r in rows).encode()
 
 
-@transaction.atomic
+def demo_base_url() -> str:
+    return f"http://{settings.OPSPORTAL_DEMO_LLM_BIND}/v1"
+
+
+def demo_provider(*, admin: User) -> Provider:
+    """The demo model's provider, created or brought up to date (its address, its models).
+
+    A provider left by an earlier seed (OpenAI at api.openai.com with no key) becomes the demo
+    provider; one with a key, or pointing elsewhere, is somebody's real provider and is left alone.
+    """
+    provider = Provider.objects.filter(name=DEMO_PROVIDER).first()
+    if provider is None:
+        old = Provider.objects.filter(name=OLD_DEMO_PROVIDER, base_url=OLD_DEMO_BASE_URL, api_key="").first()
+        if old is not None:
+            provider = services.update_provider(provider=old, actor=admin, name=DEMO_PROVIDER, base_url=demo_base_url())
+        else:
+            provider = services.create_provider(
+                name=DEMO_PROVIDER, base_url=demo_base_url(), actor=admin, max_concurrency=4, max_retries=6
+            )
+    elif provider.base_url != demo_base_url() and not provider.api_key:
+        provider = services.update_provider(provider=provider, actor=admin, base_url=demo_base_url())
+    known = set(provider.models.values_list("name", flat=True))
+    for name in DEMO_MODELS:
+        if name not in known:
+            services.add_model(provider=provider, name=name, actor=admin)
+    return provider
+
+
 def seed(*, author: User, admin: User) -> bool:
-    """Create the demo LLMOps data once; returns False when it is already there."""
+    """Create the demo LLMOps data once (and keep the demo provider current); False when it was there."""
+    with transaction.atomic():
+        demo_provider(admin=admin)
     if Prompt.objects.filter(name="support-answer").exists():
         return False
-    provider = services.create_provider(
-        name="OpenAI (demo, no key)", base_url="https://api.openai.com/v1", actor=admin, max_concurrency=8
-    )
-    services.add_model(provider=provider, name="gpt-4o-mini", actor=admin)
-    services.add_model(provider=provider, name="gpt-4.1", actor=admin)
+    return _seed(author=author, admin=admin)
+
+
+@transaction.atomic
+def _seed(*, author: User, admin: User) -> bool:
+    provider = Provider.objects.get(name=DEMO_PROVIDER)
 
     faq = services.create_dataset(name="support-faq", actor=author, description="Frequent support questions.")
     for question, answer in FAQ:
@@ -75,7 +115,7 @@ def seed(*, author: User, admin: User) -> bool:
             {"role": "system", "content": "You are a friendly support agent. Answer with the exact menu path."},
             {"role": "user", "content": "{{ question }}"},
         ],
-        model="gpt-4o-mini",
+        model="demo-large",
         parameters={"temperature": 0.2, "max_tokens": 200},
         commit_message="First version",
     )
@@ -87,7 +127,7 @@ def seed(*, author: User, admin: User) -> bool:
             {"role": "system", "content": "You are a support agent. Be concise: one short sentence."},
             {"role": "user", "content": "{{ question }}"},
         ],
-        model="gpt-4o-mini",
+        model="demo-large",
         parameters={"temperature": 0.2, "max_tokens": 60},
         commit_message="Shorter answers to cut cost",
     )
@@ -96,7 +136,7 @@ def seed(*, author: User, admin: User) -> bool:
         name="capital-quiz",
         actor=author,
         messages=[{"role": "user", "content": "What is the capital of {{ country }}? Answer with the city only."}],
-        model="gpt-4o-mini",
+        model="demo-small",
         parameters={"temperature": 0},
     )
 
@@ -115,4 +155,9 @@ def seed(*, author: User, admin: User) -> bool:
     services.move_label(prompt=prompt, label="staging", version=v2, actor=author)
     quiz = Prompt.objects.get(name="capital-quiz")
     services.move_label(prompt=quiz, label="production", version=quiz.versions.get(), actor=author)
+    # Generated by the demo model once a worker runs (on the first `make run`): live progress, then a comparison.
+    services.create_run(
+        dataset=faq, prompt_versions=[v1, v2], models=[provider.models.get(name="demo-large")], scorers=SCORERS,
+        actor=author, name="support-answer v1 vs v2 on the demo model", concurrency=2,
+    )  # fmt: skip
     return True

@@ -343,6 +343,10 @@ OPSPORTAL_TRUSTED_PROXIES = env_int("OPSPORTAL_TRUSTED_PROXIES", 0)
 OPSPORTAL_BASE_URL = env_str("OPSPORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Hosts or networks (CIDR) that outgoing webhooks may reach although they are not public addresses.
 OPSPORTAL_OUTBOUND_ALLOWLIST = env_list("OPSPORTAL_OUTBOUND_ALLOWLIST", [])
+# host:port of the demo model (`manage.py serve_demo_llm`, started by `make run`); the demo provider points here.
+OPSPORTAL_DEMO_LLM_BIND = env_str("OPSPORTAL_DEMO_LLM_BIND", "127.0.0.1:8001")
+if OPSPORTAL_DEMO_LLM_BIND.rpartition(":")[0] == "" or not OPSPORTAL_DEMO_LLM_BIND.rpartition(":")[2].isdigit():
+    raise ImproperlyConfigured(f"OPSPORTAL_DEMO_LLM_BIND must be host:port, got {OPSPORTAL_DEMO_LLM_BIND!r}.")
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",

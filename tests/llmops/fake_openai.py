@@ -23,11 +23,14 @@ import json
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
+
+from llmops.demo_llm import WireServer, chat_completion, error
 
 
-class FakeOpenAI:
+class FakeOpenAI(WireServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0) -> None:
+        super().__init__(host, port)
         self.delay = delay
         self.answers: dict[str, str] = {}
         self.default_answer: str | None = None  # None: echo the last user message
@@ -37,55 +40,24 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self.api_keys: list[str] = []
         self._lock = threading.Lock()
-        fake = self
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
-            disable_nagle_algorithm = True  # else small answers wait ~40 ms for the client's ACK
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                with fake._lock:
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                    fake.api_keys.append(self.headers.get("Authorization", ""))
-                try:
-                    status, body, headers = fake.handle(self.path, raw)
-                    data = json.dumps(body).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                finally:
-                    with fake._lock:
-                        fake.in_flight -= 1
-
-            def log_message(self, format, *args) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 128  # the listen backlog: many clients connect at once
-
-        self.server = Server((host, port), Handler)
-        self.base_url = f"http://{host}:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+    def dispatch(self, method: str, path: str, raw: bytes, headers: Mapping[str, str]) -> tuple[int, dict, dict]:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.api_keys.append(headers.get("Authorization", ""))
+        try:
+            return self.handle(method, path, raw)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     # --- controls ---
 
     def fail(self, times: int, status: int = 500, retry_after: float | None = None, message: str = "") -> None:
         for _ in range(times):
             self.failures.append((status, retry_after, message))
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
     @property
     def chat_requests(self) -> list[dict]:
@@ -103,7 +75,7 @@ class FakeOpenAI:
                 return answer
         return self.default_answer if self.default_answer is not None else last_user
 
-    def handle(self, path: str, raw: bytes) -> tuple[int, dict, dict]:
+    def handle(self, method: str, path: str, raw: bytes) -> tuple[int, dict, dict]:
         arrived = time.monotonic()
         try:
             body = json.loads(raw or b"{}")
@@ -131,30 +103,20 @@ class FakeOpenAI:
         finish = "stop"
         if max_tokens and len(words) > max_tokens:
             content, finish = " ".join(words[:max_tokens]), "length"
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
-        completion_tokens = max(1, len(content.split()))
-        return (
-            200,
-            {
-                "id": f"chatcmpl-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            },
-            {},
+        completion = chat_completion(
+            completion_id=f"chatcmpl-{len(self.requests)}",
+            model=model,
+            messages=messages,
+            content=content,
+            finish=finish,
+            usage=word_usage(messages, content),
         )
+        return 200, completion, {}
 
 
-def error(message: str, kind: str, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def word_usage(messages: list[dict], content: str) -> tuple[int, int]:
+    """(prompt, completion) tokens counted as words, which the tests' expected costs rely on."""
+    return sum(len(str(m.get("content", "")).split()) + 4 for m in messages), max(1, len(content.split()))
 
 
 if __name__ == "__main__":

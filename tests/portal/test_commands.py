@@ -79,8 +79,14 @@ def test_seed_demo_has_prompts_runs_and_a_regression_to_compare():
     call_command("seed_demo")
     prompt = Prompt.objects.get(name="support-answer")
     assert dict(prompt.labels.values_list("name", "version__version")) == {"production": 1, "staging": 2}
-    runs = list(EvalRun.objects.order_by("id"))
+    runs = list(EvalRun.objects.filter(kind=EvalRun.Kind.SCORE).order_by("id"))
     assert [r.status for r in runs] == ["completed", "completed"] and all(r.done == r.total == 8 for r in runs)
+    # The live run on the demo model waits for a worker (and the demo endpoint `make run` starts).
+    live = EvalRun.objects.get(kind=EvalRun.Kind.GENERATE)
+    assert live.status == "queued" and live.total == 16
+    assert {c.model.provider.name for c in live.columns.select_related("model__provider")} == {
+        "Demo model (local, not an LLM)"
+    }
     assert runs[0].pass_rate == 1.0 and runs[1].pass_rate < 0.8
     regressions = RunResult.objects.filter(run=runs[1], passed=False).values_list("item__position", flat=True)
     assert sorted(regressions) == [2, 4, 6]

@@ -143,3 +143,66 @@ def test_analytics_charts_render(page):
     expect(page.locator("[data-chart='trend-chart']")).to_have_attribute("data-rendered", "true")
     assert page.console_errors == []
     assert page.outside_requests == []
+
+
+def test_incident_page_buttons_markdown_comment_and_activity_chart(page):
+    admin = UserFactory(username="ada", role=Role.ADMIN)
+    UserFactory(username="otto", role=Role.OPERATOR)
+    integration, token = services.create_integration(name="prod", kind="alertmanager", actor=admin)
+    alerts = [am_alert(service="checkout", instance=f"web-{n}") for n in range(3)]
+    for alert in alerts:
+        alert["annotations"]["runbook_url"] = "https://runbooks.example/checkout"
+        alert["annotations"]["dashboard_url"] = "javascript:alert(1)"
+    fire(integration, token, *alerts, key="a")
+    fire(integration, token, am_alert(service="checkout", instance="web-0", status="resolved"), key="b")
+    checkout = Incident.objects.get(service="checkout")
+
+    log_in(page, "otto")
+    page.goto(f"/aiops/incidents/{checkout.pk}/")
+    links = page.get_by_role("navigation", name="Incident links")
+    expect(links.get_by_role("link", name="Runbook")).to_have_attribute("href", "https://runbooks.example/checkout")
+    expect(links.get_by_role("link", name="Source")).to_have_attribute(
+        "href", "http://prometheus.example:9090/graph?g0.expr=HighErrorRate"
+    )
+    expect(links.get_by_role("link", name="Dashboard")).to_have_count(0)  # a javascript: URL is no button
+
+    actions = page.get_by_role("group", name="Incident actions")
+    actions.get_by_role("button", name="Assign to me").click()
+    expect(page.locator("#assignee")).to_have_text("otto")
+    expect(page.get_by_text("Assigned to you.")).to_be_visible()
+    expect(actions.get_by_role("button", name="Assign to me")).to_have_count(0)
+
+    page.get_by_label("Comment").fill("Rolled back **release 42**.\n<script>window.__injected = true</script>")
+    page.get_by_role("button", name="Add comment").click()
+    comment = page.get_by_role("list", name="Incident timeline").locator(".kind-comment")
+    expect(comment.locator(".timeline-message strong")).to_have_text("release 42")
+    expect(comment).to_contain_text("<script>window.__injected = true</script>")  # shown as text, never run
+    assert comment.locator("script").count() == 0
+    assert page.evaluate("window.__injected") is None
+
+    chart = page.locator("[data-chart='incident-activity']")
+    expect(chart).to_have_attribute("data-rendered", "true")
+    # One bar per alert: two firing, one resolved.
+    expect(chart.locator("g.trace.bars")).to_have_count(2)
+    expect(chart.locator("g.trace.bars g.point")).to_have_count(3)
+    expect(chart.locator(".ytick")).to_have_count(3)
+    assert page.console_errors == []
+    assert page.outside_requests == []
+
+
+def test_send_test_alert_lands_on_the_incident(page):
+    admin = UserFactory(username="ada", role=Role.ADMIN)
+    UserFactory(username="otto", role=Role.OPERATOR)
+    integration, _ = services.create_integration(name="prod Grafana", kind="grafana", actor=admin)
+
+    log_in(page, "otto")
+    page.goto(f"/aiops/integrations/{integration.pk}/")
+    page.get_by_role("button", name="Send test alert").click()
+    result = page.locator("#test-alert-result")
+    expect(result).to_contain_text("went through the pipeline and opened incident")
+    incident = Incident.objects.get()
+    result.get_by_role("link", name=f"Open incident #{incident.pk}").click()
+    expect(page.get_by_role("heading", name="Test alert from OpsPortal on opsportal-test")).to_be_visible()
+    expect(page.locator("[data-chart='incident-activity'] g.trace.bars g.point")).to_have_count(1)
+    assert page.console_errors == []
+    assert page.outside_requests == []

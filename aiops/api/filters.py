@@ -3,6 +3,7 @@
 import django_filters
 from django.db.models import Q
 
+from opsportal.filters import DateTimeFilter
 from opsportal.portal.forms import StyledForm
 
 from ..models import SEVERITY_CHOICES, Alert, Incident
@@ -19,8 +20,8 @@ class IncidentFilter(django_filters.FilterSet):
     )
     service = django_filters.CharFilter()
     assignee = django_filters.CharFilter(method="filter_assignee", label="Assignee (username, or 'none')")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Opened after")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Opened before")
+    since = DateTimeFilter(field_name="created_at", lookup_expr="gte", label="Opened after")
+    until = DateTimeFilter(field_name="created_at", lookup_expr="lt", label="Opened before")
     q = django_filters.CharFilter(method="filter_text", label="Search")
     open = django_filters.BooleanFilter(method="filter_open", label="Open only")
 
@@ -59,8 +60,8 @@ class AlertFilter(django_filters.FilterSet):
     integration = django_filters.NumberFilter(field_name="integration_id")
     incident = django_filters.NumberFilter(field_name="incident_id")
     suppressed = django_filters.BooleanFilter(field_name="suppressed_by", lookup_expr="isnull", exclude=True)
-    since = django_filters.IsoDateTimeFilter(field_name="first_seen_at", lookup_expr="gte", label="First seen after")
-    until = django_filters.IsoDateTimeFilter(field_name="first_seen_at", lookup_expr="lt", label="First seen before")
+    since = DateTimeFilter(field_name="first_seen_at", lookup_expr="gte", label="First seen after")
+    until = DateTimeFilter(field_name="first_seen_at", lookup_expr="lt", label="First seen before")
     q = django_filters.CharFilter(field_name="title", lookup_expr="icontains", label="Search")
 
     class Meta:

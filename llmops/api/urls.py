@@ -23,11 +23,7 @@ router.register(r"datasets/(?P<dataset_pk>[^/]+)/items", views.DatasetItemViewSe
 router.register("runs", views.EvalRunViewSet, basename="run")
 router.register(r"runs/(?P<run_pk>[0-9]+)/results", views.RunResultViewSet, basename="run-result")
 
-# The API root lists only the top-level collections (the nested ones need a parent in their URL).
-_top_level = SimpleRouter(trailing_slash=True)
-_top_level.registry = [entry for entry in router.registry if "(?P<" not in entry[0]]
-
 urlpatterns = [
-    path("", AppApiRoot.as_view(router=_top_level, app_namespace="api:llmops"), name="root"),
+    path("", AppApiRoot.as_view(router=router, app_namespace="api:llmops"), name="root"),
     *router.urls,
 ]

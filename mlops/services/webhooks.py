@@ -37,12 +37,15 @@ def _clean(url: str, events: list[str] | None) -> list[str]:
 @transaction.atomic
 def create_webhook(
     *, name: str, url: str, actor: Actor, events: list[str] | None = None, model: RegisteredModel | None = None,
-    secret: str = "",
+    secret: str = "", enabled: bool = True,
 ) -> tuple[Webhook, str]:  # fmt: skip
-    """Create a webhook; returns it and its signing secret (generated unless given), shown only now."""
+    """Create a webhook (a disabled one sends nothing until enabled); returns it and its signing secret
+    (generated unless given), shown only now."""
     events = _clean(url, events)
     secret = secret or secrets.token_urlsafe(32)
-    hook = Webhook.objects.create(name=name, url=url, events=events, model=model, secret=encrypt(secret))
+    hook = Webhook.objects.create(
+        name=name, url=url, events=events, model=model, secret=encrypt(secret), enabled=enabled
+    )
     audit.record(action="create", actor=actor, obj=hook, message=f"Registry webhook {name} -> {url}")
     return hook, secret
 

@@ -1,6 +1,7 @@
 import django_filters
 from django.contrib.auth.models import User
 
+from opsportal.filters import DateTimeFilter
 from opsportal.portal.forms import StyledForm
 
 from .models import AuditEntry
@@ -17,8 +18,8 @@ class AuditEntryFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(label="Object type")
     object_id = django_filters.CharFilter(label="Object id")
     action = django_filters.ChoiceFilter(choices=AuditEntry.Action.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="From")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
+    since = DateTimeFilter(field_name="at", lookup_expr="gte", label="From")
+    until = DateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
     date_from = django_filters.DateFilter(field_name="at", lookup_expr="date__gte", label="From date")
     date_to = django_filters.DateFilter(field_name="at", lookup_expr="date__lte", label="To date")
 

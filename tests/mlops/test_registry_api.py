@@ -239,3 +239,30 @@ def test_approval_requests_list_filters_by_status(operator_api, make_model, oper
     assert ApprovalRequest.objects.count() == 2
     listed = operator_api.get("/api/v1/mlops/approvals/", {"status": "pending"}).json()
     assert listed["count"] == 2 and {r["version"] for r in listed["results"]} == {1, 2}
+
+
+def test_a_webhook_created_disabled_sends_nothing_until_enabled(admin_api, operator, receiver, allow_loopback):
+    created = admin_api.post(
+        "/api/v1/mlops/webhooks/", {"name": "paused", "url": receiver.url, "enabled": False}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["enabled"] is False
+    hook_url = f"/api/v1/mlops/webhooks/{created.json()['id']}/"
+    services.create_model(name="quiet", actor=operator)
+    assert admin_api.get(f"{hook_url}deliveries/").json()["count"] == 0
+    assert admin_api.patch(hook_url, {"enabled": True}, format="json").json()["enabled"] is True
+    services.create_model(name="loud", actor=operator)
+    assert admin_api.get(f"{hook_url}deliveries/").json()["count"] == 1
+
+
+def test_deleting_an_alias_by_a_long_name_answers_what_happened(operator_api, operator):
+    model = services.create_model(name="long-alias", actor=operator)
+    version = services.create_version(model=model, source="s3://m/1", actor=operator)
+    alias = "a" * 200
+    url = f"{MODELS}long-alias/aliases/{alias}/"
+    missing = operator_api.delete(url)
+    assert missing.status_code == 404 and alias in missing.json()["detail"]
+    pointed = operator_api.post(f"{MODELS}long-alias/aliases/", {"alias": alias, "version": version.version})
+    assert pointed.status_code == 200
+    assert operator_api.delete(url).status_code == 204
+    assert not model.aliases.exists()

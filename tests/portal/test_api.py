@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -15,6 +17,65 @@ def test_root_lists_every_app(viewer_api):
     body = viewer_api.get("/api/v1/").json()
     assert {"accounts", "audit", "system", "aiops", "mlops", "llmops", "schema", "docs"} <= set(body)
     assert viewer_api.get(body["aiops"]).status_code == 200
+
+
+def test_every_app_root_lists_its_collections_and_each_answers(viewer_api):
+    for app in ("aiops", "mlops", "llmops"):
+        response = viewer_api.get(f"/api/v1/{app}/")
+        assert response.status_code == 200, app
+        links = response.json()
+        assert links, app
+        # Nested collections are reached from their parent; no link carries a URL pattern.
+        assert not any("(?P<" in name or "{" in url for name, url in links.items()), links
+        for name, url in links.items():
+            assert viewer_api.get(url).status_code in {200, 403}, (app, name)
+    assert set(viewer_api.get("/api/v1/mlops/").json()) == {"models", "approvals", "webhooks"}
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter", "value"),
+    [
+        ("/api/v1/aiops/incidents/", "since", "0001-01-01T00:00:00+01:00"),
+        ("/api/v1/audit/entries/", "until", "9999-12-31T23:59:59-01:00"),
+        ("/api/v1/aiops/alerts/", "until", "yesterday"),
+    ],
+)
+def test_a_date_filter_that_cannot_be_represented_is_a_400_naming_it(admin_api, path, parameter, value):
+    response = admin_api.get(path, {parameter: value})
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body["errors"]) == {parameter}
+    assert body["detail"].startswith(f"{parameter}: ")
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter", "value"),
+    [
+        ("/api/v1/aiops/alerts/", "since", "1423-10-23T14:48:39+16:15"),
+        ("/api/v1/aiops/incidents/", "until", "0350-05-03T03:24:15+23:05"),
+        ("/api/v1/audit/entries/", "since", "0002-01-01T00:00:00+23:59"),
+    ],
+)
+def test_old_dates_with_offsets_postgresql_refuses_still_filter(admin_api, path, parameter, value):
+    response = admin_api.get(path, {parameter: value})
+    assert response.status_code == 200, response.content
+
+
+def test_a_far_time_zone_offset_is_honoured_in_utc(admin_api):
+    from tests.aiops import factories
+
+    incident = factories.incident(*factories.integration())
+    opened = incident.created_at.astimezone(datetime.UTC)
+    # +16:15 is beyond what PostgreSQL accepts as an offset; it still names an instant.
+    before = (opened - datetime.timedelta(minutes=1) + datetime.timedelta(hours=16, minutes=15)).replace(
+        tzinfo=datetime.timezone(datetime.timedelta(hours=16, minutes=15))
+    )
+    after = before + datetime.timedelta(minutes=2)
+    found = admin_api.get("/api/v1/aiops/incidents/", {"since": before.isoformat()}).json()
+    assert [row["id"] for row in found["results"]] == [incident.pk]
+    assert admin_api.get("/api/v1/aiops/incidents/", {"since": after.isoformat()}).json()["count"] == 0
+    comments = admin_api.get(f"/api/v1/aiops/incidents/{incident.pk}/comments/", {"until": after.isoformat()})
+    assert comments.status_code == 200
 
 
 def test_lists_are_paginated_and_ordered(admin_api, admin_user):

@@ -403,10 +403,12 @@ class RunForm(StyledForm):
     prompt_versions = VersionChoiceField(
         queryset=PromptVersion.objects.none(),
         label="Prompt versions",
-        widget=forms.SelectMultiple(attrs={"size": 8}),
-        help_text="Ctrl/Cmd-click to choose several; each version x model is one column.",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tick one or more; each version x model is one column.",
     )
-    models = ModelChoiceLabel(queryset=LLMModel.objects.none(), widget=forms.SelectMultiple(attrs={"size": 5}))
+    models = ModelChoiceLabel(
+        queryset=LLMModel.objects.none(), widget=forms.CheckboxSelectMultiple, help_text="Tick one or more."
+    )
     judge_model = JudgeChoiceField(
         queryset=LLMModel.objects.none(),
         required=False,
@@ -424,6 +426,32 @@ class RunForm(StyledForm):
         self.fields["prompt_versions"].group_choices()
         self.fields["models"].queryset = _models_queryset()
         self.fields["judge_model"].queryset = _models_queryset()
+
+    def _chosen(self, name: str) -> set[str]:
+        value = self[name].value() or []
+        return {str(item) for item in (value if isinstance(value, list | tuple) else [value])}
+
+    def checklist(self, name: str) -> list[dict]:
+        """A multiple choice as groups of checkboxes (versions by prompt, models by provider), with what is
+        known against a model's provider (no key, a failing last test)."""
+        chosen = self._chosen(name)
+        field = self.fields[name]
+        groups: dict[str, dict] = {}
+        for obj in field.queryset:
+            group = obj.prompt.name if name == "prompt_versions" else obj.provider.name
+            entry = groups.setdefault(group, {"name": group, "items": [], "problem": ""})
+            if name == "models":
+                entry["problem"] = obj.provider.problem
+            entry["items"].append({
+                "value": str(obj.pk), "label": field.label_from_instance(obj), "chosen": str(obj.pk) in chosen,
+                "id": f"id_{self.add_prefix(name)}_{obj.pk}",
+            })  # fmt: skip
+        return list(groups.values())
+
+    def provider_problems(self) -> list[tuple[object, str]]:
+        """(provider, problem) of each enabled provider whose runs will likely error."""
+        providers = {model.provider_id: model.provider for model in self.fields["models"].queryset}
+        return [(provider, provider.problem) for provider in providers.values() if provider.problem]
 
 
 class ScoreRunForm(StyledForm):
@@ -449,10 +477,99 @@ class ScoreRunForm(StyledForm):
         return _check_upload(self.cleaned_data["file"])
 
 
+OPTION_PREFIX = "option-"
+CONFIG_MODES = [("fields", "Fields"), ("json", "JSON (advanced)")]
+
+
+def option_posted(data, key: str, option: scorers.ConfigField) -> object:
+    """An option's value as a form posts it: a list for a choice list, presence for a checkbox, else text."""
+    if option.kind == "string_list" and option.choices:
+        return data.getlist(key) if hasattr(data, "getlist") else list(data.get(key) or [])
+    if option.kind == "boolean":
+        return key in data and data.get(key) not in ("", "false", "off", None)
+    return data.get(key, "")
+
+
+def option_text(option: scorers.ConfigField, value: object) -> object:
+    """A config value as the option's field shows it (the inverse of `option_value`)."""
+    if option.kind == "boolean":
+        return bool(option.default) if value is None else bool(value)
+    if value is None:
+        value = option.default
+    if option.kind == "string_list":
+        items = list(value) if isinstance(value, list | tuple) else []
+        return items if option.choices else "\n".join(str(item) for item in items)
+    if option.kind == "object":
+        return json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
+    return "" if value is None else str(value)
+
+
+def option_value(option: scorers.ConfigField, raw: object) -> object:
+    """The config value of an option's field; None when the field is empty (the default applies).
+
+    Text that is not the option's type is handed on as it is: the services' check of the config
+    (`scorers.check_config`) refuses it with the option's name, as it refuses it from the API.
+    """
+    kind = option.kind
+    if kind == "boolean":
+        return bool(raw)
+    if kind == "string_list":
+        if option.choices:
+            return list(raw) or None
+        lines = [line.strip() for line in str(raw).splitlines()]
+        return [line for line in lines if line] or None
+    text = str(raw)
+    if not text.strip():
+        return None
+    if kind == "integer":
+        try:
+            return int(text.strip())
+        except ValueError:
+            return text
+    if kind == "number":
+        try:
+            return float(text.strip())
+        except ValueError:
+            return text
+    if kind == "object":
+        return parse_json(text, option.name, kind=dict)
+    return text
+
+
+def options_config(info: scorers.ScorerInfo, values: dict) -> tuple[dict, dict[str, str]]:
+    """The config built from option fields, and the fields that could not be read (invalid JSON)."""
+    config, problems = {}, {}
+    for option in info.config_fields:
+        try:
+            value = option_value(option, values.get(option.name, False if option.kind == "boolean" else ""))
+        except forms.ValidationError as exc:
+            problems[option.name] = " ".join(exc.messages)
+            continue
+        if value is not None:
+            config[option.name] = value
+    return config, problems
+
+
+def config_options(info: scorers.ScorerInfo, config: object) -> dict:
+    """Option field values from a config (JSON text or dict): what the fields show for it."""
+    if isinstance(config, str):
+        try:
+            config = json.loads(config) if config.strip() else {}
+        except json.JSONDecodeError:
+            config = {}
+    if not isinstance(config, dict):
+        config = {}
+    return {option.name: option_text(option, config.get(option.name)) for option in info.config_fields}
+
+
 class ScorerForm(StyledForm):
+    """One scorer of a run. Its options are either fields generated from the scorer's declared options
+    (`ScorerInfo.config_fields`), or JSON; either way the form only builds the config and the services check it."""
+
     type = forms.ChoiceField(choices=())
     name = forms.CharField(max_length=100, required=False, help_text="Optional; shown instead of the type.")
     config = forms.CharField(required=False, widget=JSONTextarea(2), label="Config (JSON)")
+    config_mode = forms.ChoiceField(choices=CONFIG_MODES, required=False, label="Options as")
     weight = forms.FloatField(min_value=0, initial=1.0)
     threshold = forms.FloatField(required=False, min_value=0, max_value=1, help_text="0 to 1; empty: the default.")
     negate = forms.BooleanField(required=False, label="not", help_text="Pass when the scorer fails.")
@@ -461,9 +578,73 @@ class ScorerForm(StyledForm):
         super().__init__(*args, **kwargs)
         self.fields["type"].choices = [(name, f"{info.label} ({name})") for name, info in scorers.SCORERS.items()]
         self.fields["type"].widget.attrs["class"] += " scorer-type"
+        self.option_errors: dict[str, list[str]] = {}
+
+    @property
+    def info(self) -> scorers.ScorerInfo | None:
+        return scorers.SCORERS.get(str(self["type"].value() or "").removeprefix("not-"))
+
+    @property
+    def mode(self) -> str:
+        """ "fields" or "json". A POST without a mode (a script, the API's shape) gives JSON."""
+        if self.is_bound:
+            return "fields" if self.data.get(self.add_prefix("config_mode")) == "fields" else "json"
+        return self.initial.get("config_mode") or "fields"
+
+    def option_values(self) -> dict:
+        info = self.info
+        if info is None:
+            return {}
+        if self.is_bound:
+            return {
+                o.name: option_posted(self.data, self.add_prefix(OPTION_PREFIX + o.name), o) for o in info.config_fields
+            }
+        if "options" in self.initial:
+            posted = self.initial["options"]
+            return {o.name: posted.get(o.name, option_text(o, None)) for o in info.config_fields}
+        return config_options(info, self.initial.get("config") or "")
+
+    def option_fields(self) -> list[dict]:
+        """The option fields of the chosen scorer, ready for the template."""
+        info = self.info
+        if info is None:
+            return []
+        values = self.option_values()
+        rows = []
+        for option in info.config_fields:
+            html_name = self.add_prefix(OPTION_PREFIX + option.name)
+            rows.append({
+                "option": option, "html_name": html_name, "id": f"id_{html_name}", "value": values.get(option.name),
+                "choices": [str(choice) for choice in option.choices],
+                "default": "" if option.default in (None, "", []) else option_text(option, option.default),
+                "errors": self.option_errors.get(option.name, []),
+            })  # fmt: skip
+        return rows
+
+    def add_option_error(self, name: str, message: str) -> bool:
+        """Show an error on an option's field; False when the options are not shown as fields."""
+        info = self.info
+        if self.mode != "fields" or info is None or name not in {o.name for o in info.config_fields}:
+            return False
+        self.option_errors.setdefault(name, []).append(message)
+        return True
+
+    def is_valid(self) -> bool:
+        return super().is_valid() and not self.option_errors
 
     def clean_config(self) -> dict:
+        if self.mode == "fields":
+            return {}
         return parse_json(self.cleaned_data["config"], "Config", empty={})
+
+    def clean(self) -> dict:
+        data = super().clean()
+        info = self.info
+        if self.mode == "fields" and info is not None:
+            data["config"], problems = options_config(info, self.option_values())
+            for name, message in problems.items():
+                self.add_option_error(name, message)
+        return data
 
     def spec(self) -> dict:
         """The scorer spec the services take."""
@@ -483,6 +664,7 @@ class ScorerForm(StyledForm):
             "type": str(spec.get("type", "")).removeprefix("not-"),
             "name": spec.get("name", ""),
             "config": json_text(spec.get("config")),
+            "config_mode": "fields",
             "weight": spec.get("weight", 1.0),
             "threshold": spec.get("threshold"),
             "negate": bool(spec.get("negate")) or str(spec.get("type", "")).startswith("not-"),

@@ -8,6 +8,9 @@ column), which is what lets a run resume after a worker dies.
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -28,6 +31,11 @@ class Provider(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The last "test connection": None until tested.
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_model = models.CharField(max_length=200, blank=True)
+    last_test_message = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -38,6 +46,31 @@ class Provider(models.Model):
     @property
     def has_api_key(self) -> bool:
         return bool(self.api_key)
+
+    @property
+    def is_local(self) -> bool:
+        """An endpoint on this machine or the private network (vLLM, Ollama ...), which often needs no key."""
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if host in ("localhost", "") or host.endswith((".local", ".internal", ".localhost")) or "." not in host:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address.is_private or address.is_loopback
+
+    @property
+    def problem(self) -> str:
+        """Why runs on this provider will likely error ("" when nothing is known against it).
+
+        A failing last test wins; a missing key counts only for a remote endpoint that has not
+        answered a test since, so a local endpoint without a key is never flagged.
+        """
+        if self.last_test_ok is False:
+            return f"its last connection test failed: {self.last_test_message}"
+        if not self.api_key and not self.is_local and self.last_test_ok is not True:
+            return "it has no API key"
+        return ""
 
 
 class PriceEntry(models.Model):
@@ -270,6 +303,62 @@ class EvalRun(models.Model):
     def pass_rate(self) -> float | None:
         scored = self.done - self.errors
         return self.passed / scored if scored > 0 else None
+
+    @property
+    def failed_results(self) -> int:
+        """Results scored as failed (errors are not among them)."""
+        return max(0, self.done - self.errors - self.passed)
+
+    @property
+    def state(self) -> tuple[str, str]:
+        """(label, Bootstrap colour) of the run's badge: its status, and what its results amount to.
+
+        A finished run with errors says so ("Completed with 12 errors"); one without a single scored
+        result is never green. The API's `status` keeps the five status values.
+        """
+        errors = self.errors
+        noun = f"{errors} error{'s' if errors != 1 else ''}"
+        scored = self.done - errors
+        if self.status == self.Status.QUEUED:
+            return "Queued", "secondary"
+        if self.status == self.Status.RUNNING:
+            return (f"Running, {noun} so far", "warning") if errors else ("Running", "primary")
+        if self.status == self.Status.FAILED:
+            return (f"Failed, {noun}" if errors else "Failed"), "danger"
+        if self.status == self.Status.CANCELLED:
+            return (f"Cancelled, {noun}" if errors else "Cancelled"), "secondary"
+        if errors and scored <= 0:
+            return f"Completed with {noun}: nothing scored", "danger"
+        if errors:
+            return f"Completed with {noun}", "warning"
+        if scored <= 0:
+            return "Completed: nothing scored", "secondary"
+        return "Completed", "success"
+
+    @property
+    def state_label(self) -> str:
+        return self.state[0]
+
+    @property
+    def state_badge(self) -> str:
+        """The badge's classes; warning badges take dark text to stay readable."""
+        tone = self.state[1]
+        return f"text-bg-{tone}"
+
+    @property
+    def bar_segments(self) -> list[dict]:
+        """The progress bar's parts: passed, failed and errored results, each a share of the total."""
+        total = self.total or 0
+        parts = [
+            ("passed", "passed", self.passed, "bg-success"),
+            ("failed", "failed", self.failed_results, "bg-danger"),
+            ("errored", "errored", self.errors, "bg-warning"),
+        ]
+        return [
+            {"kind": kind, "label": label, "count": count, "css": css, "percent": round(100 * count / total, 2)}
+            for kind, label, count, css in parts
+            if count and total
+        ]
 
 
 class RunColumn(models.Model):

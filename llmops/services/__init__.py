@@ -42,6 +42,7 @@ from .providers import (
     create_provider,
     delete_provider,
     price_for,
+    record_connection_test,
     resolve_model,
     set_price,
     update_model_prices,
@@ -55,7 +56,8 @@ __all__ = [
     "add_item", "add_model", "cancel_run", "cost_per_day", "create_dataset", "create_prompt", "create_provider",
     "create_run", "create_score_run", "create_version", "delete_dataset", "delete_item", "delete_label",
     "delete_provider", "gate_check", "get_dataset", "get_prompt", "get_version", "import_items",
-    "latest_runs_per_prompt", "move_label", "overview", "preview_import", "price_for", "rescore_run", "resolve",
+    "latest_runs_per_prompt", "move_label", "overview", "preview_import", "price_for",
+    "record_connection_test", "rescore_run", "resolve",
     "resolve_model", "set_price", "summarise", "update_dataset", "update_item", "update_model_prices",
     "update_prompt", "update_provider",
 ]  # fmt: skip

@@ -41,6 +41,14 @@ def cost_per_day(*, days: int = 30) -> list[tuple[datetime.date, float]]:
     return [(row["day"], row["total"]) for row in rows]
 
 
+def _latest_text(name: str, rate: float | None, run: EvalRun) -> str:
+    """A prompt's line on the card: its pass rate, and the errors that kept results from being scored."""
+    text = f"{name}: {rate:.0%} passed" if rate is not None else f"{name}: nothing scored"
+    if run.errors:
+        text += f", {run.errors} error{'s' if run.errors != 1 else ''}"
+    return text
+
+
 def overview(*, with_charts: bool = False) -> AppSummary:
     """LLMOps's card on the overview: pass rate of the latest runs per prompt, and cost per day."""
     counts = EvalRun.objects.aggregate(
@@ -55,10 +63,9 @@ def overview(*, with_charts: bool = False) -> AppSummary:
     charts = []
     latest = latest_runs_per_prompt(limit=12)
     recent = [
-        (f"{name}: {rate:.0%} passed" if rate is not None else f"{name}: no score", run.get_absolute_url(),
-         run.finished_at or run.created_at)
+        (_latest_text(name, rate, run), run.get_absolute_url(), run.finished_at or run.created_at)
         for name, rate, run in latest[:5]
-    ]  # fmt: skip
+    ]
     if with_charts:
         # Plotly loads only for a page that draws the charts, not for every importer of the services.
         from opsportal.portal.charts import figure_data

@@ -79,6 +79,29 @@ def delete_provider(*, provider: Provider, actor: Actor) -> None:
     provider.delete()
 
 
+TEST_MESSAGE_MAX = 500
+
+
+def record_connection_test(*, provider: Provider, model_name: str, ok: bool, message: str) -> Provider:
+    """Keep a "test connection" result on the provider: the provider list and the new-run form show it.
+
+    A probe's outcome, not a change of configuration: no audit entry. Only the test fields are
+    written, so the caller's instance may carry a shortened timeout without it being saved.
+    """
+    if len(message) > TEST_MESSAGE_MAX:
+        message = message[: TEST_MESSAGE_MAX - 1] + "…"
+    fields = {
+        "last_test_ok": bool(ok),
+        "last_test_at": timezone.now(),
+        "last_test_model": model_name[:200],
+        "last_test_message": message,
+    }
+    Provider.objects.filter(pk=provider.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(provider, key, value)
+    return provider
+
+
 def price_for(*, model_name: str) -> PriceEntry | None:
     """The price table's entry for a model name: an exact match, else the longest matching `prefix*`."""
     exact = PriceEntry.objects.filter(model_name=model_name).first()

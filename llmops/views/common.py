@@ -40,7 +40,11 @@ def row_error(rows: list[forms.Form], exc: ServiceError, prefix: str) -> bool:
     if not match or int(match.group(1)) >= len(rows):
         return False
     form = rows[int(match.group(1))]
-    field = (match.group(2) or "").split(".", 1)[0]
+    field, _, rest = (match.group(2) or "").partition(".")
+    # A scorer's option shown as its own field ("scorers[0].config.pattern") takes the error on that field.
+    option = re.split(r"[.\[]", rest, maxsplit=1)[0]
+    if field == "config" and option and hasattr(form, "add_option_error") and form.add_option_error(option, str(exc)):
+        return True
     form.add_error(field if field in form.fields else None, str(exc))
     return True
 

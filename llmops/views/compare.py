@@ -77,7 +77,11 @@ def compare(request: HttpRequest) -> HttpResponse:
     run_b, run_a = _run_param(params, "b"), _run_param(params, "a")
     if run_b is not None and run_a is None and not params.get("a"):
         run_a = previous_run(run_b)
-    recent = list(EvalRun.objects.order_by("-created_at", "-id").values("id", "name", "status")[:200])
+    recent = list(
+        EvalRun.objects.order_by("-created_at", "-id").only(
+            "id", "name", "status", "total", "done", "errors", "passed"
+        )[:200]
+    )
     context: dict = {"run_a": run_a, "run_b": run_b, "recent": recent, "show_options": comparison.SHOW}
     if run_a is None or run_b is None:
         missing = bool((params.get("a") and run_a is None) or (params.get("b") and run_b is None))

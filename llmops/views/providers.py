@@ -163,6 +163,7 @@ def provider_test(request: HttpRequest, pk: int) -> HttpResponse:
         # A page waits for the answer: never as long as a run would.
         provider.timeout_seconds = min(provider.timeout_seconds, TEST_TIMEOUT_SECONDS)
         ok, text = asyncio.run(engine.test_connection(provider, model_name))
+        services.record_connection_test(provider=provider, model_name=model_name, ok=ok, message=text)
     context = {"ok": ok, "text": text, "model_name": model_name, "provider": provider}
     if request.htmx:
         return render(request, "llmops/_test_result.html", context)

@@ -14,7 +14,16 @@ from opsportal.errors import ServiceError
 from opsportal.portal.actions import add_service_error
 
 from .. import scorers, services
-from ..forms import RunForm, ScorerForm, ScorerFormSet, ScoreRunForm
+from ..forms import (
+    OPTION_PREFIX,
+    RunForm,
+    ScorerForm,
+    ScorerFormSet,
+    ScoreRunForm,
+    config_options,
+    option_posted,
+    options_config,
+)
 from ..models import DatasetItem, EvalRun, LLMModel, Prompt, PromptVersion
 from .common import editor_rows, posted_initial, row_error
 
@@ -25,7 +34,7 @@ def _scorer_catalogue() -> list:
     return list(scorers.SCORERS.values())
 
 
-SCORER_FIELDS = ("type", "name", "config", "weight", "threshold", "negate")
+SCORER_FIELDS = ("type", "name", "config", "config_mode", "shown_mode", "weight", "threshold", "negate")
 
 
 def _config_template(type_name: str) -> str:
@@ -42,14 +51,34 @@ def _scorer_editor(request: HttpRequest) -> tuple[list[dict], str]:
     """The scorer rows as posted, after the editor action (add, remove, type changed)."""
     editor = request.POST.get("editor", "")
     rows = editor_rows(request.POST, "scorers", SCORER_FIELDS, limit=30)
+    for index, row in enumerate(rows):
+        _carry_options(request.POST, f"scorers-{index}", row)
     if editor == "add-scorer":
-        rows.append({"type": "contains", "config": _config_template("contains"), "weight": 1})
+        rows.append({"type": "contains", "config": _config_template("contains"), "config_mode": "fields", "weight": 1})
     elif editor.startswith("remove-scorer-") and editor[14:].isdigit() and len(rows) > 1:
         rows.pop(min(int(editor[14:]), len(rows) - 1))
     for row in rows:
-        if _config_fits(row.get("type", ""), row.get("config") or "") is False:
+        if row.get("config_mode") != "fields" and _config_fits(row.get("type", ""), row.get("config") or "") is False:
             row["config"] = _config_template(row.get("type", ""))
     return rows, editor
+
+
+def _carry_options(data, prefix: str, row: dict) -> None:
+    """Keep a row's option fields through a redraw; switching between fields and JSON carries the values over."""
+    info = scorers.SCORERS.get(str(row.get("type", "")).removeprefix("not-"))
+    row["negate"] = bool(row.get("negate"))
+    if row.get("config_mode") != "fields":
+        row["config_mode"] = "json"
+    if info is None:
+        return
+    if row.get("shown_mode") == "fields":
+        values = {o.name: option_posted(data, f"{prefix}-{OPTION_PREFIX}{o.name}", o) for o in info.config_fields}
+    else:
+        values = config_options(info, row.get("config") or "")
+    row["options"] = values
+    if row.get("shown_mode") == "fields" and row["config_mode"] == "json":
+        config, _ = options_config(info, values)
+        row["config"] = json.dumps(config, indent=2, ensure_ascii=False) if config else ""
 
 
 def _config_fits(type_name: str, config: str) -> bool | None:
@@ -64,13 +93,6 @@ def _config_fits(type_name: str, config: str) -> bool | None:
     if info is None or not isinstance(value, dict):
         return None
     return set(value) <= {option.name for option in info.config_fields}
-
-
-def _scorer_forms_help(formset) -> None:
-    """Attach each row's scorer description for the editor."""
-    for form in formset:
-        type_name = form["type"].value() or ""
-        form.info = scorers.SCORERS.get(str(type_name).removeprefix("not-"))
 
 
 def _scorer_specs(formset) -> list[dict]:
@@ -147,17 +169,22 @@ def run_new(request: HttpRequest) -> HttpResponse:
                         add_service_error(form, exc)
                 else:
                     messages.success(request, f"Run #{run.pk} started: {run.total} results to generate.")
+                    for model_provider in {model.provider for model in data["models"]}:
+                        if model_provider.problem:
+                            messages.warning(request, f"{model_provider.name}: {model_provider.problem}; "
+                                             "its results will likely error.")  # fmt: skip
                     return redirect(run)
             status = 400
     else:
         initial, rows = _run_initial(request)
         form = RunForm(initial=initial)
         formset = ScorerFormSet(prefix="scorers", initial=rows)
-    _scorer_forms_help(formset)
     context = {
         "form": form,
         "formset": formset,
         "catalogue": _scorer_catalogue(),
+        "checklists": {name: form.checklist(name) for name in ("prompt_versions", "models")},
+        "provider_problems": form.provider_problems(),
         "missing": [
             what
             for what, exists in (
@@ -210,6 +237,5 @@ def run_score(request: HttpRequest) -> HttpResponse:
     else:
         form = ScoreRunForm()
         formset = ScorerFormSet(prefix="scorers", initial=[{"type": "equals", "config": "", "weight": 1}])
-    _scorer_forms_help(formset)
     context = {"form": form, "formset": formset, "catalogue": _scorer_catalogue(), "import_errors": import_errors}
     return render(request, "llmops/run_score.html", context, status=status)

@@ -117,3 +117,47 @@ def test_admin_deletes_a_provider(admin_user, provider, llm):
     assert client.post(url, {"delete-confirm": "nope"}).status_code == 400
     assert client.post(url, {"delete-confirm": "local"})["Location"] == reverse("llmops:providers")
     assert not Provider.objects.exists() and not LLMModel.objects.exists()
+
+
+def test_provider_list_shows_each_providers_key_and_last_test(admin_user, provider, fake_llm):
+    client = client_for(admin_user)
+    services.create_provider(name="Remote", base_url="https://api.example.com/v1", actor=admin_user)
+
+    def states() -> dict[str, str]:
+        body = client.get(reverse("llmops:providers")).content.decode()
+        rows = re.findall(r'<tr>\s*<td><a href="[^"]+">([^<]+)</a>.*?</tr>', body, re.S)
+        cells = re.findall(r'<td class="small provider-state"[^>]*>(.*?)</td>', body, re.S)
+        return {
+            name: " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split())
+            for name, cell in zip(rows, cells, strict=True)
+        }
+
+    shown = states()
+    assert shown["local"].startswith("key set") and "never tested" in shown["local"]
+    assert shown["Remote"].startswith("no API key") and "never tested" in shown["Remote"]
+    url = reverse("llmops:provider-test", args=[provider.pk])
+    fake_llm.default_answer = "OK"
+    client.post(url, {"model_name": "test-model"}, HTTP_HX_REQUEST="true")
+    provider.refresh_from_db()
+    assert provider.last_test_ok is True and provider.last_test_model == "test-model"
+    assert provider.timeout_seconds == 60.0 and provider.max_retries == 4, "the test's own limits are not saved"
+    assert re.search(r"✓ test passed \d+\s+minutes? ago with test-model", states()["local"])
+    fake_llm.fail(1, status=401, message="Incorrect API key provided")
+    client.post(url, {"model_name": "test-model"}, HTTP_HX_REQUEST="true")
+    assert "✗ test failed" in states()["local"] and "HTTP 401: Incorrect API key provided" in states()["local"]
+    detail = text_of(client.get(reverse("llmops:provider", args=[provider.pk])))
+    assert "Last test failed" in detail and "HTTP 401: Incorrect API key provided" in detail
+
+
+def test_the_api_test_connection_is_kept_on_the_provider(admin_user, provider, fake_llm):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    fake_llm.fail(1, status=500, message="overloaded")
+    response = api.post(
+        f"/api/v1/llmops/providers/{provider.pk}/test-connection/", {"model": "test-model"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["ok"] is False
+    provider.refresh_from_db()
+    assert provider.last_test_ok is False and "overloaded" in provider.last_test_message

@@ -27,9 +27,9 @@ def test_new_run_form_lists_versions_with_labels_and_starts_a_run(operator, vers
     services.move_label(prompt=version.prompt, label="staging", version=version, actor=operator)
     client = client_for(operator)
     page = client.get(reverse("llmops:run-new"), {"version": version.pk}).content.decode()
-    assert '<optgroup label="capitals">' in page and "capitals v1  [staging]" in page
-    assert re.search(rf'<option value="{version.pk}" selected>', page), "prefilled from ?version="
-    assert re.search(rf'<option value="{llm.pk}" selected>', page), "the version's default model is chosen"
+    assert "capitals v1  [staging]" in page
+    assert re.search(rf'name="prompt_versions" value="{version.pk}" id="[^"]+" checked>', page), "from ?version="
+    assert re.search(rf'name="models" value="{llm.pk}" id="[^"]+" checked>', page), "the version's default model"
     data = run_form_data(capitals_dataset, [version], [llm], factories.names_the_city(), concurrency="2")
     response = client.post(reverse("llmops:run-new"), data)
     run = EvalRun.objects.get()
@@ -44,7 +44,7 @@ def test_scorer_editor_adds_rows_and_reports_errors_on_the_row(operator, version
     added = client.post(reverse("llmops:run-new"), {**data, "editor": "add-scorer"}, HTTP_HX_REQUEST="true")
     body = added.content.decode()
     assert added.status_code == 200 and 'name="scorers-TOTAL_FORMS" value="2"' in body
-    assert "&quot;value&quot;: &quot;&quot;" in body, "a new row starts with its required options"
+    assert 'name="scorers-1-option-value"' in body, "a new row starts with its scorer's option fields"
     changed = {**data, "scorers-0-type": "regex", "scorers-0-config": '{"value": ""}', "editor": "refresh"}
     refreshed = html.unescape(client.post(reverse("llmops:run-new"), changed).content.decode())
     assert '{"pattern": ""}' in refreshed, "the new type's options replace the old type's"

@@ -65,7 +65,9 @@ class ProviderViewSet(viewsets.ModelViewSet):
         serializer = TestConnectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        ok, text = asyncio.run(engine.test_connection(self.get_object(), data["model"]))
+        provider = self.get_object()
+        ok, text = asyncio.run(engine.test_connection(provider, data["model"]))
+        services.record_connection_test(provider=provider, model_name=data["model"], ok=ok, message=text)
         return Response({"ok": True, "answer": text} if ok else {"ok": False, "error": text})
 
 

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from opsportal.accounts.roles import Role, role_required
+from opsportal.portal.filters import checked_filters
 from opsportal.portal.htmx import render_page_or_partial
 from opsportal.portal.requests import query_without
 
@@ -20,13 +21,21 @@ REPORTED = {"trigger": "firing", "resolve": "resolved", "acknowledge": "acknowle
 
 @role_required(Role.VIEWER)
 def alert_list(request: HttpRequest) -> HttpResponse:
-    filterset = AlertFilter(request.GET or None, queryset=Alert.objects.select_related("integration", "incident"))
-    if not filterset.is_bound:
-        alerts = Alert.objects.select_related("integration")
+    # `all` means no filter; a value a filter does not know is dropped and named in a message, never an empty list.
+    data, problems = checked_filters(
+        request.GET, AlertFilter().form.fields, bind=lambda d: AlertFilter(d, queryset=Alert.objects.none()).form
+    )
+    filterset = AlertFilter(data or None, queryset=Alert.objects.select_related("integration", "incident"))
+    if filterset.is_bound and filterset.is_valid():
+        alerts = filterset.qs
     else:
-        # A bad filter shows its error and no alerts, as on the incident list, not every alert.
-        alerts = filterset.qs if filterset.is_valid() else Alert.objects.none()
-    context = {"filter": filterset, "page": page_of(request, alerts), "query": query_without(request, "page")}
+        alerts = Alert.objects.select_related("integration")
+    context = {
+        "filter": filterset,
+        "filter_problems": problems,
+        "page": page_of(request, alerts),
+        "query": query_without(request, "page"),
+    }
     return render_page_or_partial(request, "aiops/alert_list.html", "aiops/partials/alert_table.html", context)
 
 

@@ -14,6 +14,7 @@ from opsportal.errors import InvalidInput
 from opsportal.portal import markdown
 from opsportal.portal.actions import PageAction, dispatch
 from opsportal.portal.charts import figure_data
+from opsportal.portal.filters import checked_filters
 from opsportal.portal.htmx import render_page_or_partial
 from opsportal.portal.requests import query_without, safe_next
 
@@ -29,6 +30,7 @@ STATUS_RANK = ["triggered", "acknowledged", "resolved"]
 SEVERITY_ORDER = ["critical", "error", "warning", "info"]
 # Actions the list offers as one click; from there the answer is the refreshed row.
 LIST_ACTIONS = {"acknowledge", "resolve", "reopen"}
+ORDERINGS = ("created_at", "last_alert_at", "alert_count", "status", "severity")
 # Link buttons on the incident page, in this order, with their Bootstrap button style.
 LINK_KINDS = (
     ("Runbook", "btn-outline-primary"),
@@ -44,18 +46,29 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     data = request.GET.copy()
     if not any(k in data for k in ("status", "open", "q", "severity", "service", "assignee", "since", "until")):
         data.setlist("status", ["triggered", "acknowledged"])
+    # `all` means no filter; a value a filter does not know is dropped and named in a message, never an empty list.
+    data, problems = checked_filters(
+        data, IncidentFilter().form.fields, bind=lambda d: IncidentFilter(d, queryset=Incident.objects.none()).form
+    )
     filterset = IncidentFilter(data, queryset=Incident.objects.select_related("assignee"))
     incidents = filterset.qs if filterset.is_valid() else Incident.objects.none()
     ordering = request.GET.get("ordering", "-created_at")
+    if ordering.lstrip("-") not in ORDERINGS:
+        problems.append(
+            f"Sort ordering: “{ordering[:60]}” — not a value it knows; the allowed values are "
+            f"{', '.join(ORDERINGS)} (each with a leading - for descending). Sorted newest first instead."
+        )
+        ordering = "-created_at"
     if ordering.lstrip("-") in ("created_at", "last_alert_at", "alert_count"):
         incidents = incidents.order_by(ordering, "-id")
-    elif ordering.lstrip("-") in ("status", "severity"):
+    else:
         # In triage order (triggered before acknowledged; critical before info), not alphabetical.
         rank = STATUS_RANK if ordering.lstrip("-") == "status" else SEVERITY_ORDER
         key = Case(*[When(**{ordering.lstrip("-"): v, "then": Value(i)}) for i, v in enumerate(rank)], default=Value(9))
         incidents = incidents.order_by(key.desc() if ordering.startswith("-") else key, "-created_at")
     context = {
         "filter": filterset,
+        "filter_problems": problems,
         "page": page_of(request, incidents),
         "query": query_without(request, "page"),
         "ordering": ordering,
@@ -82,6 +95,8 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "alerts": alerts,
         "link_buttons": buttons,
         "links": [link for link in web_links(incident.links) if link["href"].strip() not in shown],
+        # A manual resolve leaves the sender's alerts firing: the page says so instead of "2 firing of 2" alone.
+        "firing_after_resolve": incident.status == Incident.Status.RESOLVED and incident.firing_count > 0,
         "time_to_acknowledge": minutes(incident.time_to_acknowledge()),
         "time_to_resolve": minutes(incident.time_to_resolve()),
         "events": events,

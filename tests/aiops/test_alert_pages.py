@@ -43,4 +43,27 @@ def test_alert_list_filters(viewer, two_incidents):
     partial = client.get("/aiops/alerts/?q=higherr", HTTP_HX_REQUEST="true").content.decode()
     assert "HighErrorRate" in partial and "SlowQueries" not in partial and "<html" not in partial
     bad = text_of(client.get("/aiops/alerts/?status=sleeping"))
-    assert "No alerts match." in bad and "Select a valid choice." in bad
+    assert "Filter status: “sleeping” — not a value it knows; the allowed values are firing, resolved (or all)" in bad
+    assert "SlowQueries" in bad and "HighErrorRate" in bad
+
+
+@pytest.mark.parametrize("query", ["status=all", "severity=all", "status=ALL&severity=critical&severity=all"])
+def test_all_means_no_filter_on_the_alert_list(viewer, two_incidents, query):
+    page = text_of(client_for(viewer).get(f"/aiops/alerts/?{query}"))
+    assert "SlowQueries" in page and "HighErrorRate" in page
+    assert "filter-problem" not in client_for(viewer).get(f"/aiops/alerts/?{query}").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("severity=urgent", "Filter severity: “urgent” — not a value it knows; the allowed values are critical"),
+        ("integration=abc", "Filter integration: “abc” — Enter a number"),
+        ("until=soon", "Filter until: “soon” — Enter "),
+        ("suppressed=perhaps", "Filter suppressed: “perhaps” — not a value it knows"),
+    ],
+)
+def test_an_unknown_alert_filter_value_is_named_and_ignored(viewer, two_incidents, query, named):
+    page = text_of(client_for(viewer).get(f"/aiops/alerts/?{query}"))
+    assert named in page
+    assert "SlowQueries" in page and "HighErrorRate" in page

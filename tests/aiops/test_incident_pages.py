@@ -83,11 +83,52 @@ def test_list_filter_form_shows_the_current_filter(viewer, two_incidents):
     assert not re.search(r'value="critical" id="severity-critical" checked', body)
 
 
-def test_bad_filter_value_is_reported_not_ignored(viewer, two_incidents):
+def test_bad_filter_value_is_reported_and_the_filter_ignored(viewer, two_incidents):
     response = client_for(viewer).get("/aiops/?since=yesterday")
     assert response.status_code == 200
-    assert "No incidents match." in text_of(response)
-    assert "Enter a valid date/time." in text_of(response)
+    page = text_of(response)
+    assert "Filter since: “yesterday” — Enter " in page
+    assert "HighErrorRate on checkout" in page and "SlowQueries on search" in page
+
+
+def test_status_all_means_every_status(viewer, two_incidents):
+    _, search = two_incidents
+    services.resolve_incident(incident=search, actor=None)
+    page = text_of(client_for(viewer).get("/aiops/?status=all"))
+    assert "HighErrorRate on checkout" in page and "SlowQueries on search" in page
+    assert "2 incidents ·" in page
+    assert "Filter status:" not in page
+
+
+@pytest.mark.parametrize(
+    ("query", "named", "allowed"),
+    [
+        ("status=bogus", "Filter status: “bogus”", "triggered, acknowledged, resolved (or all)"),
+        ("severity=urgent", "Filter severity: “urgent”", "critical, error"),
+        ("open=maybe", "Filter open: “maybe”", "true, false (or all)"),
+    ],
+)
+def test_an_unknown_filter_value_is_named_with_its_allowed_values_never_an_empty_list(
+    viewer, two_incidents, query, named, allowed
+):
+    for client_kwargs in ({}, {"HTTP_HX_REQUEST": "true"}):  # the page, and the table the filter form swaps in
+        page = text_of(client_for(viewer).get(f"/aiops/?{query}", **client_kwargs))
+        assert named in page and allowed in page, page
+        assert "No incidents match." not in page
+        assert "HighErrorRate on checkout" in page
+
+
+def test_a_known_value_beside_an_unknown_one_still_filters(viewer, two_incidents):
+    _, search = two_incidents
+    services.resolve_incident(incident=search, actor=None)
+    page = text_of(client_for(viewer).get("/aiops/?status=resolved&status=bogus"))
+    assert "SlowQueries on search" in page and "HighErrorRate on checkout" not in page
+    assert "Filter status: “bogus”" in page
+
+
+def test_an_unknown_sort_order_is_named(viewer, two_incidents):
+    page = text_of(client_for(viewer).get("/aiops/?ordering=-colour"))
+    assert "Sort ordering: “-colour” — not a value it knows" in page and "HighErrorRate on checkout" in page
 
 
 def test_htmx_request_returns_only_the_table(viewer, two_incidents):

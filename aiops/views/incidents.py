@@ -115,20 +115,23 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def link_buttons(alerts: list[Alert]) -> list[dict[str, str]]:
     """The buttons to where people look first: each alert's runbook, dashboard and source.
 
-    From the `runbook_url` and `dashboard_url` annotations, Grafana's dashboard link and the
-    alert's `generatorURL` (its source); only http(s) URLs (they are sender-controlled), each URL
-    once, at most `LINK_BUTTONS_PER_KIND` of a kind ("Runbook", "Runbook 2", ...).
+    From the `runbook_url` and `dashboard_url` annotations, the alert's `generatorURL` (its
+    source) and its links named "Runbook", "Dashboard" (Grafana's `dashboardURL`) or "Source";
+    only http(s) URLs (they are sender-controlled), each URL once, at most
+    `LINK_BUTTONS_PER_KIND` of a kind ("Runbook", "Runbook 2", ...).
     """
     found: dict[str, list[str]] = {kind: [] for kind, _ in LINK_KINDS}
     for alert in alerts:
-        dashboards = [
-            link.get("href") for link in alert.links if isinstance(link, dict) and link.get("text") == "Dashboard"
+        named = [
+            (str(link.get("text", "")).strip().capitalize(), link.get("href"))
+            for link in alert.links
+            if isinstance(link, dict)
         ]
         candidates = [
             ("Runbook", alert.annotations.get("runbook_url")),
             ("Dashboard", alert.annotations.get("dashboard_url")),
-            *(("Dashboard", href) for href in dashboards),
             ("Source", alert.generator_url),
+            *((kind, href) for kind, href in named if kind in found),
         ]
         for kind, href in candidates:
             if is_web_url(href):

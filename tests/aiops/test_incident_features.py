@@ -127,6 +127,27 @@ def test_grafana_dashboard_link_is_a_dashboard_button(viewer, make_integration):
     assert ("https://grafana.example/d/search", "Dashboard") in buttons
 
 
+def test_a_senders_links_named_runbook_or_source_become_buttons(viewer, make_integration):
+    integration, token = make_integration("generic")
+    payload = {
+        "title": "Queue backlog",
+        "service": "billing",
+        "links": [
+            {"href": "javascript:alert(1)", "text": "Runbook"},
+            {"href": "https://wiki.example/queue-backlog", "text": "runbook"},
+            {"href": "https://ci.example/job/7", "text": "Source"},
+            {"href": "https://status.example/", "text": "Status page"},
+        ],
+    }
+    assert deliver(integration, token, payload).status_code == 202
+    services.process_pending_alerts()
+    billing = Incident.objects.get(service="billing")
+    body = client_for(viewer).get(f"/aiops/incidents/{billing.pk}/").content.decode()
+    assert _buttons(body) == [("https://wiki.example/queue-backlog", "Runbook"), ("https://ci.example/job/7", "Source")]
+    # The other link stays in the list beside the incident's details.
+    assert '<a href="https://status.example/" rel="noopener">Status page</a>' in body
+
+
 @pytest.mark.parametrize(
     "url", ["javascript:alert(document.cookie)", " JavaScript:alert(1)", "data:text/html,<script>alert(1)</script>"]
 )

@@ -7,7 +7,7 @@ from django.db.models import Count
 
 from opsportal.portal.charts import base_layout
 
-from .models import ModelVersion, Stage
+from .models import ModelVersion, RegisteredModel, Stage
 
 STAGE_COLOURS = {"None": "#6c757d", "Staging": "#e0a800", "Production": "#198754", "Archived": "#adb5bd"}
 
@@ -52,4 +52,33 @@ def compare_metrics(versions: list[ModelVersion]) -> go.Figure:
     layout = base_layout(height=230 * rows + 40)
     layout["margin"] = {"l": 40, "r": 16, "t": 40, "b": 30}
     fig.update_layout(layout, hovermode="closest")
+    return fig
+
+
+def metric_across_versions(model: RegisteredModel, key: str) -> go.Figure:
+    """One metric of every version of a model, by version number; each point coloured by the version's stage.
+
+    Versions that do not report the metric are left out of the line (a gap says nothing about them).
+    """
+    rows = [
+        (version, metrics.get(key), stage)
+        for version, metrics, stage in ModelVersion.objects.filter(model=model)
+        .order_by("version")
+        .values_list("version", "metrics", "stage")
+        if isinstance((metrics or {}).get(key), int | float) and not isinstance(metrics.get(key), bool)
+    ]
+    fig = go.Figure(
+        go.Scatter(
+            x=[f"v{version}" for version, _, _ in rows],
+            y=[value for _, value, _ in rows],
+            mode="lines+markers",
+            line={"color": "#0a58ca"},
+            marker={"size": 9, "color": [STAGE_COLOURS.get(stage, "#6c757d") for _, _, stage in rows]},
+            customdata=[stage for _, _, stage in rows],
+            hovertemplate=f"{key} %{{x}}: %{{y}} (%{{customdata}})<extra></extra>",
+            name=key,
+        )
+    )
+    layout = base_layout(height=260)
+    fig.update_layout(layout, yaxis={"title": key}, xaxis={"type": "category", "title": "version"}, hovermode="closest")
     return fig

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
-from django.db.models import Prefetch
+from django.db.models import CharField, F, FloatField, Func, Prefetch, Q, QuerySet, Value
+from django.db.models.expressions import Case, When
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -14,9 +19,10 @@ from opsportal.accounts.roles import Role, has_role, role_required
 from opsportal.errors import InvalidInput
 from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.actions import PageAction, dispatch
+from opsportal.portal.charts import figure_data
 from opsportal.portal.requests import form_problem
 
-from .. import services
+from .. import charts, services
 from ..forms import (
     AliasForm,
     DeleteModelForm,
@@ -32,27 +38,110 @@ from .common import HISTORY_LIMIT, model_or_404, said_plainly, say_transition
 
 VERSION_PAGE_SIZE = 50
 KEY_METRIC_COLUMNS = 4
+ORDERS = ("desc", "asc")
 
 
-def _key_metrics(versions: list[ModelVersion]) -> list[str]:
-    """The metric names most versions on the page report (the columns of the versions table)."""
-    counts = Counter(key for version in versions for key in (version.metrics or {}))
-    return [key for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:KEY_METRIC_COLUMNS]]
+def _metric_names(model: RegisteredModel) -> list[str]:
+    """Every metric any version of the model reports, the most reported first (then by name)."""
+    counts = Counter(
+        key for metrics in ModelVersion.objects.filter(model=model).values_list("metrics", flat=True)
+        for key in (metrics or {})
+    )  # fmt: skip
+    return [key for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+@dataclass
+class VersionTable:
+    """What the versions table shows, read from the query string: `metric` (repeated; with `columns=chosen`,
+    none means none), `sort` (a metric) with `order` (desc or asc), and `chart` (the metric charted)."""
+
+    names: list[str]
+    columns: list[str]
+    sort: str = ""
+    order: str = "desc"
+    chart: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, query, names: list[str]) -> VersionTable:
+        known = set(names)
+        problems = []
+        if query.get("columns") == "chosen":
+            asked = query.getlist("metric")
+            unknown = [name for name in asked if name not in known]
+            if unknown:
+                problems.append(f"No version reports {', '.join(repr(n) for n in unknown)}: shown are the others.")
+            columns = [name for name in names if name in asked]
+        else:
+            columns = names[:KEY_METRIC_COLUMNS]
+        sort, order = query.get("sort", ""), query.get("order", "desc")
+        if sort and sort not in known:
+            problems.append(f"sort: no version reports the metric {sort!r}; sorted by version instead.")
+            sort = ""
+        if order not in ORDERS:
+            problems.append(f"order: {order!r} is neither desc nor asc; sorted descending.")
+            order = "desc"
+        if sort and sort not in columns:
+            columns.append(sort)
+        chart = query.get("chart", "")
+        if chart and chart not in known:
+            problems.append(f"chart: no version reports the metric {chart!r}.")
+            chart = ""
+        chart = chart or sort or (columns[0] if columns else (names[0] if names else ""))
+        return cls(names=names, columns=columns, sort=sort, order=order, chart=chart, problems=problems)
+
+    def query(self, **changes: object) -> str:
+        """The query string of this table with some parameters changed (None drops one)."""
+        params: dict[str, object] = {"columns": "chosen", "metric": self.columns, "sort": self.sort,
+                                     "order": self.order if self.sort else "", "chart": self.chart}  # fmt: skip
+        params.update(changes)
+        return urlencode({k: v for k, v in params.items() if v not in (None, "", [])}, doseq=True)
+
+    def headers(self) -> list[dict]:
+        """Each metric column's header: its name, the link that sorts by it, and its current sort."""
+        rows = []
+        for name in self.columns:
+            current = self.order if name == self.sort else ""
+            following = "asc" if current == "desc" else "desc"
+            label = f"Sort by {name}, {'ascending' if following == 'asc' else 'descending'}"
+            rows.append({"name": name, "sorted": current, "url": "?" + self.query(sort=name, order=following),
+                         "label": label})  # fmt: skip
+        return rows
+
+    def order_versions(self, versions: QuerySet) -> QuerySet:
+        """Versions by the sort metric (those without it last, whatever the order), then newest first: stable."""
+        if not self.sort:
+            return versions.order_by("-version")
+        number = Case(
+            When(Q(metric_type="number"), then=Cast(KeyTextTransform(self.sort, "metrics"), FloatField())),
+            default=Value(None, output_field=FloatField()),
+        )
+        versions = versions.annotate(
+            metric_type=Func(KeyTransform(self.sort, "metrics"), function="jsonb_typeof", output_field=CharField()),
+            sort_value=number,
+        )
+        value = F("sort_value").desc(nulls_last=True) if self.order == "desc" else F("sort_value").asc(nulls_last=True)
+        return versions.order_by(value, "-version")
 
 
 def _model_page(request: HttpRequest, model: RegisteredModel, status: int = 200, **forms) -> HttpResponse:
     """The page, with `forms` (bound ones shown open, with their errors) in place of the empty ones."""
-    versions = (
+    table = VersionTable.from_query(request.GET, _metric_names(model))
+    if table.problems and status == 200:
+        status = 400
+    versions = table.order_versions(
         ModelVersion.objects.filter(model=model)
         .select_related("created_by")
         .prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.order_by("alias")))
-        .order_by("-version")
     )
     page = Paginator(versions, VERSION_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
-    key_metrics = _key_metrics(page.object_list)
+    key_metrics = table.columns
     for version in page.object_list:
         version.key_values = [(version.metrics or {}).get(key) for key in key_metrics]
+    chart = None
+    if table.chart:
+        chart = figure_data(charts.metric_across_versions(model, table.chart))
     is_operator = has_role(request.user, Role.OPERATOR)
     defaults = {
         "details_form": ModelDetailsForm(
@@ -78,6 +167,10 @@ def _model_page(request: HttpRequest, model: RegisteredModel, status: int = 200,
         "model": model,
         "page": page,
         "key_metrics": key_metrics,
+        "table": table,
+        "metric_headers": table.headers(),
+        "query": table.query(),
+        "metric_chart": chart,
         "tags": list(model.tags.all()),
         "aliases": list(ModelAlias.objects.filter(model=model).select_related("version").order_by("alias")),
         "latest": services.latest_versions(model),

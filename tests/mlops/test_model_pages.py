@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import pytest
@@ -18,6 +20,12 @@ from .pages import messages_of, text_of
 pytestmark = pytest.mark.django_db
 
 
+def json_script(response, element_id: str) -> dict:
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', response.content.decode())
+    assert match, f"no JSON script #{element_id}"
+    return json.loads(match.group(1))
+
+
 def test_model_page_shows_description_versions_metrics_and_history(viewer, churn, operator):
     services.update_model(model=churn, actor=operator, description="# Churn\n\nPredicts *who leaves*.")
     services.update_version(
@@ -29,7 +37,7 @@ def test_model_page_shows_description_versions_metrics_and_history(viewer, churn
     rows = re.findall(r'<tr id="version-(\d+)">', body)
     assert rows == ["2", "1"]
     # Key metrics as columns; values as people read them.
-    assert re.search(r'<th scope="col" class="text-end">auc</th><th scope="col" class="text-end">f1</th>', body)
+    assert re.findall(r'<th scope="col" class="text-end" data-metric="([^"]+)">', body) == ["auc", "f1"]
     assert ">0.81<" in body and ">0.72<" in body
     assert 'href="https://mlflow.example.com/runs/abc123"' in body
     assert "s3://models/churn/2" in text_of(response)
@@ -192,3 +200,66 @@ def test_admin_deletes_a_model_after_typing_its_name(admin_user, churn, media, d
         response = client.post("/mlops/models/churn/actions/delete/", {"delete-confirm": "churn"}, follow=True)
     assert "Deleted model churn with its versions and artifacts." in messages_of(response)
     assert not RegisteredModel.objects.exists() and not stored.exists()
+
+
+def _metric_table(body: str) -> tuple[list[str], list[str]]:
+    """(metric columns, version numbers in row order) of the versions table."""
+    columns = re.findall(r'<th scope="col" class="text-end"(?: aria-sort="\w+")? data-metric="([^"]+)">', body)
+    return columns, re.findall(r'<tr id="version-(\d+)">', body)
+
+
+def test_versions_table_columns_are_chosen_in_the_query_string(viewer, operator):
+    model = factories.registered_model(name="ranker", versions=0, actor=operator)
+    metrics = [
+        {"auc": 0.8, "f1": 0.7, "loss": 0.3, "latency_ms": 12, "recall": 0.5, "precision": 0.6},
+        {"auc": 0.9, "f1": 0.6, "loss": 0.2, "latency_ms": 9, "recall": 0.4, "precision": 0.7, "mae": 1},
+    ]
+    for values in metrics:
+        factories.model_version(model=model, actor=operator, metrics=values)
+    client = client_for(viewer)
+    body = client.get("/mlops/models/ranker/").content.decode()
+    columns, _ = _metric_table(body)
+    assert len(columns) == 4, "four metric columns by default"
+    for name in ("auc", "f1", "loss", "latency_ms", "recall", "precision", "mae"):
+        assert f'name="metric" value="{name}"' in body, f"{name} can be chosen"
+    body = client.get("/mlops/models/ranker/", {"columns": "chosen", "metric": ["mae", "recall"]}).content.decode()
+    assert _metric_table(body)[0] == ["recall", "mae"], "the chosen metrics, most reported first"
+    assert ">1<" in body, "version 2's mae is shown"
+    body = client.get("/mlops/models/ranker/", {"columns": "chosen"}).content.decode()
+    assert _metric_table(body)[0] == [], "no metric chosen: none shown"
+    unknown = client.get("/mlops/models/ranker/", {"columns": "chosen", "metric": ["auc", "nope"]})
+    assert unknown.status_code == 400 and "No version reports 'nope'" in text_of(unknown)
+
+
+def test_versions_sort_by_a_metric_server_side_and_stably(viewer, operator):
+    model = factories.registered_model(name="ranker", versions=0, actor=operator)
+    for auc in (0.7, 0.9, None, 0.7, 0.8):
+        factories.model_version(model=model, actor=operator, metrics={"f1": 0.5} if auc is None else {"auc": auc})
+    client = client_for(viewer)
+    body = client.get("/mlops/models/ranker/", {"sort": "auc", "order": "desc"}).content.decode()
+    # Ties keep newest first; a version without the metric comes last in either order.
+    assert _metric_table(body)[1] == ["2", "5", "4", "1", "3"]
+    assert re.search(r'aria-sort="descending" data-metric="auc"><a href="\?([^"]+)"', body)
+    link = html.unescape(re.search(r'aria-sort="descending" data-metric="auc"><a href="\?([^"]+)"', body).group(1))
+    assert "order=asc" in link and "sort=auc" in link, "the header sorts the other way next"
+    body = client.get("/mlops/models/ranker/?" + link).content.decode()
+    assert _metric_table(body)[1] == ["4", "1", "5", "2", "3"]
+    bad = client.get("/mlops/models/ranker/", {"sort": "auc", "order": "sideways"})
+    assert bad.status_code == 400 and "order: 'sideways' is neither desc nor asc" in text_of(bad)
+    assert client.get("/mlops/models/ranker/", {"sort": "nope"}).status_code == 400
+
+
+def test_a_metric_across_versions_is_charted(viewer, churn, operator):
+    factories.model_version(model=churn, actor=operator, metrics={"f1": 0.9})
+    client = client_for(viewer)
+    response = client.get("/mlops/models/churn/", {"chart": "auc"})
+    figure = json_script(response, "metric-chart")
+    trace = figure["data"][0]
+    assert trace["x"] == ["v1", "v2"] and trace["y"] == [0.8, 0.81], "version 3 has no auc: left out"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "auc"
+    assert 'data-chart="metric-chart"' in response.content.decode()
+    assert json_script(client.get("/mlops/models/churn/", {"chart": "f1"}), "metric-chart")["data"][0]["x"] == [
+        "v1",
+        "v2",
+        "v3",
+    ]

@@ -162,17 +162,26 @@ def response_time_bars(stats: dict[str, dict[str, tuple]], title: str) -> go.Fig
     return fig
 
 
-def response_time_trend(incidents: list[tuple], days: int) -> go.Figure:
-    """MTTA and MTTR (median and p90) per day (or per week for long periods)."""
+def response_time_trend(incidents: list[tuple], days: int, now: datetime.datetime | None = None) -> go.Figure:
+    """MTTA and MTTR (median and p90) per day (or per week for long periods).
+
+    The current day (or week) is unfinished: only its quickly handled incidents count yet, so its figures
+    would read as a sudden drop. It is left out of the lines and drawn apart, as hollow markers named
+    "so far (partial)", for the median only.
+    """
     step = 7 if days > 45 else 1
+
+    def bucket_of(moment: datetime.datetime) -> datetime.date:
+        day = moment.date()
+        return day - datetime.timedelta(days=day.weekday()) if step == 7 else day
+
+    current = bucket_of(now or timezone.now())
     buckets: dict[datetime.date, list[tuple]] = {}
     for row in incidents:
-        day = row[0].date()
-        if step == 7:
-            day -= datetime.timedelta(days=day.weekday())
-        buckets.setdefault(day, []).append(row)
-    dates = sorted(buckets)
+        buckets.setdefault(bucket_of(row[0]), []).append(row)
+    dates = sorted(d for d in buckets if d != current)
     fig = go.Figure()
+    partial = response_times(buckets[current], None)["all"] if current in buckets else None
     for metric, colour in (("mtta", "#0a58ca"), ("mttr", "#6f42c1")):
         per_day = [response_times(buckets[d], None)["all"] for d in dates]
         for index, (label, dash) in enumerate((("median", "solid"), ("p90", "dot"))):
@@ -183,6 +192,16 @@ def response_time_trend(incidents: list[tuple], days: int) -> go.Figure:
                 mode="lines+markers",
                 line={"color": colour, "dash": dash},
                 connectgaps=True,
+            )
+        if partial is not None and partial[metric][0] is not None:
+            period = "this week" if step == 7 else "today"
+            fig.add_scatter(
+                name=f"{metric.upper()} median {period} so far (partial)",
+                x=[current.isoformat()],
+                y=[partial[metric][0]],
+                mode="markers",
+                marker={"color": colour, "symbol": "circle-open", "size": 11, "line": {"width": 2}},
+                hovertemplate=f"%{{y:.1f}} min, {period} so far: only incidents handled yet<extra></extra>",
             )
     fig.update_layout(
         base_layout(height=300), yaxis={"title": "minutes", "rangemode": "tozero"}, xaxis={"type": "date"}

@@ -21,8 +21,17 @@ PERIODS = {"7": 7, "30": 30, "90": 90}
 @role_required(Role.VIEWER)
 def analytics(request: HttpRequest) -> HttpResponse:
     """MTTA/MTTR (median, p90) per service and severity and over time, counts, noisiest alerts."""
-    days = PERIODS.get(request.GET.get("days", "30"), 30)
+    chosen = request.GET.get("days", "30")
+    days = PERIODS.get(chosen, 30)
     now = timezone.now()
+    problems = (
+        []
+        if chosen in PERIODS
+        else [
+            f"Filter days: “{chosen[:60]}” — not a value it knows; the allowed values are {', '.join(PERIODS)}. "
+            "Showing the last 30 days."
+        ]
+    )
     since = now - datetime.timedelta(days=days)
     period = Incident.objects.filter(created_at__gte=since, merged_into__isnull=True)
     rows = list(period.values_list("created_at", "acknowledged_at", "resolved_at", "service", "severity"))
@@ -38,13 +47,15 @@ def analytics(request: HttpRequest) -> HttpResponse:
     overall = charts.response_times(rows, None).get("all", {"mtta": (None, None), "mttr": (None, None), "n": 0})
     context = {
         "days": days,
+        "filter_problems": problems,
+        "partial_period": "this week" if days > 45 else "today",
         "periods": PERIODS,
         "total": len(rows),
         "overall": overall,
         # The time axis spans the chosen period, not just the days that had incidents; the legend goes
         # above the plot so it doesn't hide the latest days.
         "trend_chart": figure_data(
-            charts.response_time_trend(rows, days)
+            charts.response_time_trend(rows, days, now)
             .update_xaxes(range=[since.isoformat(), now.isoformat()])
             .update_layout(legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, margin={"t": 40})
         ),

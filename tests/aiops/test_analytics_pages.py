@@ -73,3 +73,33 @@ def test_analytics_leaves_out_older_incidents(viewer, alertmanager):
     client = client_for(viewer)
     assert "0 incidents opened in the last 7 days." in text_of(client.get("/aiops/analytics/?days=7"))
     assert "1 incident opened in the last 30 days." in text_of(client.get("/aiops/analytics/?days=30"))
+
+
+def test_the_unfinished_day_is_drawn_apart_from_the_trend_lines(viewer, alertmanager):
+    integration, token = alertmanager
+    now = timezone.now()
+    fire(integration, token, am_alert(service="old"))
+    fire(integration, token, am_alert(service="new"))
+    day_before = now - datetime.timedelta(days=2)
+    Incident.objects.filter(service="old").update(
+        created_at=day_before,
+        acknowledged_at=day_before + datetime.timedelta(minutes=30),
+        resolved_at=day_before + datetime.timedelta(minutes=90),
+    )
+    Incident.objects.filter(service="new").update(created_at=now, acknowledged_at=now + datetime.timedelta(minutes=1))
+    response = client_for(viewer).get("/aiops/analytics/?days=30")
+    traces = {t["name"]: t for t in json_script(response, "trend-chart")["data"]}
+    today = now.date().isoformat()
+    # The lines stop at the last finished day; today's one-minute MTTA is not a drop on the line.
+    assert traces["MTTA median"]["x"] == [day_before.date().isoformat()]
+    assert traces["MTTA median"]["y"] == [30.0]
+    partial = traces["MTTA median today so far (partial)"]
+    assert partial["x"] == [today] and partial["y"] == [1.0] and partial["mode"] == "markers"
+    assert "MTTR median today so far (partial)" not in traces  # nothing resolved today yet
+    assert "Today is not over" in text_of(response)
+
+
+def test_an_unknown_period_is_named(viewer):
+    page = text_of(client_for(viewer).get("/aiops/analytics/?days=365"))
+    assert "Filter days: “365” — not a value it knows; the allowed values are 7, 30, 90." in page
+    assert "opened in the last 30 days." in page

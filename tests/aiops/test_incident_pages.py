@@ -494,3 +494,38 @@ def test_sorting_by_status_and_severity_follows_triage_order(operator, two_incid
     ]
     ranks = ["critical", "error", "warning", "info"]
     assert by_severity == sorted(by_severity, key=ranks.index)
+
+
+def test_a_resolved_incident_whose_alerts_still_fire_says_so(operator, alertmanager):
+    integration, token = alertmanager
+    fire(integration, token, am_alert(service="checkout", instance="a"), am_alert(service="checkout", instance="b"))
+    incident = Incident.objects.get()
+    client = client_for(operator)
+    assert "still firing" not in text_of(client.get(incident.get_absolute_url()))
+
+    client.post(f"/aiops/incidents/{incident.pk}/resolve/")
+    page = text_of(client.get(incident.get_absolute_url()))
+    assert "Alerts (2 firing of 2)" in page
+    assert "Resolved by hand; 2 alerts still firing." in page
+    listed = client.get("/aiops/?status=resolved").content.decode()
+    assert re.search(r"2/2<div [^>]*title=\"Resolved by hand while 2 alerts still fire\">still firing</div>", listed)
+
+    # Once the sender resolves them, the hint goes.
+    fire(integration, token, *(am_alert(service="checkout", instance=i, status="resolved") for i in "ab"))
+    assert "still firing" not in text_of(client.get(incident.get_absolute_url()))
+
+
+def test_merge_into_preselects_no_incident(operator, two_incidents):
+    checkout, search = two_incidents
+    client = client_for(operator)
+    page = client.get(checkout.get_absolute_url()).content.decode()
+    select = re.search(r'<select [^>]*id="merge-into"[^>]*>(.*?)</select>', page, flags=re.S)
+    assert "required" in select.group(0)
+    options = re.findall(r"<option ([^>]*)>", select.group(1))
+    assert options[0] == 'value="" selected'
+    assert all("selected" not in option for option in options[1:]) and len(options) == 2
+    # Submitting the form untouched merges nothing and says what is missing.
+    response = client.post(f"/aiops/incidents/{checkout.pk}/merge/", {"into": ""}, follow=True)
+    assert "choose the incident to merge into." in text_of(response)
+    checkout.refresh_from_db()
+    assert checkout.merged_into_id is None and checkout.status == "triggered"

@@ -95,3 +95,24 @@ def test_the_layout_works_on_a_phone(browser, live_server):
     nav.get_by_role("link", name="Audit", exact=True).click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     context.close()
+
+
+def test_api_docs_keep_the_portal_top_bar(page):
+    UserFactory(username="ada", role=Role.ADMIN)
+    log_in(page, "ada")
+    page.goto("/api/docs/")
+    nav = page.get_by_role("navigation", name="Main navigation")
+    expect(nav).to_be_visible()
+    expect(nav.get_by_role("button", name="ada")).to_be_visible()
+    # Swagger UI works inside the layout: the schema loads and lists its operations.
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("OpsPortal API")
+    operations = page.locator(".swagger-ui .opblock")
+    expect(operations.first).to_be_visible()
+    assert operations.count() > 50
+    page.locator(".swagger-ui .opblock-summary").first.click()
+    expect(page.locator(".swagger-ui .opblock.is-open").first).to_be_visible()
+    # And the top bar leads back to the portal.
+    nav.get_by_role("link", name="LLMOps", exact=True).click()
+    expect(page.get_by_role("heading", name="LLMOps", exact=True)).to_be_visible()
+    assert page.console_errors == []
+    assert page.outside_requests == []

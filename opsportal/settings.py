@@ -255,6 +255,12 @@ REST_FRAMEWORK = {
         "user": env_str("API_THROTTLE_USER", "6000/minute"),
     },
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
+    # JSON that PostgreSQL can store (no NUL characters); forms and uploads as DRF parses them.
+    "DEFAULT_PARSER_CLASSES": [
+        "opsportal.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

@@ -167,3 +167,18 @@ def test_big_counts_are_capped_and_estimated(admin_user, settings):
         assert count == 30 and not paginator.count_is_estimate
     exact = pagination.CappedCountPaginator(AuditEntry.objects.all(), 10)
     assert exact.count == 30 and not exact.count_is_estimate
+
+
+def test_json_with_a_nul_character_is_a_400_not_a_database_error(operator_api, operator):
+    from llmops import services as llmops_services
+
+    dataset = llmops_services.create_dataset(name="nul", actor=operator)
+    response = operator_api.generic(
+        "POST",
+        f"/api/v1/llmops/datasets/{dataset.pk}/items/",
+        '{"input": {"q": "a\\u0000b"}, "expected_output": "x"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]
+    assert not dataset.items.exists()

@@ -1,44 +1,62 @@
-# OpsPortal. `make run` serves the portal with a worker and beat; `make test` runs the suite.
+# OpsPortal. `make run` serves the portal with a worker, beat and the demo model; `make test` runs the suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Serving needs only requirements.txt; tests, lint and benchmarks add requirements-dev.txt.
+# Each stamp is older than a requirements file that changed, so that file is installed again.
+STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run install migrate test lint format bench clean
+.PHONY: run install install-dev migrate test lint format bench bench-env clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
+$(DEV_STAMP): requirements-dev.txt requirements.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
+# run_portal prints the URL (and the first admin password) once /readyz answers; Ctrl-C exits 0.
 run: migrate
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py ensure_admin
-	@echo "OpsPortal on http://127.0.0.1:8000  (Ctrl-C stops the web server, worker and beat)"
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start
+	$(BIN)/python manage.py ensure_admin --announce-later
+	$(BIN)/python manage.py run_portal
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+
+# The reference `mlflow server` for `python -m bench mlflow` (benchmark-only: never in requirements*.txt).
+BENCH_VENV := var/bench-venv
+bench-env: $(BENCH_VENV)/.installed
+$(BENCH_VENV)/.installed: bench/mlflow-server/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/mlflow-server/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) var/staticfiles .pytest_cache

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.bench_portal",
     "bench.bench_aiops",
     "bench.bench_mlops",
+    "bench.bench_mlflow_compare",
     "bench.bench_llmops",
     "bench.bench_llmops_scorers",
 ]

@@ -20,14 +20,11 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -37,7 +34,7 @@ from aiops.models import Alert, Incident, Integration
 from opsportal.accounts import services as accounts
 from opsportal.accounts.roles import Role
 
-from .bench_portal import measure
+from . import server
 
 ROOT = Path(__file__).resolve().parent.parent
 # 1,000 payloads of 100 alerts over 6,000 fingerprints: the first ~60 mostly open new alerts, the
@@ -50,6 +47,7 @@ WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "4"))
 CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "4"))
 LIST_ALERTS = int(os.environ.get("BENCH_AIOPS_ALERTS", "1000000"))
 LIST_INCIDENTS = LIST_ALERTS // 10
+LIST_REPEAT = int(os.environ.get("BENCH_AIOPS_LIST_REPEAT", "50"))
 
 
 def am_payload(rng: random.Random, batch: int) -> bytes:
@@ -86,41 +84,6 @@ def am_payload(rng: random.Random, batch: int) -> bytes:
         "truncatedAlerts": 0,
     }
     return json.dumps(body).encode()
-
-
-def database_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def start_gunicorn(port: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "AIOPS_MAX_BODY_BYTES": str(10 * 1024 * 1024),
-    }
-    log = open(os.environ.get("BENCH_GUNICORN_LOG", os.devnull), "wb")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "gunicorn", "opsportal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("gunicorn did not start (set BENCH_GUNICORN_LOG=path to see why)")
 
 
 def post_all(port: int, path: str, token: str, bodies: list[bytes]) -> list[float]:
@@ -212,18 +175,13 @@ def bench_ingest(admin) -> dict:
     integration, token = services.create_integration(name="bench", kind="alertmanager", actor=admin)
     rng = random.Random(42)
     bodies = [am_payload(rng, i) for i in range(PAYLOADS)]
-    port = 18000 + os.getpid() % 1000
-    process = start_gunicorn(port)
-    try:
+    with server.running(workers=WORKERS) as port:
         post_all(port, integration.ingest_path(), token, bodies[:10])  # warm-up
         cpu_before = cpu_seconds()
         start = time.perf_counter()
         latencies = post_all(port, integration.ingest_path(), token, bodies[10:])
         ingest_seconds = time.perf_counter() - start
         cpu_after = cpu_seconds()
-    finally:
-        process.terminate()
-        process.wait(10)
     alerts = (PAYLOADS - 10) * ALERTS_PER_PAYLOAD
     start = time.perf_counter()
     correlated = 0
@@ -321,30 +279,25 @@ def run() -> Iterator[tuple[str, dict]]:
         return
     integration = Integration.objects.get(name="bench")
     load_big_tables(integration)
-    browser = Client()
-    browser.force_login(admin)
+    local_browser = Client()
+    local_browser.force_login(admin)
     _token, raw = accounts.create_api_token(user=admin, name="bench", actor=None)
-    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    local_api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     size = f"{LIST_ALERTS:,} alerts / {LIST_INCIDENTS:,} incidents"
-    yield (
-        "aiops_incident_list_page",
-        {**measure(lambda: browser.get("/aiops/"), repeat=50), "notes": f"open incidents, {size}"},
-    )
-    yield (
-        "aiops_incident_list_filtered",
-        {**measure(lambda: browser.get("/aiops/", {"service": "svc-3", "status": "resolved"}), repeat=50),
-         "notes": "service + status filter"},
-    )  # fmt: skip
-    yield "aiops_alert_list_page", {**measure(lambda: browser.get("/aiops/alerts/"), repeat=50), "notes": size}
-    yield (
-        "aiops_api_incidents",
-        {**measure(lambda: api.get("/api/v1/aiops/incidents/", {"severity": "critical", "page": 5}), repeat=50),
-         "notes": "API, severity filter, page 5"},
-    )  # fmt: skip
-    yield (
-        "aiops_api_alerts",
-        {
-            **measure(lambda: api.get("/api/v1/aiops/alerts/", {"service": "svc-7"}), repeat=50),
-            "notes": "API, by service",
-        },
-    )
+    with server.running(workers=1) as port:
+        fixed = server.fixed_cost(port, raw)
+        browser = server.Http(port, cookie=server.session_cookie(admin))
+        api = server.Http(port, raw)
+        cases = [
+            ("aiops_incident_list_page", browser, "/aiops/", None, local_browser, f"open incidents, {size}"),
+            ("aiops_incident_list_filtered", browser, "/aiops/", {"service": "svc-3", "status": "resolved"},
+             local_browser, "service + status filter"),
+            ("aiops_alert_list_page", browser, "/aiops/alerts/", None, local_browser, size),
+            ("aiops_api_incidents", api, "/api/v1/aiops/incidents/", {"severity": "critical", "page": 5}, local_api,
+             "API, severity filter, page 5"),
+            ("aiops_api_alerts", api, "/api/v1/aiops/alerts/", {"service": "svc-7"}, local_api, "API, by service"),
+        ]  # fmt: skip
+        for name, client, path, params, local, notes in cases:
+            yield name, server.case(client, path, params, fixed, notes, local, repeat=LIST_REPEAT)
+        browser.close()
+        api.close()

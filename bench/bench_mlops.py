@@ -1,9 +1,10 @@
 """MLOps figures: the MLflow-compatible registry API on a registry of 1,000 models x 10 versions.
 
 Every model has tags (team, tier), an alias and versions in Staging/Production/Archived; every
-version has tags. Searches go through the whole HTTP stack in-process (token auth, role check,
-view, JSON), timed with `bench_portal.measure`. The registered-model search uses the filter the
-real `MlflowClient` sends (the caller's clause plus the prompt clause it appends).
+version has tags. Searches go through gunicorn (one worker) over a socket, timed with
+bench/server.py with the same run's fixed cost beside them; query counts are made in-process.
+The registered-model search uses the filter the real `MlflowClient` sends (the caller's clause
+plus the prompt clause it appends).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mlops.models import ModelAlias, ModelVersion, ModelVersionTag, RegisteredMo
 from opsportal.accounts import services as accounts
 from opsportal.accounts.roles import Role
 
-from .bench_portal import measure
+from . import server
 
 MODELS = 1000
 VERSIONS = 10
@@ -29,19 +30,20 @@ API = "/mlflow/api/2.0/mlflow/"
 MODEL_FILTER = "tags.team = 'team-3' AND tag.`mlflow.prompt.is_prompt` != 'true'"
 
 
-def load_registry(user) -> None:
-    """MODELS models with VERSIONS versions each, tags on all, one alias per model: bulk inserts."""
+def load_registry(user, models: int = MODELS, prefix: str = "model") -> None:
+    """`models` models with VERSIONS versions each, tags on all, one alias per model: bulk inserts."""
     now = timezone.now()
+    count = models
     models = RegisteredModel.objects.bulk_create(
         [
             RegisteredModel(
-                name=f"model-{i:04}",
+                name=f"{prefix}-{i:04}",
                 description=f"Bench model {i}.",
                 created_by=user,
-                created_at=now - datetime.timedelta(days=MODELS - i),
+                created_at=now - datetime.timedelta(days=count - i),
                 updated_at=now - datetime.timedelta(minutes=i),
             )
-            for i in range(MODELS)
+            for i in range(count)
         ],
         batch_size=500,
     )
@@ -58,13 +60,13 @@ def load_registry(user) -> None:
                 model=m,
                 version=n + 1,
                 source=f"s3://models/{m.name}/{n + 1}",
-                run_id=f"run-{m.pk}-{n + 1}",
+                run_id=f"run-{i}-{n + 1}",
                 stage=stages[n],
                 created_by=user,
                 created_at=now - datetime.timedelta(hours=VERSIONS - n),
                 updated_at=now - datetime.timedelta(hours=VERSIONS - n),
             )
-            for m in models
+            for i, m in enumerate(models)
             for n in range(VERSIONS)
         ],
         batch_size=2000,
@@ -98,42 +100,43 @@ def run() -> Iterator[tuple[str, dict]]:
     admin = accounts.create_user(username="bench-mlops", role=Role.ADMIN, actor=None, password="bench-password-123")
     _token, raw = accounts.create_api_token(user=admin, name="bench", actor=None)
     load_registry(admin)
-    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    local = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     size = f"{MODELS:,} models x {VERSIONS} versions"
 
     params = {"filter": MODEL_FILTER, "max_results": 100}
-    page = api.get(API + "registered-models/search", params).json()["registered_models"]
+    page = local.get(API + "registered-models/search", params).json()["registered_models"]
     assert len(page) == MODELS // TEAMS and all(len(m["latest_versions"]) == 4 for m in page)
-    counts = query_counts(api, "registered-models/search", {"filter": MODEL_FILTER}, (10, 100))
-    yield (
-        "mlflow_search_models_by_tag",
-        {
-            **measure(lambda: api.get(API + "registered-models/search", params), repeat=100),
-            "queries_by_page_size": counts,
-            "notes": f"tag filter + prompt clause, 100 models with tags, aliases, latest versions; {size}; "
-            f"queries at max_results 10/100: {counts[10]}/{counts[100]}",
-        },
-    )
-
+    model_counts = query_counts(local, "registered-models/search", {"filter": MODEL_FILTER}, (10, 100))
     ordered = {"filter": MODEL_FILTER, "max_results": 50, "order_by": "last_updated_timestamp DESC"}
-    second = {**ordered, "page_token": api.get(API + "registered-models/search", ordered).json()["next_page_token"]}
-    yield (
-        "mlflow_search_models_page_2",
-        {
-            **measure(lambda: api.get(API + "registered-models/search", second), repeat=100),
-            "notes": f"same filter, order_by last_updated_timestamp DESC, second page of 50; {size}",
-        },
-    )
-
+    second = {**ordered, "page_token": local.get(API + "registered-models/search", ordered).json()["next_page_token"]}
     versions = {"filter": "name = 'model-0420'"}
-    assert len(api.get(API + "model-versions/search", versions).json()["model_versions"]) == VERSIONS
-    counts = query_counts(api, "model-versions/search", {"filter": "name LIKE 'model-04%'"}, (10, 100))
-    yield (
-        "mlflow_search_versions_by_name",
-        {
-            **measure(lambda: api.get(API + "model-versions/search", versions), repeat=200),
-            "queries_by_page_size": counts,
-            "notes": f"name = '...', 10 versions with tags and aliases; {size}; "
-            f"queries at max_results 10/100: {counts[10]}/{counts[100]}",
-        },
-    )
+    assert len(local.get(API + "model-versions/search", versions).json()["model_versions"]) == VERSIONS
+    version_counts = query_counts(local, "model-versions/search", {"filter": "name LIKE 'model-04%'"}, (10, 100))
+
+    with server.running(workers=1) as port:
+        fixed = server.fixed_cost(port, raw)
+        api = server.Http(port, raw)
+        yield (
+            "mlflow_search_models_by_tag",
+            {
+                **server.case(api, API + "registered-models/search", params, fixed,
+                              f"tag filter + prompt clause, 100 models with tags, aliases, latest versions; {size}; "
+                              f"queries at max_results 10/100: {model_counts[10]}/{model_counts[100]}", local, 100),
+                "queries_by_page_size": model_counts,
+            },
+        )  # fmt: skip
+        yield (
+            "mlflow_search_models_page_2",
+            server.case(api, API + "registered-models/search", second, fixed,
+                        f"same filter, order_by last_updated_timestamp DESC, second page of 50; {size}", local, 100),
+        )  # fmt: skip
+        yield (
+            "mlflow_search_versions_by_name",
+            {
+                **server.case(api, API + "model-versions/search", versions, fixed,
+                              f"name = '...', 10 versions with tags and aliases; {size}; "
+                              f"queries at max_results 10/100: {version_counts[10]}/{version_counts[100]}", local),
+                "queries_by_page_size": version_counts,
+            },
+        )  # fmt: skip
+        api.close()

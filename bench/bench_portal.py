@@ -1,20 +1,19 @@
-"""Foundation figures: token-authenticated API calls, audit list pages and the overview.
+"""Foundation figures through gunicorn: the fixed cost of a request, token-authenticated API calls,
+audit list pages and the overview.
 
-Each case makes warm-up requests, then times `REPEAT` requests in-process
-(Django's test client: no network, so this is the portal's own cost) and
-counts the SQL queries of one request.
+One gunicorn worker serves the benchmark database; each case makes warm-up requests, then
+times `server.REPEAT` sequential requests over one keep-alive connection, and counts the SQL
+queries of one request made in-process. Every figure carries the same run's fixed cost
+(`/healthz` and an authenticated `/api/v1/`, see bench/server.py).
 """
 
 from __future__ import annotations
 
 import datetime
 import random
-import statistics
-import time
 from collections.abc import Iterator
 
 from django.contrib.auth.models import User
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -22,32 +21,9 @@ from opsportal.accounts import services
 from opsportal.accounts.roles import Role
 from opsportal.audit.models import AuditEntry
 
-REPEAT = 200
+from . import server
+
 AUDIT_ROWS = 50_000
-
-
-def measure(fn, repeat: int = REPEAT) -> dict:
-    for _ in range(5):
-        fn()
-    queries = []
-    with connection.execute_wrapper(
-        lambda execute, sql, params, many, context: queries.append(sql) or execute(sql, params, many, context)
-    ):
-        fn()
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        response = fn()
-        timings.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, response.status_code
-    timings.sort()
-    return {
-        "p50_ms": statistics.median(timings),
-        "p95_ms": timings[int(len(timings) * 0.95) - 1],
-        "per_second": 1000 / statistics.mean(timings),
-        "queries": len(queries),
-        "requests": repeat,
-    }
 
 
 def seed_audit(actor: User) -> None:
@@ -76,33 +52,40 @@ def run() -> Iterator[tuple[str, dict]]:
     admin = services.create_user(username="bench-admin", role=Role.ADMIN, actor=None, password="bench-password-123")
     _token, raw = services.create_api_token(user=admin, name="bench", actor=None)
     seed_audit(admin)
-    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    browser = Client()
-    browser.force_login(admin)
+    local = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    local_browser = Client()
+    local_browser.force_login(admin)
 
-    yield (
-        "api_token_me",
-        {**measure(lambda: api.get("/api/v1/accounts/me/")), "notes": "Bearer token auth + role check"},
-    )
-    yield (
-        "api_audit_list",
-        {
-            **measure(lambda: api.get("/api/v1/audit/entries/", {"app": "aiops", "page": 3})),
-            "notes": f"page 3 of one app's entries, {AUDIT_ROWS} rows",
-        },
-    )
-    yield (
-        "page_audit_filtered",
-        {
-            **measure(lambda: browser.get("/audit/", {"app": "mlops", "action": "update"}), repeat=100),
-            "notes": f"HTML page, filter by app+action, {AUDIT_ROWS} rows",
-        },
-    )
-    yield (
-        "page_overview",
-        {
-            **measure(lambda: browser.get("/"), repeat=100),
-            "notes": f"counts + 30-day activity chart over {AUDIT_ROWS} rows",
-        },
-    )
-    yield "healthz", {**measure(lambda: Client().get("/healthz")), "notes": "liveness"}
+    with server.running(workers=1) as port:
+        fixed = server.fixed_cost(port, raw)
+        api = server.Http(port, raw)
+        browser = server.Http(port, cookie=server.session_cookie(admin))
+        anonymous = server.Http(port)
+        ratio = fixed["auth_api_to_healthz"]
+        yield (
+            "http_fixed_cost",
+            {
+                "p50_ms": fixed["auth_api_p50_ms"],
+                "p95_ms": fixed["auth_api_p95_ms"],
+                "per_second": 1000 / fixed["auth_api_p50_ms"],
+                "queries": server.count_queries(lambda: local.get(server.EMPTY_API)),
+                **fixed,
+                "target_ratio": 1.5,
+                "notes": f"GET {server.EMPTY_API} with a token: {fixed['auth_api_p50_ms']:.2f} ms vs /healthz "
+                f"{fixed['healthz_p50_ms']:.2f} ms = {ratio:.2f}x (target <= 1.5)",
+            },
+        )
+        cases = [
+            ("healthz", anonymous, "/healthz", None, None, "liveness, no authentication"),
+            ("api_token_me", api, "/api/v1/accounts/me/", None, local, "Bearer token auth + role check"),
+            ("api_audit_list", api, "/api/v1/audit/entries/", {"app": "aiops", "page": 3}, local,
+             f"page 3 of one app's entries, {AUDIT_ROWS} rows"),
+            ("page_audit_filtered", browser, "/audit/", {"app": "mlops", "action": "update"}, local_browser,
+             f"HTML page, filter by app+action, {AUDIT_ROWS} rows"),
+            ("page_overview", browser, "/", None, local_browser,
+             f"counts + 30-day activity chart over {AUDIT_ROWS} rows"),
+        ]  # fmt: skip
+        for name, client, path, params, in_process, notes in cases:
+            yield name, server.case(client, path, params, fixed, notes, in_process)
+        for client in (api, browser, anonymous):
+            client.close()

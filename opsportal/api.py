@@ -7,34 +7,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from opsportal.errors import ServiceError, from_django
 from opsportal.pagination import CappedPagination
-
-
-def contains_nul(data: Any) -> bool:
-    """Whether a parsed JSON document has a NUL character in any key or string (PostgreSQL stores neither)."""
-    if isinstance(data, str):
-        return "\x00" in data
-    if isinstance(data, dict):
-        return any(contains_nul(key) or contains_nul(value) for key, value in data.items())
-    if isinstance(data, list):
-        return any(contains_nul(item) for item in data)
-    return False
-
-
-class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, refusing NUL characters (`\\u0000`): PostgreSQL cannot keep them in text or JSON."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
-        if contains_nul(data):
-            raise exceptions.ParseError("JSON parse error - strings may not contain NUL (\\u0000) characters.")
-        return data
 
 
 class StandardPagination(CappedPagination):

@@ -257,7 +257,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
     # JSON that PostgreSQL can store (no NUL characters); forms and uploads as DRF parses them.
     "DEFAULT_PARSER_CLASSES": [
-        "opsportal.api.JSONParser",
+        "opsportal.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -278,6 +278,8 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # The schema and docs need a login or token like every other endpoint.
     "SERVE_PERMISSIONS": ["opsportal.accounts.permissions.RolePermission"],
+    # Enum names as drf-spectacular makes them, then links from the answers that hand out identifiers.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "opsportal.openapi.add_links"],
     "ENUM_NAME_OVERRIDES": {
         "SeverityEnum": "aiops.models.SEVERITY_CHOICES",
         "IntegrationKindEnum": "aiops.models.Integration.Kind",

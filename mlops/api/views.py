@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opsportal.accounts.roles import Role, has_role
-from opsportal.api import JSONParser
+from opsportal.parsers import JSONParser
 
 from .. import services
 from ..models import (

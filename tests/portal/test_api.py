@@ -182,3 +182,32 @@ def test_json_with_a_nul_character_is_a_400_not_a_database_error(operator_api, o
     assert response.status_code == 400
     assert "NUL" in response.json()["detail"]
     assert not dataset.items.exists()
+
+
+def test_the_schema_links_identifiers_to_the_operations_that_take_them(viewer_api):
+    schema = viewer_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+
+    def links(path: str, method: str, status: str) -> dict:
+        return paths[path][method]["responses"][status]["links"]
+
+    created = links("/api/v1/aiops/integrations/", "post", "201")
+    for target in ("aiops_integrations_retrieve", "aiops_integrations_partial_update", "aiops_integrations_destroy"):
+        assert created[target]["parameters"] == {"id": "$response.body#/id"}
+    assert links("/api/v1/mlops/models/", "post", "201")["mlops_models_versions_create"]["parameters"] == {
+        "model_name": "$response.body#/name"
+    }
+    assert links("/api/v1/aiops/incidents/", "get", "200")["aiops_incidents_acknowledge_create"]["parameters"] == {
+        "id": "$response.body#/results/0/id"
+    }
+    version_tag = links("/api/v1/mlops/models/{model_name}/versions/{version}/tags/", "post", "200")
+    assert version_tag["mlops_models_versions_tags_destroy"]["parameters"] == {
+        "key": "$request.body#/key",
+        "model_name": "$request.path.model_name",
+        "version": "$request.path.version",
+    }
+    operation_ids = {op["operationId"] for item in paths.values() for op in item.values() if "operationId" in op}
+    for item in paths.values():
+        for operation in item.values():
+            for response in operation.get("responses", {}).values():
+                assert {link["operationId"] for link in response.get("links", {}).values()} <= operation_ids

@@ -12,8 +12,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from opsportal.api import JSONParser
 from opsportal.errors import as_field
+from opsportal.parsers import JSONParser
 
 from ... import services
 from ...models import Dataset, EvalRun, LLMModel, PromptVersion, RunColumn, RunResult

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import current_app
@@ -155,11 +156,111 @@ def queue_depths(timeout: float = 2.0) -> dict[str, int | None]:
         return dict.fromkeys(QUEUES)
 
 
-def periodic_tasks() -> list:
-    """Beat schedule entries with their last run (from django-celery-beat)."""
+@dataclass
+class ScheduledTask:
+    """A beat schedule entry as the system page shows it: what it runs, how often, when it runs next."""
+
+    name: str
+    task: str
+    enabled: bool
+    schedule: str  # in words: "every 15 seconds", "daily at 03:00 (UTC)"
+    last_run_at: datetime.datetime | None
+    total_run_count: int
+    next_run_at: datetime.datetime | None  # None: paused, or a one-off that has run
+    overdue: bool  # the next run is well past: beat is not running
+
+    @property
+    def first_run(self) -> bool:
+        return self.total_run_count == 0 and self.last_run_at is None
+
+
+# Past its due time by this much, an entry is overdue (beat ticks at least every few seconds).
+OVERDUE_AFTER = datetime.timedelta(minutes=1)
+_UNITS = [("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)]
+_DAYS = ["Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays"]
+
+
+def describe_interval(seconds: float) -> str:
+    """ "every 15 seconds", "every 2 minutes", "every day", "every 90 seconds"."""
+    whole = round(seconds)
+    for unit, size in _UNITS:
+        if whole >= size and whole % size == 0:
+            count = whole // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return f"every {seconds:g} seconds"
+
+
+def describe_crontab(crontab) -> str:
+    """Common cron forms in words; anything else as the cron expression itself, with its time zone."""
+    minute, hour = str(crontab.minute), str(crontab.hour)
+    dom, month, dow = str(crontab.day_of_month), str(crontab.month_of_year), str(crontab.day_of_week)
+    zone = f" ({crontab.timezone})"
+    every_day = dom == month == "*"
+    if every_day and dow == "*" and hour == "*" and minute.startswith("*/") and minute[2:].isdigit():
+        return describe_interval(int(minute[2:]) * 60)
+    if every_day and dow == "*" and hour == "*" and minute.isdigit():
+        return f"hourly at :{int(minute):02d}"
+    if every_day and minute.isdigit() and hour.isdigit():
+        at = f"{int(hour):02d}:{int(minute):02d}{zone}"
+        if dow == "*":
+            return f"daily at {at}"
+        if dow.isdigit() and int(dow) in range(7):
+            return f"on {_DAYS[int(dow)]} at {at}"
+    return f"cron {minute} {hour} {dom} {month} {dow}{zone}"
+
+
+def _describe(entry) -> str:
+    if entry.interval_id:
+        every = datetime.timedelta(**{entry.interval.period: entry.interval.every})
+        return describe_interval(every.total_seconds())
+    if entry.crontab_id:
+        return describe_crontab(entry.crontab)
+    if entry.clocked_id:
+        return f"once at {timezone.localtime(entry.clocked.clocked_time):%Y-%m-%d %H:%M}"
+    return str(entry.schedule)
+
+
+def next_run(entry, now: datetime.datetime) -> datetime.datetime | None:
+    """When beat runs `entry` next.
+
+    Beat counts an entry that never ran from when it registered it (at start-up, which saves the
+    entry: `date_changed`), so a 24-hour entry first runs a day after beat started; an entry with a
+    `start_time` in the future waits for it.
+    """
+    if not entry.enabled or (entry.one_off and entry.total_run_count):
+        return None
+    if entry.clocked_id:
+        return entry.clocked.clocked_time
+    if entry.start_time and entry.start_time > now:
+        return entry.start_time
+    since = entry.last_run_at or entry.date_changed or now
+    # Negative when the run is past due (beat is not running, or is about to send it). The schedule reads
+    # the clock itself, a moment after `now`: round to the second.
+    due = now + entry.schedule.remaining_estimate(since) + datetime.timedelta(milliseconds=500)
+    return due.replace(microsecond=0)
+
+
+def periodic_tasks() -> list[ScheduledTask]:
+    """Beat schedule entries (from django-celery-beat) with their schedule in words and their next run."""
     from django_celery_beat.models import PeriodicTask
 
-    return list(PeriodicTask.objects.select_related("interval", "crontab").order_by("name"))
+    now = timezone.now()
+    rows = []
+    for entry in PeriodicTask.objects.select_related("interval", "crontab", "clocked", "solar").order_by("name"):
+        due = next_run(entry, now)
+        rows.append(
+            ScheduledTask(
+                name=entry.name,
+                task=entry.task,
+                enabled=entry.enabled,
+                schedule=_describe(entry),
+                last_run_at=entry.last_run_at,
+                total_run_count=entry.total_run_count,
+                next_run_at=due,
+                overdue=due is not None and now - due > OVERDUE_AFTER,
+            )
+        )
+    return rows
 
 
 def run_check(check: Callable[[], str | None]) -> dict[str, Any]:

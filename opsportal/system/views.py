@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -51,6 +52,7 @@ def _status_context() -> dict:
         "workers": services.workers(),
         "queues": services.queue_depths(),
         "periodic_tasks": services.periodic_tasks(),
+        "now": timezone.now(),
         "task_counters": TaskCounter.objects.order_by("name", "state"),
         "probes": TaskProbe.objects.select_related("requested_by")[:5],
         "database_error": services.check_database(),

@@ -71,6 +71,52 @@ def test_system_page_shows_workers_queues_and_periodic_tasks(client, viewer):
     assert "celery@box1" in partial and "<nav" not in partial
 
 
+def test_periodic_tasks_that_never_ran_show_their_schedule_and_first_run(client, viewer):
+    import datetime
+
+    from django.utils import timezone
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    now = timezone.now()
+    daily = IntervalSchedule.objects.create(every=86400, period="seconds")
+    minute = IntervalSchedule.objects.create(every=60, period="seconds")
+    at_three = CrontabSchedule.objects.create(minute="0", hour="3", timezone="UTC")
+    PeriodicTask.objects.create(name="sessions", task="opsportal.accounts.tasks.clear_expired_sessions", interval=daily)
+    PeriodicTask.objects.create(name="nightly", task="x.tasks.nightly", crontab=at_three)
+    PeriodicTask.objects.create(name="paused", task="x.tasks.paused", interval=minute, enabled=False)
+    PeriodicTask.objects.create(
+        name="stale", task="x.tasks.stale", interval=minute, last_run_at=now - datetime.timedelta(hours=1),
+        total_run_count=3,
+    )  # fmt: skip
+    # Beat registered the entries (saving them) an hour ago and has not run the daily one yet.
+    PeriodicTask.objects.update(date_changed=now - datetime.timedelta(hours=1, seconds=30))
+
+    rows = {row.name: row for row in services.periodic_tasks()}
+    sessions = rows["sessions"]
+    assert sessions.schedule == "every day" and sessions.first_run and not sessions.overdue
+    expected = now + datetime.timedelta(hours=22, minutes=59, seconds=30)
+    assert abs((sessions.next_run_at - expected).total_seconds()) < 5
+    assert rows["nightly"].schedule == "daily at 03:00 (UTC)"
+    next_three = rows["nightly"].next_run_at.astimezone(datetime.UTC)
+    assert (next_three.hour, next_three.minute) == (3, 0) and now < next_three <= now + datetime.timedelta(days=1)
+    assert rows["paused"].next_run_at is None and rows["stale"].overdue
+
+    client.force_login(viewer)
+    page = client.get("/system/").content.decode()
+    row = page[page.index("<td>sessions") : page.index("</tr>", page.index("<td>sessions"))]
+    assert "every day" in row and "never" in row and "first run in 22\xa0hours, 59\xa0minutes" in row
+    assert "daily at 03:00 (UTC)" in page and "paused" in page and "overdue since 59\xa0minutes" in page
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(15, "every 15 seconds"), (60, "every minute"), (120, "every 2 minutes"), (90, "every 90 seconds"),
+     (7200, "every 2 hours")],
+)  # fmt: skip
+def test_intervals_read_as_words(seconds, words):
+    assert services.describe_interval(seconds) == words
+
+
 def test_silent_workers_are_shown_offline(settings):
     import datetime
 

@@ -43,7 +43,9 @@ class SystemStatusView(APIView):
                         "name": t.name,
                         "task": t.task,
                         "enabled": t.enabled,
+                        "schedule": t.schedule,
                         "last_run_at": t.last_run_at,
+                        "next_run_at": t.next_run_at,
                         "total_run_count": t.total_run_count,
                     }
                     for t in services.periodic_tasks()

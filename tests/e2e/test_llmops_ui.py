@@ -75,6 +75,7 @@ def test_run_an_evaluation_watch_it_finish_and_find_the_regression(page, fake_ll
     dataset = services.create_dataset(name="capitals", actor=admin)
     for country, city in CAPITALS:
         services.add_item(dataset=dataset, actor=admin, input={"country": country}, expected_output=city)
+    services.create_prompt(name="support/triage", actor=admin, messages=[{"role": "user", "content": "{{ ticket }}"}])
     baseline = services.create_run(dataset=dataset, prompt_versions=[version], models=[model],
                                    scorers=NAMES_THE_CITY, actor=admin, name="baseline")  # fmt: skip
     assert engine.execute(baseline.pk) == "completed"
@@ -92,18 +93,39 @@ def test_run_an_evaluation_watch_it_finish_and_find_the_regression(page, fake_ll
 
     page.get_by_label("Name", exact=True).fill("after the model update")
     page.get_by_label("Dataset").select_option(label="capitals")
-    page.get_by_label("Prompt versions").select_option(label="geo/capitals v1")
-    page.get_by_label("Models").select_option(label="local/test-model")
+    # Versions and models are checkbox lists; the filter box narrows them as one types.
+    versions = page.locator("#id_prompt_versions")
+    expect(versions.get_by_label("support/triage v1")).to_be_visible()
+    page.get_by_label("Filter prompt versions").fill("geo cap")
+    expect(versions.get_by_label("support/triage v1")).to_be_hidden()
+    expect(versions.get_by_label("geo/capitals v1")).to_be_visible()
+    versions.get_by_label("geo/capitals v1").check()
+    expect(versions).to_contain_text("(1 chosen)")
+    page.get_by_label("Filter prompt versions").fill("no such prompt")
+    expect(versions.get_by_text("No match.")).to_be_visible()
+    page.get_by_label("Filter prompt versions").fill("")
+    expect(versions.get_by_label("support/triage v1")).to_be_visible()
+    page.locator("#id_models").get_by_label("local/test-model").check()
     page.get_by_label("Concurrency").fill("1")
     # Choosing the scorer type redraws its row (htmx) with that scorer's options and default threshold.
     page.get_by_label("Scorer 1 type").select_option("rouge-l")
     expect(page.get_by_text("Threshold (0.75)")).to_be_visible()
     page.get_by_label("Threshold (0.75)").fill("0.3")
+    # A second scorer's options are fields generated from what the scorer declares.
+    page.get_by_role("button", name="Add scorer").click()
+    page.get_by_label("Scorer 2 type").select_option("regex")
+    pattern = page.locator("#id_scorers-1-option-pattern")
+    expect(pattern).to_be_visible()
+    expect(page.locator("#id_scorers-1-option-flags")).to_be_visible()
+    expect(page.locator("#scorer-1")).to_contain_text("The regular expression, Python syntax.")
+    pattern.fill("capital")
+    expect(page.locator("#id_prompt_versions").get_by_label("geo/capitals v1")).to_be_checked()
     page.get_by_role("button", name="Start run").click()
 
     expect(page).to_have_url(re.compile(r"/llmops/runs/\d+/$"))
     run = EvalRun.objects.get(name="after the model update")
     assert page.url.endswith(run.get_absolute_url())
+    assert run.scorers[1] == {"type": "regex", "config": {"pattern": "capital"}, "weight": 1.0}
     # The page polls while the run works; the bar starts before the first result is in.
     bar = page.locator("#run-progress-bar")
     expect(bar).to_be_visible()
@@ -113,7 +135,10 @@ def test_run_an_evaluation_watch_it_finish_and_find_the_regression(page, fake_ll
     expect(page.locator("#run-status")).to_have_text("Running", timeout=15_000)
     expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9]\d?$"), timeout=15_000)
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=30_000)
-    expect(bar).to_have_text("100%")
+    # The bar is split into what passed and what failed (nothing errored: no amber part).
+    expect(bar.locator('[data-segment="passed"]')).to_have_text("7 passed")
+    expect(bar.locator('[data-segment="failed"]')).to_have_text("1 failed")
+    expect(bar.locator('[data-segment="errored"]')).to_have_count(0)
     expect(page.locator("#run-status")).to_have_text("Completed")
     worker.join(10)
     expect(page.locator("#run-counts")).to_have_text("8 of 8 results")

@@ -138,3 +138,46 @@ def test_find_compare_promote_approve_and_roll_back(page):
 
     assert page.console_errors == []
     assert page.outside_requests == []
+
+
+def test_choose_the_versions_tables_columns_sort_by_a_metric_and_chart_it(page):
+    admin = UserFactory(username="ada", role=Role.ADMIN)
+    model = services.create_model(name="ranker", actor=admin)
+    names = ["auc", "f1", "log_loss", "precision", "recall", "latency_ms"]
+    for index, auc in enumerate([0.71, 0.93, 0.85]):
+        metrics = {name: round(0.1 * (index + 1) + position, 3) for position, name in enumerate(names)}
+        services.create_version(model=model, actor=admin, source=f"s3://r/{index}", metrics={**metrics, "auc": auc})
+    log_in(page, "ada")
+    page.goto("/mlops/models/ranker/")
+    headers = page.locator("#versions thead th[data-metric]")
+    expect(headers).to_have_count(4)
+    # The user picks two columns; the choice is in the address, so a reload keeps it.
+    page.locator("#version-columns summary").click()
+    for name in names:
+        box = page.locator("#version-columns").get_by_label(name, exact=True)
+        box.set_checked(name in ("auc", "latency_ms"))
+    page.get_by_role("button", name="Show these columns").click()
+    expect(headers).to_have_count(2)
+    expect(headers.nth(0)).to_contain_text("auc")
+    expect(headers.nth(1)).to_contain_text("latency_ms")
+    page.reload()
+    expect(headers).to_have_count(2)
+    # Sorting by a header: highest first, then the other way.
+    page.get_by_role("link", name="auc: sort by auc, descending").click()
+    rows = page.locator("#versions tbody tr")
+    expect(rows.nth(0)).to_have_attribute("id", "version-2")
+    expect(page.locator('#versions th[data-metric="auc"]')).to_have_attribute("aria-sort", "descending")
+    assert [rows.nth(i).get_attribute("id") for i in range(3)] == ["version-2", "version-3", "version-1"]
+    page.get_by_role("link", name="auc: sort by auc, ascending").click()
+    expect(rows.nth(0)).to_have_attribute("id", "version-1")
+    expect(headers).to_have_count(2)
+    # The metric across versions, drawn.
+    chart = page.locator("[data-chart='metric-chart']")
+    expect(chart).to_have_attribute("data-rendered", "true")
+    expect(chart.locator("g.trace.scatter")).to_have_count(1)
+    page.get_by_label("Metric", exact=True).select_option("latency_ms")
+    page.get_by_role("button", name="Show chart", exact=True).click()
+    expect(page.get_by_role("heading", name="latency_ms across versions")).to_be_visible()
+    expect(rows.nth(0)).to_have_attribute("id", "version-1")
+    assert page.console_errors == []
+    assert page.outside_requests == []

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -19,6 +20,8 @@ from ..models import (
     RunColumn,
     RunResult,
 )
+from ..services import LABEL_RE
+from ..services.base import NAME_RE
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # as the import page
 PRICE = {"max_digits": 12, "decimal_places": 4, "min_value": 0, "coerce_to_string": False}
@@ -134,8 +137,13 @@ class PromptSerializer(serializers.ModelSerializer):
         return max(numbers) if numbers else None
 
 
+# The names the services accept (llmops.services), stated in the OpenAPI document as patterns.
+NAME = RegexValidator(NAME_RE.pattern, "Start with a letter or digit; then letters, digits, '_', '.', '-', '/'.")
+LABEL = RegexValidator(LABEL_RE.pattern, "Lower-case letters, digits, '_', '.', '-', starting with a letter or digit.")
+
+
 class PromptCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[NAME])
     description = serializers.CharField(required=False, allow_blank=True, default="")
     messages = MessageSerializer(many=True, required=False, help_text="The first version's messages (optional).")
     model = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
@@ -218,7 +226,7 @@ class PromptLabelSerializer(serializers.ModelSerializer):
 
 
 class MoveLabelSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100)
+    label = serializers.CharField(max_length=100, validators=[LABEL])
     version = serializers.IntegerField(min_value=1)
     override = serializers.BooleanField(
         default=False, help_text="Admins only: move `production` although the release gate refuses (needs reason)."

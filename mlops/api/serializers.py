@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -14,6 +15,21 @@ from ..models import (
     Webhook,
     WebhookDelivery,
 )
+from ..services import ALIAS_RE, NAME_RE, TAG_KEY_MAX
+
+# The registry's own rules (mlops.services.validation), stated in the OpenAPI document as patterns, with the
+# services' own words.
+ALIAS = RegexValidator(ALIAS_RE.pattern, "Letters, digits, '_', '-' and '.' only (at most 255).")
+
+
+def model_name_field(parameter: str = "name", **kwargs) -> serializers.CharField:
+    message = f"Invalid value %(value)r for parameter '{parameter}': at most 256 characters, no '/' or control "
+    message += "characters."
+    return serializers.CharField(max_length=256, validators=[RegexValidator(NAME_RE.pattern, message)], **kwargs)
+
+
+def alias_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(max_length=255, validators=[ALIAS], **kwargs)
 
 
 class TagsField(serializers.DictField):
@@ -64,12 +80,12 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
 
 
 class RegisteredModelWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=256)
+    name = model_name_field()
     description = serializers.CharField(required=False, allow_blank=True, default="")
     owner_team = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     tags = TagsField(required=False, default=dict)
     approval_required = serializers.BooleanField(required=False, default=False)
-    protected_aliases = serializers.ListField(child=serializers.CharField(max_length=255), required=False, default=list)
+    protected_aliases = serializers.ListField(child=alias_field(), required=False, default=list)
     archive_on_promotion = serializers.BooleanField(required=False, default=True)
 
 
@@ -77,21 +93,21 @@ class RegisteredModelUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     owner_team = serializers.CharField(required=False, allow_blank=True, max_length=100)
     approval_required = serializers.BooleanField(required=False)
-    protected_aliases = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
+    protected_aliases = serializers.ListField(child=alias_field(), required=False)
     archive_on_promotion = serializers.BooleanField(required=False)
 
 
 class RenameSerializer(serializers.Serializer):
-    new_name = serializers.CharField(max_length=256)
+    new_name = model_name_field("new_name")
 
 
 class TagSerializer(serializers.Serializer):
-    key = serializers.CharField(max_length=250)
+    key = serializers.CharField(max_length=TAG_KEY_MAX)
     value = serializers.CharField(max_length=5000, allow_blank=True)
 
 
 class AliasSerializer(serializers.Serializer):
-    alias = serializers.CharField(max_length=255)
+    alias = alias_field()
     version = serializers.IntegerField(min_value=1)
 
 

@@ -50,7 +50,9 @@ CLIENT_THREADS = 4
 MLFLOW_DB = "bench_mlflow"
 API = "/api/2.0/mlflow/"
 # What MlflowClient.search_registered_models sends for filter_string="tags.team = '...'".
-TAG_FILTER = "tags.team = 'team-3' AND tag.`mlflow.prompt.is_prompt` != 'true'"
+# Team values of their own, so the search sees only these models even after bench_mlops loaded its registry.
+TEAM = "cmp-team"
+TAG_FILTER = f"tags.team = '{TEAM}-3' AND tag.`mlflow.prompt.is_prompt` != 'true'"
 
 
 def mlflow_executable() -> tuple[Path | None, str]:
@@ -128,7 +130,7 @@ def load_mlflow(models: int) -> None:
                 c.write_row([f"{PREFIX}-{i:04}", now - (models - i) * day, now - i * 60_000, f"Bench model {i}."])
         with cur.copy("COPY registered_model_tags (key, value, name) FROM STDIN") as c:
             for i in range(models):
-                c.write_row(["team", f"team-{i % TEAMS}", f"{PREFIX}-{i:04}"])
+                c.write_row(["team", f"{TEAM}-{i % TEAMS}", f"{PREFIX}-{i:04}"])
                 c.write_row(["tier", str(i % 3), f"{PREFIX}-{i:04}"])
         with cur.copy(
             "COPY model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage,"
@@ -279,7 +281,7 @@ def run() -> Iterator[tuple[str, dict]]:
     admin = accounts.create_user(username="bench-compare", role=Role.ADMIN, actor=None, password="bench-password-123")
     _token, raw = accounts.create_api_token(user=admin, name="bench", actor=None)
     if not RegisteredModel.objects.filter(name__startswith=PREFIX).exists():
-        load_registry(admin, models=MODELS, prefix=PREFIX)
+        load_registry(admin, models=MODELS, prefix=PREFIX, team=TEAM)
     recreate_database(MLFLOW_DB)
     size = f"{MODELS:,} models x {VERSIONS} versions"
     try:

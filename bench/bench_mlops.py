@@ -30,7 +30,7 @@ API = "/mlflow/api/2.0/mlflow/"
 MODEL_FILTER = "tags.team = 'team-3' AND tag.`mlflow.prompt.is_prompt` != 'true'"
 
 
-def load_registry(user, models: int = MODELS, prefix: str = "model") -> None:
+def load_registry(user, models: int = MODELS, prefix: str = "model", team: str = "team") -> None:
     """`models` models with VERSIONS versions each, tags on all, one alias per model: bulk inserts."""
     now = timezone.now()
     count = models
@@ -48,7 +48,7 @@ def load_registry(user, models: int = MODELS, prefix: str = "model") -> None:
         batch_size=500,
     )
     RegisteredModelTag.objects.bulk_create(
-        [RegisteredModelTag(model=m, key="team", value=f"team-{i % TEAMS}") for i, m in enumerate(models)]
+        [RegisteredModelTag(model=m, key="team", value=f"{team}-{i % TEAMS}") for i, m in enumerate(models)]
         + [RegisteredModelTag(model=m, key="tier", value=str(i % 3)) for i, m in enumerate(models)],
         batch_size=2000,
     )

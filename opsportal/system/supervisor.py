@@ -10,7 +10,8 @@ of them when one exits or on Ctrl-C. Unlike it:
 - Processes get `stop_timeout` seconds (default 30: a worker finishes the task in hand) before the
   rest is killed.
 - A requested stop (SIGINT or SIGTERM) that ends every process in time prints "OpsPortal stopped."
-  and exits 0; a process that exits on its own, or one that had to be killed, exits non-zero.
+  and exits 0 (it takes the terminal's foreground, so Ctrl-C does not kill `make` above it); a
+  process that exits on its own, or one that had to be killed, exits non-zero.
 - Once `ready()` says so (the portal answers `/readyz`, a worker reports) and the output has been
   quiet for a moment, it prints `announcement()`, so the URL is the last thing on the screen.
 """
@@ -34,6 +35,38 @@ from typing import TextIO
 QUIET_SECONDS = 1.0  # output silence before the announcement
 MAX_QUIET_WAIT = 15.0  # announce anyway this long after readiness
 READY_POLL_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def terminal_foreground():
+    """Make this process's group the terminal's foreground group while the block runs.
+
+    Ctrl-C sends SIGINT to the terminal's foreground group. Under `make run` that group holds make
+    too, which would die of it ("Interrupt", exit status 130) whatever the recipe then does. In a
+    group of its own and in the foreground, this process alone gets the Ctrl-C, stops everything and
+    exits 0, and make with it. Nothing changes without a terminal, or when not in the foreground.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        yield
+        return
+    try:
+        original = os.tcgetpgrp(fd)
+        if original != os.getpgrp() or os.getsid(0) == os.getpid():
+            yield
+            return
+        previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may not set it otherwise
+        try:
+            os.setpgid(0, 0)
+            os.tcsetpgrp(fd, os.getpgrp())
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.tcsetpgrp(fd, original)
+            signal.signal(signal.SIGTTOU, previous)
+    finally:
+        os.close(fd)
 
 
 def parse_procfile(text: str) -> dict[str, str]:
@@ -67,7 +100,7 @@ class Supervisor:
     def __init__(
         self, processes: dict[str, str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
         out: TextIO = sys.stdout, stop_timeout: float = 30.0, ready: Callable[[], bool] | None = None,
-        announcement: Callable[[], str] | None = None,
+        announcement: Callable[[], str] | None = None, stop_last: frozenset[str] = frozenset(),
     ) -> None:  # fmt: skip
         self.children = [Child(name=f"{name}.1", command=command) for name, command in processes.items()]
         self.env = env if env is not None else dict(os.environ)
@@ -76,6 +109,8 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.ready = ready
         self.announcement = announcement
+        # Processes the others use while they stop (the demo model a worker's evaluation run still asks).
+        self.stop_last = {f"{name}.1" for name in stop_last}
         self.width = max(len("system"), *(len(c.name) for c in self.children))
         self.lines: queue.SimpleQueue[tuple[Child, str | None]] = queue.SimpleQueue()
         self.stop_requested = threading.Event()
@@ -125,6 +160,13 @@ class Supervisor:
         self.system(f"{signal.Signals(signum).name} received, stopping")
         self.stop_requested.set()
 
+    def _terminate(self, children: list[Child]) -> None:
+        for child in children:
+            if child.returncode is None and child.process is not None:
+                self.system(f"sending SIGTERM to {child.name} (pid {child.process.pid})")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    child.process.send_signal(signal.SIGTERM)
+
     def _signal(self, sig: int, *, group: bool = False) -> None:
         for child in self.children:
             if child.process is None or child.returncode is not None:
@@ -160,7 +202,8 @@ class Supervisor:
         """Run until a stop is requested or a process exits; the exit status for the caller."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return self._run()
+            with terminal_foreground():
+                return self._run()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -191,17 +234,21 @@ class Supervisor:
         return self._stop(failed)
 
     def _stop(self, failed: Child | None) -> int:
-        for child in self._running():
-            if child.returncode is None:
-                self.system(f"sending SIGTERM to {child.name} (pid {child.process.pid})")
-        self._signal(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
-        stops_seen = self.stops
-        while self._running() and time.monotonic() < deadline:
-            if self.stops > stops_seen and self.stops >= 2:
-                self.system("second stop request: killing what is left")
+        first = [c for c in self.children if c.name not in self.stop_last]
+        last = [c for c in self.children if c.name in self.stop_last]
+        forced = False
+        for group in (first, last):
+            self._terminate(group)
+            stops_seen = self.stops
+            while any(c.returncode is None or not c.output_done for c in group) and time.monotonic() < deadline:
+                if self.stops > stops_seen:
+                    self.system("second stop request: killing what is left")
+                    forced = True
+                    break
+                self._pump(0.1)
+            if forced:
                 break
-            self._pump(0.1)
         killed = [c for c in self.children if c.returncode is None]
         if killed:
             self.system(f"{', '.join(c.name for c in killed)} did not stop in time: killing")

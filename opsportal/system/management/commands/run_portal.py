@@ -67,7 +67,7 @@ class Command(BaseCommand):
 
         supervisor = Supervisor(
             processes, env=env, cwd=Path(settings.BASE_DIR), out=sys.stdout, stop_timeout=stop_timeout,
-            ready=ready, announcement=lambda: self.announcement(url, processes),
+            ready=ready, announcement=lambda: self.announcement(url, processes), stop_last=frozenset({"demo-llm"}),
         )  # fmt: skip
         status = supervisor.run()
         if status:

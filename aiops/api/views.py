@@ -189,7 +189,8 @@ class IncidentViewSet(
 
     @extend_schema(methods=["get"], responses=IncidentEventSerializer(many=True))
     @extend_schema(methods=["post"], request=CommentSerializer, responses={201: IncidentEventSerializer})
-    @action(detail=True, methods=["get", "post"])
+    # The comments are one list, unpaged and unfiltered: the incident filters do not apply to one incident.
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def comments(self, request: Request, pk: str | None = None) -> Response:
         incident = self.get_object()
         if request.method == "GET":

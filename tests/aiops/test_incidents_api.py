@@ -158,3 +158,17 @@ def test_silences_api(operator_api, viewer_api):
     assert viewer_api.delete(f"/api/v1/aiops/silences/{created.json()['id']}/").status_code == 403
     expired = operator_api.delete(f"/api/v1/aiops/silences/{created.json()['id']}/")
     assert expired.json()["active"] is False
+
+
+def test_comments_are_one_list_as_the_schema_says(admin_api, admin_user):
+    from .factories import incident, integration
+
+    opened = incident(*integration(actor=admin_user))
+    services.comment_on_incident(incident=opened, body="looking", actor=admin_user)
+    # The incident list's filters do not hide the incident from its own comments.
+    listed = admin_api.get(f"/api/v1/aiops/incidents/{opened.pk}/comments/", {"status": "resolved"})
+    assert listed.status_code == 200
+    assert [event["message"] for event in listed.json()] == ["looking"]
+    schema = admin_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    answer = schema["paths"]["/api/v1/aiops/incidents/{id}/comments/"]["get"]["responses"]["200"]
+    assert answer["content"]["application/json"]["schema"]["type"] == "array"

@@ -85,7 +85,7 @@ def test_periodic_tasks_that_never_ran_show_their_schedule_and_first_run(client,
     PeriodicTask.objects.create(name="nightly", task="x.tasks.nightly", crontab=at_three)
     PeriodicTask.objects.create(name="paused", task="x.tasks.paused", interval=minute, enabled=False)
     PeriodicTask.objects.create(
-        name="stale", task="x.tasks.stale", interval=minute, last_run_at=now - datetime.timedelta(hours=1),
+        name="stale", task="x.tasks.stale", interval=minute, last_run_at=now - datetime.timedelta(hours=1, seconds=30),
         total_run_count=3,
     )  # fmt: skip
     # Beat registered the entries (saving them) an hour ago and has not run the daily one yet.

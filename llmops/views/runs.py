@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from opsportal.accounts.roles import Role, role_required
 from opsportal.errors import ServiceError
 from opsportal.pagination import CappedCountPaginator as Paginator
+from opsportal.portal.filters import checked_filters
 from opsportal.portal.htmx import render_page_or_partial, wants_partial
 from opsportal.portal.requests import query_without
 
@@ -32,7 +33,9 @@ RESULT_FILTERS = {"all": "All items", "failed": "Failed only", "errors": "Errors
 @role_required(Role.VIEWER)
 def run_list(request: HttpRequest) -> HttpResponse:
     """Runs with status, progress, pass rate and cost; the table refreshes itself while runs are active."""
-    filters = RunFilterForm(request.GET)
+    # `all` means no filter; a value a filter does not know is named in a message and ignored.
+    query, filter_problems = checked_filters(request.GET, RunFilterForm().fields, bind=RunFilterForm)
+    filters = RunFilterForm(query)
     filters.is_valid()
     data = filters.cleaned_data
     runs = runs_queryset()
@@ -49,6 +52,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": query_without(request, "page"),
         "runs_active": any(not run.finished for run in page.object_list),
+        "filter_problems": filter_problems,
     }
     return render_page_or_partial(request, "llmops/run_list.html", "llmops/_run_table.html", context)
 

@@ -55,3 +55,18 @@ def test_a_dead_database_connection_is_replaced_not_answered_with_500(viewer):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the prepared look-up is PostgreSQL's")
+def test_a_dropped_prepared_look_up_is_prepared_again_and_revocation_still_counts(viewer):
+    raw = make_token(viewer)
+    assert get_me(raw).status_code == 200
+    # Something resets the session's prepared statements (a pooler's DISCARD ALL, a DBA's DEALLOCATE).
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert get_me(raw).status_code == 200
+    assert get_me(raw).status_code == 200
+    # The prepared statement reads the token's row every time: a revoke refuses the very next request.
+    ApiToken.objects.filter(user=viewer).update(revoked_at=timezone.now())
+    assert get_me(raw).status_code == 401

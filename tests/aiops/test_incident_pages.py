@@ -516,7 +516,7 @@ def test_a_resolved_incident_whose_alerts_still_fire_says_so(operator, alertmana
 
 
 def test_merge_into_preselects_no_incident(operator, two_incidents):
-    checkout, search = two_incidents
+    checkout, _ = two_incidents
     client = client_for(operator)
     page = client.get(checkout.get_absolute_url()).content.decode()
     select = re.search(r'<select [^>]*id="merge-into"[^>]*>(.*?)</select>', page, flags=re.S)

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from opsportal.accounts.roles import Role, require_role, role_required
 from opsportal.pagination import CappedCountPaginator as Paginator
 from opsportal.portal.actions import apply_form
+from opsportal.portal.filters import checked_filters
 from opsportal.portal.htmx import render_page_or_partial
 from opsportal.portal.requests import query_without
 
@@ -52,10 +53,10 @@ def _matching(request: HttpRequest, search: ModelSearchForm) -> QuerySet[Registe
             tags = RegisteredModelTag.objects.filter(model=OuterRef("pk"), key=key)
             match |= Exists(tags.filter(value=value) if value else tags)
         models = models.filter(match)
-    # A team or stage that isn't offered (any more) matches nothing, and the form says why.
-    if team := request.GET.get("team", ""):
+    # A team or stage that isn't offered (any more) was dropped by checked_filters, which says so.
+    if team := data.get("team") or "":
         models = models.filter(owner_team=team)
-    if stage := request.GET.get("stage", ""):
+    if stage := data.get("stage") or "":
         models = models.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), stage=stage)))
     sort = data.get("sort") or "name"
     if "versions" in sort:
@@ -83,7 +84,13 @@ def index(request: HttpRequest) -> HttpResponse:
     teams = list(
         RegisteredModel.objects.exclude(owner_team="").values_list("owner_team", flat=True).distinct().order_by()
     )
-    search = ModelSearchForm(request.GET, teams=sorted(teams))
+    # `all` means no filter; a value a filter does not know is named in a message and ignored.
+    query, filter_problems = checked_filters(
+        request.GET,
+        ModelSearchForm(teams=sorted(teams)).fields,
+        bind=lambda data: ModelSearchForm(data, teams=sorted(teams)),
+    )
+    search = ModelSearchForm(query, teams=sorted(teams))
     search.is_valid()
     page = Paginator(_matching(request, search), MODEL_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
@@ -93,6 +100,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
     context = {
         "search": search,
+        "filter_problems": filter_problems,
         "sort": search.cleaned_data.get("sort") or "name",
         "page": page,
         "query": query_without(request, "page"),

@@ -11,6 +11,7 @@ Ctrl-C stops everything, says "OpsPortal stopped." and exits 0.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import urllib.request
@@ -47,6 +48,9 @@ class Command(BaseCommand):
             raise CommandError(f"{procfile}: {exc}") from exc
         env = dict(os.environ)
         env.setdefault("CELERY_LOG_LEVEL", "WARNING")
+        # Celery itself exports its level as a number (e.g. "30") to the processes it starts; its CLI takes names.
+        if env["CELERY_LOG_LEVEL"].isdigit():
+            env["CELERY_LOG_LEVEL"] = logging.getLevelName(int(env["CELERY_LOG_LEVEL"]))
         env["PYTHONUNBUFFERED"] = "1"
         # The programs of this environment (gunicorn, celery, python) first, as `make run` has them.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -1,7 +1,8 @@
 from django import template
 from django.utils.safestring import SafeString
 
-from ..markdown import render
+from opsportal.portal.markdown import render
+
 from ..models import ApprovalRequest
 
 register = template.Library()

@@ -113,9 +113,13 @@ def test_run_an_evaluation_watch_it_finish_and_find_the_regression(page, fake_ll
     page.get_by_label("Threshold (0.75)").fill("0.3")
     # A second scorer's options are fields generated from what the scorer declares.
     page.get_by_role("button", name="Add scorer").click()
+    expect(page.get_by_label("Scorer 2 type")).to_be_visible()
+    # The added row must have settled before its change event can redraw it (htmx drops a request from a
+    # swapped-out element); on a busy machine that takes a moment.
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')")
     page.get_by_label("Scorer 2 type").select_option("regex")
     pattern = page.locator("#id_scorers-1-option-pattern")
-    expect(pattern).to_be_visible()
+    expect(pattern).to_be_visible(timeout=15_000)
     expect(page.locator("#id_scorers-1-option-flags")).to_be_visible()
     expect(page.locator("#scorer-1")).to_contain_text("The regular expression, Python syntax.")
     pattern.fill("capital")

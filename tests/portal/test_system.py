@@ -80,7 +80,9 @@ def test_periodic_tasks_that_never_ran_show_their_schedule_and_first_run(client,
     now = timezone.now()
     daily = IntervalSchedule.objects.create(every=86400, period="seconds")
     minute = IntervalSchedule.objects.create(every=60, period="seconds")
-    at_three = CrontabSchedule.objects.create(minute="0", hour="3", timezone="UTC")
+    # An hour two hours ahead: the next run is today or tomorrow, never one that passed since registration.
+    hour = (now + datetime.timedelta(hours=2)).astimezone(datetime.UTC).hour
+    at_three = CrontabSchedule.objects.create(minute="0", hour=str(hour), timezone="UTC")
     PeriodicTask.objects.create(name="sessions", task="opsportal.accounts.tasks.clear_expired_sessions", interval=daily)
     PeriodicTask.objects.create(name="nightly", task="x.tasks.nightly", crontab=at_three)
     PeriodicTask.objects.create(name="paused", task="x.tasks.paused", interval=minute, enabled=False)
@@ -96,16 +98,17 @@ def test_periodic_tasks_that_never_ran_show_their_schedule_and_first_run(client,
     assert sessions.schedule == "every day" and sessions.first_run and not sessions.overdue
     expected = now + datetime.timedelta(hours=22, minutes=59, seconds=30)
     assert abs((sessions.next_run_at - expected).total_seconds()) < 5
-    assert rows["nightly"].schedule == "daily at 03:00 (UTC)"
+    assert rows["nightly"].schedule == f"daily at {hour:02d}:00 (UTC)"
     next_three = rows["nightly"].next_run_at.astimezone(datetime.UTC)
-    assert (next_three.hour, next_three.minute) == (3, 0) and now < next_three <= now + datetime.timedelta(days=1)
+    assert (next_three.hour, next_three.minute) == (hour, 0)
+    assert now + datetime.timedelta(hours=1) <= next_three <= now + datetime.timedelta(hours=2)
     assert rows["paused"].next_run_at is None and rows["stale"].overdue
 
     client.force_login(viewer)
     page = client.get("/system/").content.decode()
     row = page[page.index("<td>sessions") : page.index("</tr>", page.index("<td>sessions"))]
     assert "every day" in row and "never" in row and "first run in 22\xa0hours, 59\xa0minutes" in row
-    assert "daily at 03:00 (UTC)" in page and "paused" in page and "overdue since 59\xa0minutes" in page
+    assert f"daily at {hour:02d}:00 (UTC)" in page and "paused" in page and "overdue since 59\xa0minutes" in page
 
 
 @pytest.mark.parametrize(

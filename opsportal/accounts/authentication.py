@@ -10,10 +10,12 @@ from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.db import DatabaseError, ProgrammingError, connection
+from django.db.models.base import ModelState
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from . import throttling, token_cache
 from .models import ApiToken, hash_token
 from .roles import Role
 
@@ -147,17 +149,88 @@ def _find_token(token_hash: str) -> ApiToken | None:
     return token
 
 
-def authenticate_raw_token(raw: str) -> tuple[User, ApiToken]:
+def _checked_cached_token(token_hash: str, request: HttpRequest | None) -> tuple[ApiToken | None, str | None]:
+    """This worker's cached token if the auth generation has not moved since it was looked up.
+
+    Returns (token, None) for a valid cached token, (None, generation) when it must be looked up
+    (stamped with the generation read before the look-up), (None, None) when nothing can be
+    trusted (no Redis). The same round trip counts the request against the user's rate limit when
+    the view will check it (throttling.CountedWindow, consumed by the throttle).
+    """
+    backend = token_cache.redis_backend()
+    if backend is None:
+        return None, None
+    entry = token_cache.get(token_hash)
+    keys = [token_cache.generation_key(backend)]
+    args: list = [token_cache.new_generation()]
+    throttle = getattr(request, "_opsportal_user_throttle", None) if entry is not None else None
+    if throttle is not None:
+        window_key = throttling.user_window_key(throttle, backend, entry.token.user_id)
+        now = throttle.timer()
+        keys.append(window_key)
+        args += [now, throttle.duration, throttle.num_requests, throttling.new_member(now)]
+    try:
+        result = throttling.registered_script(backend, throttling.AUTH_WINDOW_SCRIPT)(keys=keys, args=args)
+    except Exception:  # noqa: BLE001 (Redis unreachable: the database decides, as without the cache)
+        token_cache.clear()
+        return None, None
+    generation = result[0].decode() if isinstance(result[0], bytes) else str(result[0])
+    if throttle is not None:
+        request._opsportal_window = throttling.CountedWindow(
+            key=window_key,
+            duration=throttle.duration,
+            num_requests=throttle.num_requests,
+            now=now,
+            allowed=bool(result[1]),
+            count=int(result[2]),
+            oldest=float(result[3]) if result[3] else None,
+        )
+    if entry is None or entry.generation != generation:
+        return None, generation
+    token = entry.token
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        token_cache.forget(token_hash)
+        return None, generation
+    return _request_copy(token), None
+
+
+def _request_copy(token: ApiToken) -> ApiToken:
+    """Each request gets its own copies: whatever a view caches on its user stays with that request."""
+    user = _model_copy(token.user)
+    token = _model_copy(token)
+    token.user = user
+    return token
+
+
+def _model_copy(instance):
+    """A shallow copy of a model instance (what copy.copy makes, without the pickling protocol)."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__ = instance.__dict__.copy()
+    clone._state = state = ModelState()
+    state.db, state.adding = instance._state.db, instance._state.adding
+    return clone
+
+
+def authenticate_raw_token(raw: str, request: HttpRequest | None = None) -> tuple[User, ApiToken]:
     """The active user and token for a raw token; raises InvalidToken otherwise."""
-    token = _find_token(hash_token(raw))
+    token_hash = hash_token(raw)
+    token, generation = _checked_cached_token(token_hash, request)
     if token is None:
-        raise InvalidToken("Invalid, revoked or expired API token.")
+        token = _find_token(token_hash)
+        if token is None:
+            raise InvalidToken("Invalid, revoked or expired API token.")
+        if generation is not None:
+            token_cache.put(token_hash, token, generation)
+            token = _request_copy(token)
     if not token.user.is_active:
         raise InvalidToken("The token's user is deactivated.")
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        cached = token_cache.get(token_hash)
+        if cached is not None:
+            cached.token.last_used_at = now
     return token.user, token
 
 
@@ -166,7 +239,7 @@ def authenticate_request(request: HttpRequest) -> tuple[User, ApiToken] | None:
     if hasattr(request, "_opsportal_token_auth"):
         return request._opsportal_token_auth
     raw = token_from_header(request)
-    result = authenticate_raw_token(raw) if raw else None
+    result = authenticate_raw_token(raw, request) if raw else None
     request._opsportal_token_auth = result
     return result
 
@@ -175,8 +248,12 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     """DRF authentication with personal API tokens."""
 
     def authenticate(self, request) -> tuple[User, ApiToken] | None:
+        django_request = request._request
+        if not hasattr(django_request, "_opsportal_user_throttle"):
+            view = (request.parser_context or {}).get("view")
+            django_request._opsportal_user_throttle = throttling.user_throttle_for(view) if view else None
         try:
-            return authenticate_request(request._request)
+            return authenticate_request(django_request)
         except InvalidToken as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
 

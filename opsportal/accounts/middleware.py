@@ -13,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .authentication import InvalidToken, authenticate_request
+from .throttling import user_throttle_for
 
 API_PREFIXES = ("/api/", "/mlflow/", "/metrics")
 
@@ -44,6 +45,8 @@ class LoginRequiredMiddleware:
             return None
         if not getattr(view_func, "login_required", True):
             return None
+        # The token check also counts the request against the user's rate limit (one Redis round trip).
+        request._opsportal_user_throttle = user_throttle_for(view_func)
         try:
             token_auth = authenticate_request(request)
         except InvalidToken as exc:

@@ -28,6 +28,18 @@ class ApiTokenQuerySet(models.QuerySet):
             models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
         )
 
+    # Bulk changes send no signals: they start a new auth generation themselves (token_cache), except
+    # the per-minute last_used_at stamp, which changes nothing a token may do.
+    def update(self, **kwargs) -> int:
+        rows = super().update(**kwargs)
+        if rows and not set(kwargs) <= {"last_used_at"}:
+            from . import token_cache
+
+            token_cache.bump_on_commit()
+        return rows
+
+    update.queryset_only = True
+
 
 class ApiToken(models.Model):
     """A personal API token. Only its hash is stored; the token itself is shown once."""

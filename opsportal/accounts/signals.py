@@ -1,9 +1,14 @@
-"""Audit logins, logouts and failed logins."""
+"""Audit logins, logouts and failed logins; start a new auth generation when tokens, users or roles change."""
 
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from opsportal.audit import services as audit
+
+from . import token_cache
+from .models import ApiToken
 
 
 @receiver(user_logged_in)
@@ -29,3 +34,24 @@ def _login_failed(sender, credentials, request=None, **kwargs) -> None:
         object_repr=username,
         message="Wrong username or password.",
     )
+
+
+# Whatever can make a token invalid or change what it may do starts a new auth generation once it
+# commits, so every worker looks its cached tokens up again (token_cache).
+def _auth_changed(sender, **kwargs) -> None:
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and set(update_fields) <= {"last_login", "last_used_at"}:
+        return
+    token_cache.bump_on_commit()
+
+
+def _auth_relation_changed(sender, action, **kwargs) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        token_cache.bump_on_commit()
+
+
+for _model in (User, Group, ApiToken):
+    post_save.connect(_auth_changed, sender=_model, dispatch_uid=f"token-cache-save-{_model.__name__}")
+    post_delete.connect(_auth_changed, sender=_model, dispatch_uid=f"token-cache-delete-{_model.__name__}")
+for _through in (User.groups.through, User.user_permissions.through, Group.permissions.through):
+    m2m_changed.connect(_auth_relation_changed, sender=_through, dispatch_uid=f"token-cache-m2m-{_through.__name__}")

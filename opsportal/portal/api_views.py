@@ -21,24 +21,25 @@ class ApiRoot(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, format: str | None = None) -> Response:
-        # The paths never change while the process runs: reverse each once (a dozen per request cost ~0.3 ms).
+        # The links never change while the process runs for one origin: built once (a dozen reverses
+        # per request cost ~0.3 ms).
         origin = request.build_absolute_uri("/")[:-1]
-        urlconf, prefix = get_urlconf(), get_script_prefix()
+        return Response(_root_links(origin, get_urlconf(), get_script_prefix(), format), status=status.HTTP_200_OK)
 
-        def link(name: str) -> str:
-            return origin + _path(urlconf, prefix, name, format)
 
-        return Response(
-            {
-                "accounts": {"me": link("api:me"), "users": link("api:user-list"), "tokens": link("api:token-list")},
-                "audit": {"entries": link("api:auditentry-list")},
-                "system": {"status": link("api:system-status")},
-                **{app.label: link(f"api:{app.label}:root") for app in portal_apps() if app.api_urls},
-                "schema": link("schema"),
-                "docs": link("api-docs"),
-            },
-            status=status.HTTP_200_OK,
-        )
+@lru_cache(maxsize=64)
+def _root_links(origin: str, urlconf: str | None, prefix: str, format: str | None) -> dict:
+    def link(name: str) -> str:
+        return origin + _path(urlconf, prefix, name, format)
+
+    return {
+        "accounts": {"me": link("api:me"), "users": link("api:user-list"), "tokens": link("api:token-list")},
+        "audit": {"entries": link("api:auditentry-list")},
+        "system": {"status": link("api:system-status")},
+        **{app.label: link(f"api:{app.label}:root") for app in portal_apps() if app.api_urls},
+        "schema": link("schema"),
+        "docs": link("api-docs"),
+    }
 
 
 @lru_cache(maxsize=256)

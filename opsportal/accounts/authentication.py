@@ -171,7 +171,7 @@ def _checked_cached_token(token_hash: str, request: HttpRequest | None) -> tuple
         args += [now, throttle.duration, throttle.num_requests, throttling.new_member(now)]
     try:
         result = throttling.registered_script(backend, throttling.AUTH_WINDOW_SCRIPT)(keys=keys, args=args)
-    except Exception:  # noqa: BLE001 (Redis unreachable: the database decides, as without the cache)
+    except Exception:
         token_cache.clear()
         return None, None
     generation = result[0].decode() if isinstance(result[0], bytes) else str(result[0])

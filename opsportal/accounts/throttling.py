@@ -41,14 +41,19 @@ end
 
 # KEYS[1]: the client's key; ARGV: now, duration (s), allowed requests, a unique member.
 # Returns {allowed (0/1), requests in the window, oldest request time (string) when refused}.
-WINDOW_SCRIPT = _WINDOW_FUNCTION + """
+WINDOW_SCRIPT = (
+    _WINDOW_FUNCTION
+    + """
 return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
+)
 
 # The token check's script (token_cache): KEYS[1] the auth generation, KEYS[2] (optional) the user's
 # window; ARGV: a fresh generation (set when Redis has none), then the window's arguments.
 # Returns {generation, allowed, requests in the window, oldest} (the last three only with KEYS[2]).
-AUTH_WINDOW_SCRIPT = _WINDOW_FUNCTION + """
+AUTH_WINDOW_SCRIPT = (
+    _WINDOW_FUNCTION
+    + """
 local generation = redis.call('GET', KEYS[1])
 if not generation then
   generation = ARGV[1]
@@ -60,6 +65,7 @@ end
 local result = window(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
 return {generation, result[1], result[2], result[3]}
 """
+)
 
 _scripts: dict[tuple[int, str], object] = {}
 

@@ -110,7 +110,7 @@ def read_generation() -> str | None:
         # SET NX: after a Redis restart the first reader starts a new generation, which no entry holds.
         client.set(key, fresh, nx=True)
         value = client.get(key)
-    except Exception:  # noqa: BLE001 (any Redis failure means: do not trust the cache)
+    except Exception:
         log.warning("auth generation unreadable; tokens are looked up in the database", exc_info=True)
         return None
     return value.decode() if isinstance(value, bytes) else value
@@ -124,7 +124,7 @@ def bump() -> None:
         return
     try:
         backend._cache.get_client(write=True).set(generation_key(backend), new_generation())
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.warning(
             "could not start a new auth generation; other workers trust their cached tokens for up to %s s",
             max_age(),

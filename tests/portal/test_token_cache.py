@@ -48,7 +48,7 @@ def portal(django_db_setup, django_db_blocker, tmp_path_factory) -> int:
            "OPSPORTAL_VAR_DIR": str(var_dir), "API_THROTTLE_USER": "100000/minute"}  # fmt: skip
     log_path = var_dir / "gunicorn.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "opsportal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
              "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,

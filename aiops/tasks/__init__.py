@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import notifications, services
+from aiops import notifications, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=5, retry_backoff=True)
@@ -24,3 +24,9 @@ def send_notification(self, notification_id: int) -> str:
 def sweep_notifications() -> int:
     """Re-enqueue notifications still pending (the broker was down, or a worker died)."""
     return notifications.requeue_pending()
+
+
+# Watching systems (issue 11): check and collection tasks, one module each (explicit names, so the
+# queue routes in opsportal/celery.py match them: aiops.tasks.run_check*, aiops.tasks.collect_*).
+from .checks import *  # noqa: E402, F403
+from .metrics import *  # noqa: E402, F403

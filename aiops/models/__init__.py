@@ -407,3 +407,8 @@ class Notification(OutboxMessage):
 
     def __str__(self) -> str:
         return f"{self.event} #{self.incident_id} -> {self.channel}"
+
+
+# Watching systems (issue 11): uptime checks and metric collection, one module each.
+from .checks import *  # noqa: E402, F403
+from .metrics import *  # noqa: E402, F403

@@ -1,0 +1,5 @@
+"""checks tasks (issue 11)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""metrics tasks (issue 11)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

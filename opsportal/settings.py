@@ -233,6 +233,11 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 OPSPORTAL_PUBLIC_PATHS = ["/accounts/login/", "/healthz", "/readyz"]
 
 # --- API ---------------------------------------------------------------------
+# Each worker keeps the API tokens it checked for at most this long (0: no cache); every change to a
+# token, user or role invalidates them everywhere at once (opsportal/accounts/token_cache.py).
+TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 60)
+TOKEN_CACHE_SIZE = env_int("TOKEN_CACHE_SIZE", 10_000, minimum=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "opsportal.accounts.authentication.ApiTokenAuthentication",

@@ -30,6 +30,17 @@ PRICE = {"max_digits": 12, "decimal_places": 4, "min_value": 0, "coerce_to_strin
 # --- Providers, models, prices --------------------------------------------------------------------------------------
 
 
+class LastTestSerializer(serializers.Serializer):
+    """The provider's last "test connection" (from the API or the provider pages)."""
+
+    ok = serializers.BooleanField(source="last_test_ok")
+    at = serializers.DateTimeField(source="last_test_at")
+    model = serializers.CharField(source="last_test_model", help_text="The model id that was asked.")
+    message = serializers.CharField(
+        source="last_test_message", help_text="The model's answer and latency when ok, else the exact error."
+    )
+
+
 class ProviderSerializer(serializers.ModelSerializer):
     api_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=True,
@@ -39,20 +50,25 @@ class ProviderSerializer(serializers.ModelSerializer):
     # Not a URLField: service names without a dot (http://vllm:8000/v1) are fine here.
     base_url = serializers.CharField(max_length=500, help_text="e.g. https://api.openai.com/v1 or http://vllm:8000/v1")
     models = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    last_test = serializers.SerializerMethodField(help_text="The last connection test; null until one was made.")
 
     class Meta:
         model = Provider
         fields = [
             "id", "name", "base_url", "api_key", "has_api_key", "default_headers", "timeout_seconds",
-            "max_concurrency", "max_retries", "enabled", "models", "created_at", "updated_at",
+            "max_concurrency", "max_retries", "enabled", "models", "last_test", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["id", "has_api_key", "models", "created_at", "updated_at"]
+        read_only_fields = ["id", "has_api_key", "models", "last_test", "created_at", "updated_at"]
         extra_kwargs = {
             "name": {"validators": []},  # the service names the duplicate
             "max_concurrency": {"min_value": 1, "max_value": 256},
             "max_retries": {"max_value": 20},
             "timeout_seconds": {"min_value": 0.1, "max_value": 3600},
         }
+
+    @extend_schema_field(LastTestSerializer(allow_null=True))
+    def get_last_test(self, provider: Provider) -> dict | None:
+        return None if provider.last_test_ok is None else LastTestSerializer(provider).data
 
     def validate_base_url(self, value: str) -> str:
         parsed = urlparse(value.strip())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 
@@ -112,14 +115,22 @@ def test_providers_are_validated_with_the_field_named(admin_api, provider):
 def test_test_connection_reports_the_answer_or_the_exact_error(admin_api, operator_api, fake_llm, provider):
     url = f"{API}/providers/{provider.pk}/test-connection/"
     fake_llm.answers["Say OK"] = "OK"
+    assert operator_api.get(f"{API}/providers/{provider.pk}/").json()["last_test"] is None
 
     good = admin_api.post(url, {"model": "gpt-4o-mini"}, format="json")
 
     assert good.status_code == 200 and good.json()["ok"] is True and good.json()["answer"].startswith("'OK' in ")
     assert fake_llm.chat_requests[-1]["body"]["model"] == "gpt-4o-mini"
+    passed = operator_api.get(f"{API}/providers/{provider.pk}/").json()["last_test"]
+    assert passed["ok"] is True and passed["model"] == "gpt-4o-mini" and passed["message"] == good.json()["answer"]
     fake_llm.fail(1, status=401, message="Incorrect API key provided: sk-test***123.")
     bad = admin_api.post(url, {"model": "gpt-4o-mini"}, format="json")
     assert bad.json() == {"ok": False, "error": "HTTP 401: Incorrect API key provided: sk-test***123."}
+    listed = operator_api.get(f"{API}/providers/").json()["results"][0]
+    assert listed["has_api_key"] is True and "sk-test-123" not in json.dumps(listed)
+    failed = listed["last_test"]
+    assert failed["ok"] is False and failed["message"] == "HTTP 401: Incorrect API key provided: sk-test***123."
+    assert parse_datetime(failed["at"]) >= parse_datetime(passed["at"]) > timezone.now() - timedelta(minutes=1)
     assert len(fake_llm.chat_requests) == 2  # no retry of a test
     assert operator_api.post(url, {"model": "gpt-4o-mini"}, format="json").status_code == 403
     assert admin_api.post(url, {}, format="json").json()["errors"] == {"model": ["This field is required."]}
@@ -643,5 +654,8 @@ def test_the_openapi_schema_describes_the_llmops_api_without_warnings(viewer_api
         assert path in paths, path
     provider = schema["components"]["schemas"]["Provider"]["properties"]
     assert provider["api_key"].get("writeOnly") is True and provider["has_api_key"]["readOnly"] is True
+    assert provider["last_test"]["readOnly"] is True and provider["last_test"]["nullable"] is True
+    last_test = schema["components"]["schemas"]["LastTest"]["properties"]
+    assert sorted(last_test) == ["at", "message", "model", "ok"] and last_test["at"]["format"] == "date-time"
     served = viewer_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert served.status_code == 200 and "/api/v1/llmops/runs/{id}/cancel/" in served.content.decode()

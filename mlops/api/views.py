@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -32,6 +32,7 @@ from ..models import (
     Webhook,
 )
 from .filters import ApprovalRequestFilter, ModelVersionFilter, RegisteredModelFilter
+from .schema import RegistrySchema
 from .serializers import (
     AliasSerializer,
     ApprovalRequestSerializer,
@@ -65,12 +66,6 @@ def pending_response(request: ApprovalRequest) -> Response:
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-ALIAS_PARAM = OpenApiParameter(
-    "alias", str, OpenApiParameter.PATH, pattern=services.ALIAS_RE.pattern, description="The alias's name."
-)
-TAG_KEY_PARAM = OpenApiParameter(
-    "key", str, OpenApiParameter.PATH, pattern=rf"^[^/]{{1,{services.TAG_KEY_MAX}}}$", description="The tag's key."
-)
 PENDING = OpenApiResponse(description="Waits for an admin: `{status: pending_approval, approval_request}`.")
 
 
@@ -79,6 +74,7 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
 
     serializer_class = RegisteredModelSerializer
     filterset_class = RegisteredModelFilter
+    schema = RegistrySchema()
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
     ordering_fields = ["name", "updated_at", "created_at"]
@@ -145,7 +141,7 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
         services.set_model_tag(model=model, key=data["key"], value=data["value"], actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
 
-    @extend_schema(request=None, responses={204: None}, parameters=[TAG_KEY_PARAM])
+    @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"tags/(?P<key>[^/]+)")
     def delete_tag(self, request: Request, name: str | None = None, key: str = "") -> Response:
         services.delete_model_tag(model=self.get_object(), key=key, actor=request.user)
@@ -165,7 +161,7 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
             return pending_response(result.request)
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
 
-    @extend_schema(request=None, responses={204: None}, parameters=[ALIAS_PARAM])
+    @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"aliases/(?P<alias>[^/]+)")
     def delete_alias(self, request: Request, name: str | None = None, alias: str = "") -> Response:
         services.delete_alias(model=self.get_object(), alias=alias, actor=request.user)
@@ -204,6 +200,7 @@ class ModelVersionViewSet(
 
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilter
+    schema = RegistrySchema()
     lookup_field = "version"
     lookup_value_regex = "[0-9]+"
     ordering_fields = ["version", "created_at", "updated_at"]
@@ -298,7 +295,7 @@ class ModelVersionViewSet(
         services.set_version_tag(version=version, key=data["key"], value=data["value"], actor=request.user)
         return Response(self._fresh(version))
 
-    @extend_schema(request=None, responses={204: None}, parameters=[TAG_KEY_PARAM])
+    @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"tags/(?P<key>[^/]+)")
     def delete_tag(self, request: Request, key: str = "", **kwargs) -> Response:
         services.delete_version_tag(version=self.get_object(), key=key, actor=request.user)

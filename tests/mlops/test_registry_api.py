@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from urllib.parse import quote
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -230,6 +232,44 @@ def test_openapi_documents_the_registry(admin_api):
     paths = schema["paths"]
     assert "/api/v1/mlops/models/{model_name}/versions/{version}/transition/" in paths
     assert "/api/v1/mlops/approvals/{id}/approve/" in paths
+
+
+def test_openapi_states_the_rules_of_names_versions_and_aliases_in_paths(operator_api, operator):
+    """The path parameters say what the registry takes: a client that follows them is never refused for the form."""
+    paths = operator_api.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+    def parameter(path: str, name: str) -> dict:
+        operation = next(iter(paths[f"/api/v1/mlops/models/{path}"].values()))
+        return next(p["schema"] for p in operation["parameters"] if p["in"] == "path" and p["name"] == name)
+
+    name = parameter("{name}/", "name")
+    assert name["type"] == "string" and name["maxLength"] == 256
+    for path, variable in [("{name}/aliases/{alias}/", "name"), ("{model_name}/versions/{version}/", "model_name")]:
+        assert parameter(path, variable) == name
+    assert parameter("{model_name}/versions/{version}/transition/", "version") == {"type": "integer", "minimum": 1}
+    alias = parameter("{name}/aliases/{alias}/", "alias")
+    assert alias["maxLength"] == 255
+
+    name_pattern, alias_pattern = re.compile(name["pattern"]), re.compile(alias["pattern"])
+    for accepted in ["m" * 256, "fraud v2 (EU)", "модель.1", "..a"]:
+        assert name_pattern.match(accepted), accepted
+        assert operator_api.post(MODELS, {"name": accepted}, format="json").status_code == 201
+        assert operator_api.get(f"{MODELS}{quote(accepted)}/").json()["name"] == accepted
+    for refused in ["m" * 257, "..", ".", "tab\there", "a/b"]:
+        assert not name_pattern.match(refused), refused
+        answer = operator_api.post(MODELS, {"name": refused}, format="json")
+        assert answer.status_code == 400 and "name" in answer.json()["errors"], refused
+    version = services.create_version(model=RegisteredModel.objects.get(name="..a"), source="s3://a/1", actor=operator)
+    for accepted in ["c" * 255, "champion-2.eu_west"]:
+        assert alias_pattern.match(accepted), accepted
+        pointed = operator_api.post(f"{MODELS}..a/aliases/", {"alias": accepted, "version": 1}, format="json")
+        assert pointed.status_code == 200 and pointed.json()["aliases"][accepted] == version.version
+    for refused in ["c" * 256, "with space", "ünï"]:
+        assert not alias_pattern.match(refused), refused
+        answer = operator_api.post(f"{MODELS}..a/aliases/", {"alias": refused, "version": 1}, format="json")
+        assert answer.status_code == 400 and "alias" in answer.json()["errors"], refused
+    zero = operator_api.post(f"{versions_url('..a')}0/transition/", {"stage": "Staging"}, format="json")
+    assert zero.status_code == 400 and "positive integer" in zero.json()["detail"]
 
 
 def test_approval_requests_list_filters_by_status(operator_api, make_model, operator):

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
@@ -63,6 +63,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         code = detail.code if hasattr(detail, "code") else exc.default_code
         response.data = {"detail": " ".join(_flatten(detail)), "code": code}
     return response
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every API error, as `exception_handler` answers it: for OpenAPI responses (4xx)."""
+
+    detail = serializers.CharField(help_text="One sentence; for a bad request, each field named with its message.")
+    code = serializers.CharField(help_text="invalid (a bad request), not_found, already_exists, permission_denied ...")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="400 only: field -> messages (DRF's per-field form; non_field_errors for the request as a whole).",
+    )  # fmt: skip
 
 
 def service_error_response(exc: ServiceError) -> Response:

@@ -3,8 +3,10 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from django.core.validators import RegexValidator
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
+
+from opsportal.api import ErrorSerializer
 
 from ..models import (
     Dataset,
@@ -314,6 +316,29 @@ class ImportResultSerializer(serializers.Serializer):
     imported = serializers.IntegerField(help_text="Items stored (0 for a preview or a bad file).")
     rows = serializers.ListField(child=serializers.DictField(), help_text="The first rows as they would be stored.")
     errors = ImportRowErrorSerializer(many=True)
+
+
+class BadFileSerializer(serializers.Serializer):
+    """A file that was read and refused whole (nothing stored): each bad row in `errors`."""
+
+    detail = serializers.CharField(help_text="The first bad row, e.g. 'Row 3: ...; nothing was stored.'")
+    code = serializers.CharField(help_text="invalid_file")
+    errors = ImportRowErrorSerializer(many=True)
+
+
+class BadImportSerializer(BadFileSerializer, ImportResultSerializer):
+    """An import's bad file: the result (nothing imported) with `detail` and `code` invalid_file."""
+
+
+def file_error_response(bad_file: type[serializers.Serializer], name: str) -> OpenApiResponse:
+    """The 400 of an upload: a bad request (the API's error, each field named) or a bad file (each row named)."""
+    return OpenApiResponse(
+        PolymorphicProxySerializer(
+            component_name=name, serializers=[ErrorSerializer, bad_file], resource_type_field_name=None
+        ),
+        description="A bad request (`errors` names each field: a missing or too large `file` ...), or a file "
+        "that was read and refused (`code` invalid_file, `errors` names each bad row); nothing is stored.",
+    )
 
 
 # --- Runs -----------------------------------------------------------------------------------------------------------

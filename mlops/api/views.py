@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opsportal.accounts.roles import Role, has_role
+from opsportal.api import ErrorSerializer
 from opsportal.parsers import JSONParser
 
 from .. import services
@@ -66,6 +67,11 @@ def pending_response(request: ApprovalRequest) -> Response:
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+UPLOAD_REFUSED = OpenApiResponse(
+    ErrorSerializer,
+    description="Nothing stored: `errors` names the field (`file` missing or over MLOPS_MAX_ARTIFACT_BYTES, "
+    "a bad `path`).",
+)
 PENDING = OpenApiResponse(description="Waits for an admin: `{status: pending_approval, approval_request}`.")
 
 
@@ -302,8 +308,11 @@ class ModelVersionViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(methods=["get"], responses=ArtifactSerializer(many=True))
-    @extend_schema(methods=["post"], request={"multipart/form-data": ArtifactUploadSerializer},
-                   responses={201: ArtifactSerializer})  # fmt: skip
+    @extend_schema(
+        methods=["post"], request={"multipart/form-data": ArtifactUploadSerializer},
+        responses={201: ArtifactSerializer, 400: UPLOAD_REFUSED,
+                   409: OpenApiResponse(ErrorSerializer, description="The version already has a file at `path`.")},
+    )  # fmt: skip
     @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
     def artifacts(self, request: Request, **kwargs) -> Response:
         """List a version's artifacts, or upload one (multipart `file`, optional `path`)."""

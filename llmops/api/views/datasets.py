@@ -7,7 +7,7 @@ import json
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,7 +18,14 @@ from rest_framework.response import Response
 from ... import importers, services
 from ...models import Dataset, DatasetItem
 from ..filters import DatasetItemFilter
-from ..serializers import DatasetItemSerializer, DatasetSerializer, ImportResultSerializer, ImportSerializer
+from ..serializers import (
+    BadImportSerializer,
+    DatasetItemSerializer,
+    DatasetSerializer,
+    ImportResultSerializer,
+    ImportSerializer,
+    file_error_response,
+)
 
 PREVIEW_ROWS = 20
 
@@ -81,7 +88,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
         responses={
             200: ImportResultSerializer,
             201: ImportResultSerializer,
-            400: OpenApiResponse(ImportResultSerializer, description="A bad file: `errors` names each bad row."),
+            400: file_error_response(BadImportSerializer, "ImportBadRequest"),
         },
     )
     @action(detail=True, methods=["post"], url_path="import", parser_classes=[MultiPartParser, FormParser])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -19,12 +19,13 @@ from ... import services
 from ...models import Dataset, EvalRun, LLMModel, PromptVersion, RunColumn, RunResult
 from ..filters import EvalRunFilter, RunResultFilter
 from ..serializers import (
+    BadFileSerializer,
     EvalRunSerializer,
-    ImportResultSerializer,
     RescoreSerializer,
     RunCreateSerializer,
     RunResultSerializer,
     ScoreRunCreateSerializer,
+    file_error_response,
 )
 
 
@@ -112,7 +113,7 @@ class EvalRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         request={"multipart/form-data": ScoreRunCreateSerializer},
-        responses={201: EvalRunSerializer, 400: OpenApiResponse(ImportResultSerializer, description="A bad file.")},
+        responses={201: EvalRunSerializer, 400: file_error_response(BadFileSerializer, "ScoreBadRequest")},
     )
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
     def score(self, request: Request) -> Response:

@@ -387,6 +387,15 @@ AIOPS_ALERT_LIMITS = {
     "annotations": env_int("AIOPS_MAX_ANNOTATIONS", 64, 1),
 }
 
+# --- AIOps metric collection (docs/aiops.md "Metrics") ---------------------------------------
+# Raw samples are kept this many days (daily partitions on PostgreSQL), 5-minute rollups this many.
+METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 8, 1)
+METRICS_ROLLUP_RETENTION_DAYS = env_int("METRICS_ROLLUP_RETENTION_DAYS", 400, 1)
+# A scrape whose body is larger, or that exposes more samples, fails (like Prometheus's body_size_limit
+# and sample_limit).
+METRICS_SCRAPE_MAX_BYTES = env_int("METRICS_SCRAPE_MAX_BYTES", 32 * 1024 * 1024, 1024)
+METRICS_SCRAPE_SAMPLE_LIMIT = env_int("METRICS_SCRAPE_SAMPLE_LIMIT", 200_000, 1)
+
 # --- LLMOps evaluations --------------------------------------------------------------------
 # First retry delay of a failed model call (doubling per attempt, with jitter), when the provider
 # sends no Retry-After.

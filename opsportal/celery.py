@@ -51,6 +51,18 @@ BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 100},
     },
+    # Checks: the dispatcher claims due checks from the database (docs/aiops.md "Checks"); a tick that
+    # finds a worker busy expires, and the next one comes a second later.
+    "aiops.run-checks-due": {
+        "task": "aiops.tasks.run_checks_due",
+        "schedule": 1.0,
+        "options": {"expires": 0.9},
+    },
+    "aiops.prune-check-history": {
+        "task": "aiops.tasks.prune_check_history",
+        "schedule": HOUR,
+        "options": {"expires": 50 * 60},
+    },
     "mlops.sweep-webhooks": {
         "task": "mlops.tasks.sweep_webhooks",
         "schedule": 120.0,

@@ -57,6 +57,14 @@ def vet(url: str) -> list[str] | None:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
     except ValueError as exc:
         raise OutboundRefused(f"{url!r} has a bad port ({exc})") from None
+    return vet_host(host, port)
+
+
+def vet_host(host: str, port: int) -> list[str] | None:
+    """The addresses `host` resolves to, all allowed; None when the host name itself is allow-listed.
+
+    For connections that are not HTTP (uptime checks' TCP, TLS and DNS targets); `vet` uses it for URLs.
+    """
     allow = settings.OPSPORTAL_OUTBOUND_ALLOWLIST
     if host in allow:
         return None

@@ -407,6 +407,20 @@ LLMOPS_LEASE_SECONDS = env_int("LLMOPS_LEASE_SECONDS", 60, 5)
 # Artifact uploads above this size are refused with a 400 that names the limit.
 MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_BYTES", 500 * 1024 * 1024, 1)
 
+# --- AIOps uptime checks (docs/aiops.md "Checks") ------------------------------------------
+# Check results and pings older than this are deleted (aiops.prune-check-history); uptime is read from
+# hourly counts, kept longer (status pages show 90 days).
+AIOPS_CHECK_RESULT_RETENTION_DAYS = env_int("AIOPS_CHECK_RESULT_RETENTION_DAYS", 31, 1)
+AIOPS_CHECK_PING_RETENTION_DAYS = env_int("AIOPS_CHECK_PING_RETENTION_DAYS", 31, 1)
+AIOPS_CHECK_STATS_RETENTION_DAYS = env_int("AIOPS_CHECK_STATS_RETENTION_DAYS", 400, 90)
+# Checks one dispatcher claims at a time, and how many of them are in flight at once on its event loop.
+AIOPS_CHECKS_BATCH = env_int("AIOPS_CHECKS_BATCH", 500, 1)
+AIOPS_CHECKS_CONCURRENCY = env_int("AIOPS_CHECKS_CONCURRENCY", 200, 1)
+# A claimed check's lease is its timeout plus this; a dead worker's checks run again once it ends.
+AIOPS_CHECKS_LEASE_MARGIN_SECONDS = env_int("AIOPS_CHECKS_LEASE_MARGIN_SECONDS", 30, 1)
+# Pings accepted per heartbeat check and minute; more get 429 with Retry-After.
+AIOPS_PING_RATE_PER_MINUTE = env_int("AIOPS_PING_RATE_PER_MINUTE", 120, 1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

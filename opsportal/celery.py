@@ -73,6 +73,27 @@ BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Metric collection (queue `collection`): the dispatcher times each scrape within its 5 s horizon.
+    "aiops.collect-due": {
+        "task": "aiops.tasks.collect_due",
+        "schedule": 5.0,
+        "options": {"expires": 4},
+    },
+    "aiops.collect-rollups": {
+        "task": "aiops.tasks.collect_rollups",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "aiops.collect-partitions": {
+        "task": "aiops.tasks.collect_partitions",
+        "schedule": HOUR,
+        "options": {"expires": 0.9 * HOUR},
+    },
+    "aiops.collect-thresholds": {
+        "task": "aiops.tasks.collect_thresholds",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

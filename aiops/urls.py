@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .views import status_pages
 
 app_name = "aiops"
 
@@ -23,4 +24,8 @@ urlpatterns = [
     path("channels/", views.channel_list, name="channels"),
     path("channels/<int:pk>/delete/", views.channel_delete, name="channel_delete"),
     path("routes/<int:pk>/delete/", views.route_delete, name="route_delete"),
+    path("status-pages/", status_pages.status_page_list, name="status_pages"),
+    path("status-pages/new/", status_pages.status_page_edit, name="status_page_new"),
+    path("status-pages/<int:pk>/", status_pages.status_page_edit, name="status_page_edit"),
+    path("status-pages/<int:pk>/delete/", status_pages.status_page_delete, name="status_page_delete"),
 ]

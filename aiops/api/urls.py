@@ -5,6 +5,7 @@ from opsportal.portal.api_views import AppApiRoot
 
 from . import views
 from .ingest import ingest
+from .status_pages import StatusPageViewSet
 
 app_name = "aiops"
 
@@ -15,6 +16,7 @@ router.register("incidents", views.IncidentViewSet, basename="incident")
 router.register("silences", views.SilenceViewSet, basename="silence")
 router.register("rules", views.CorrelationRuleViewSet, basename="rule")
 router.register("channels", views.NotificationChannelViewSet, basename="channel")
+router.register("status-pages", StatusPageViewSet, basename="status-page")
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:aiops"), name="root"),

@@ -14,6 +14,14 @@ PUBLIC = {
     "/healthz": (200, 405),
     "/readyz": (200, 405),
     "/admin/login/": (200, 200),
+    # Heartbeat pings (no check has this UUID: 404), GET or POST.
+    "/ping/00000000-0000-0000-0000-000000000001": (404, 404),
+    "/ping/00000000-0000-0000-0000-000000000001/start": (404, 404),
+    "/ping/00000000-0000-0000-0000-000000000001/fail": (404, 404),
+    "/ping/00000000-0000-0000-0000-000000000001/1": (404, 404),
+    # Published status pages (none is called "x": 404), read-only.
+    "/status/x/": (404, 405),
+    "/status/x/status.json": (404, 405),
 }
 SAMPLE_ARGS = {"int": "1", "str": "x", "path": "x", "slug": "x", "uuid": "00000000-0000-0000-0000-000000000001"}
 

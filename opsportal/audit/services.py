@@ -1,4 +1,5 @@
-"""Recording audit entries. Services of every app call `record`; nothing else writes here."""
+"""Recording audit entries. Services of every app call `record` (or write the row that `entry` builds in
+their own statement); nothing else writes here."""
 
 from __future__ import annotations
 
@@ -61,13 +62,35 @@ def record(
     actor_name: str | None = None,
 ) -> AuditEntry:
     """Append one entry. Call it inside the same transaction as the change it describes."""
+    audit_entry = entry(
+        action=action, actor=actor, obj=obj, changes=changes, message=message, app_label=app_label, model=model,
+        object_id=object_id, object_repr=object_repr, actor_name=actor_name,
+    )  # fmt: skip
+    audit_entry.save(force_insert=True)
+    return audit_entry
+
+
+def entry(
+    *,
+    action: str,
+    actor: User | AnonymousUser | None,
+    obj: models.Model | None = None,
+    changes: dict[str, list[Any]] | None = None,
+    message: str = "",
+    app_label: str | None = None,
+    model: str | None = None,
+    object_id: str | None = None,
+    object_repr: str | None = None,
+    actor_name: str | None = None,
+) -> AuditEntry:
+    """The entry `record` appends, unsaved: for a service that inserts it in the same statement as its change."""
     if obj is not None:
         app_label = app_label or obj._meta.app_label
         model = model or obj._meta.model_name
         object_id = object_id if object_id is not None else str(obj.pk)
         object_repr = object_repr if object_repr is not None else str(obj)
     user = actor if actor is not None and actor.is_authenticated else None
-    return AuditEntry.objects.create(
+    return AuditEntry(
         actor=user,
         actor_name=actor_name if actor_name is not None else (user.get_username() if user else ""),
         ip=current_ip.get(),

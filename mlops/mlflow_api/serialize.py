@@ -7,6 +7,7 @@ instances (a page of 100 models carries some 2,000 related rows).
 
 from __future__ import annotations
 
+import datetime
 from collections import defaultdict
 
 from django.db import connection
@@ -221,6 +222,42 @@ def _latest_version_rows(ids: list[int]) -> list[dict]:
     else:
         rows = _latest_versions_queryset(ids)
     return [dict(zip(LATEST_NAMES, row, strict=True)) for row in rows]
+
+
+def epoch_millis(moment: datetime.datetime) -> int:
+    """Whole milliseconds since the epoch, truncated, as EpochMillis computes them in the database."""
+    return (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // datetime.timedelta(milliseconds=1)
+
+
+def _tags_of(obj: RegisteredModel | ModelVersion) -> list[dict]:
+    return [{"key": tag.key, "value": tag.value} for tag in obj.tags.all()]
+
+
+def new_registered_model_json(model: RegisteredModel) -> dict:
+    """The MLflow RegisteredModel of a model just created (no versions, no aliases yet), without reading it
+    back (its tags are prefetched by `services.create_model` on PostgreSQL)."""
+    return {
+        "name": model.name,
+        "creation_timestamp": epoch_millis(model.created_at),
+        "last_updated_timestamp": epoch_millis(model.updated_at),
+        "user_id": model.created_by.username if model.created_by_id else "",
+        "description": model.description,
+        "latest_versions": [],
+        "tags": _tags_of(model),
+        "aliases": [],
+    }
+
+
+def new_model_version_json(version: ModelVersion) -> dict:
+    """The MLflow ModelVersion of a version just created (no aliases yet), without reading it back."""
+    row = {
+        **{name: getattr(version, name) for name in ("version", "stage", "description", "source", "run_id")},
+        **{name: getattr(version, name) for name in ("run_link", "status", "status_message")},
+        "creation_timestamp": epoch_millis(version.created_at),
+        "last_updated_timestamp": epoch_millis(version.updated_at),
+        "created_by__username": version.created_by.username if version.created_by_id else "",
+    }
+    return _version_json(row, version.model.name, _tags_of(version), [])
 
 
 def registered_models_json(rows: list[dict]) -> list[dict]:

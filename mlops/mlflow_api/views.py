@@ -28,6 +28,8 @@ from . import search
 from .serialize import (
     model_rows,
     model_versions_json,
+    new_model_version_json,
+    new_registered_model_json,
     registered_models_json,
     registered_models_json_text,
     version_rows,
@@ -199,7 +201,7 @@ def create_registered_model(params: Params, user: Actor) -> dict:
     model = services.create_model(
         name=name, actor=user, description=params.string("description") or "", tags=params.tags()
     )
-    return _model_json(model.name)
+    return {"registered_model": new_registered_model_json(model)}
 
 
 def get_registered_model(params: Params, user: Actor) -> dict:
@@ -311,7 +313,7 @@ def create_model_version(params: Params, user: Actor) -> dict:
         tags=params.tags(),
         **{key: value for key, value in fields.items() if value is not None},
     )
-    return _version_json(version)
+    return {"model_version": new_model_version_json(version)}
 
 
 def get_model_version(params: Params, user: Actor) -> dict:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from opsportal.audit import services as audit
 
 from ..models import Artifact, RegisteredModel, RegisteredModelTag, VersionEvent, Webhook
+from . import statements
 from .artifacts import delete_file_on_commit
 from .errors import AlreadyExists, InvalidValue, NotFound
 from .history import Actor, actor_user, record_event, touch
@@ -26,7 +27,6 @@ def get_model(name: object) -> RegisteredModel:
     return model
 
 
-@transaction.atomic
 def create_model(
     *,
     name: object,
@@ -38,32 +38,50 @@ def create_model(
     protected_aliases: Iterable[str] = (),
     archive_on_promotion: bool = True,
 ) -> RegisteredModel:
+    """A new registered model with its tags; its history line, audit entry and webhook deliveries with it
+    (on PostgreSQL in one statement, see `statements`)."""
     name = validate_name(name)
     aliases = alias_list(protected_aliases)
     checked_tags = [validate_tag(k, v) for k, v in (tags or {}).items()]
+    now = timezone.now()
+    model = RegisteredModel(
+        name=name,
+        description=description or "",
+        owner_team=owner_team or "",
+        created_by=actor_user(actor),
+        created_at=now,
+        updated_at=now,
+        approval_required=bool(approval_required),
+        protected_aliases=aliases,
+        archive_on_promotion=archive_on_promotion,
+    )
+    message = f"Registered model {name} created."
+    if connection.vendor == "postgresql":
+        created = statements.create_model(model=model, tags=checked_tags, actor=actor, message=message)
+        if created is None:
+            raise AlreadyExists(f"Registered Model (name={name}) already exists.", field="name")
+        return created
+    return _create_model_in_steps(model, checked_tags, actor, message)
+
+
+@transaction.atomic
+def _create_model_in_steps(
+    model: RegisteredModel, tags: list[tuple[str, str]], actor: Actor, message: str
+) -> RegisteredModel:
+    """create_model as separate queries (databases other than PostgreSQL)."""
+    name = model.name
     if RegisteredModel.objects.filter(name=name).exists():
         raise AlreadyExists(f"Registered Model (name={name}) already exists.", field="name")
-    now = timezone.now()
     try:
         with transaction.atomic():
-            model = RegisteredModel.objects.create(
-                name=name,
-                description=description or "",
-                owner_team=owner_team or "",
-                created_by=actor_user(actor),
-                created_at=now,
-                updated_at=now,
-                approval_required=bool(approval_required),
-                protected_aliases=aliases,
-                archive_on_promotion=archive_on_promotion,
-            )
+            model.save(force_insert=True)
     except IntegrityError:
         raise AlreadyExists(f"Registered Model (name={name}) already exists.", field="name") from None
-    RegisteredModelTag.objects.bulk_create([RegisteredModelTag(model=model, key=k, value=v) for k, v in checked_tags])
+    RegisteredModelTag.objects.bulk_create([RegisteredModelTag(model=model, key=k, value=v) for k, v in tags])
     record_event(
         model,
         VersionEvent.Kind.MODEL_CREATED,
-        f"Registered model {name} created.",
+        message,
         actor,
         audit_action="create",
         webhook_event=Webhook.Event.MODEL_CREATED,

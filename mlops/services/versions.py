@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from opsportal.audit import services as audit
 
 from ..models import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel, Stage, VersionEvent, Webhook
+from . import statements
 from .artifacts import delete_file_on_commit
 from .errors import InvalidValue, NotFound
 from .history import Actor, actor_user, record_event, touch
@@ -63,7 +64,6 @@ def latest_versions(model: RegisteredModel, stages: Iterable[str] | None = None)
     )
 
 
-@transaction.atomic
 def create_version(
     *,
     model: RegisteredModel | str,
@@ -72,35 +72,48 @@ def create_version(
     tags: dict[str, str] | None = None,
     **fields: object,
 ) -> ModelVersion:
-    """A new READY version numbered after the model's highest one (the model row lock serialises numbering)."""
+    """A new READY version numbered after the model's highest one (the model row lock serialises numbering);
+    on PostgreSQL in one round trip with its history, audit entry and webhook deliveries (see `statements`)."""
     name = validate_name(model) if isinstance(model, str) else model.name
+    cleaned = clean_version_fields({**fields, "source": source})
+    checked_tags = [validate_tag(k, v) for k, v in (tags or {}).items()]
+    now = timezone.now()
+    version = ModelVersion(created_by=actor_user(actor), created_at=now, updated_at=now, **cleaned)
+    # "Version <number> of <model> created from <source>.", split where the number goes.
+    message_parts = ["Version ", f" of {name} created from {source or 'no source'}."]
+    data = {"source": source, "run_id": cleaned.get("run_id", "")}
+    if connection.vendor == "postgresql":
+        created = statements.create_version(
+            name=name, version=version, tags=checked_tags, actor=actor, message_parts=message_parts, data=data
+        )
+        if created is None:
+            raise NotFound(f"Registered Model with name={name} not found")
+        return created
+    return _create_version_in_steps(name, version, checked_tags, actor, message_parts, data)
+
+
+@transaction.atomic
+def _create_version_in_steps(
+    name: str, version: ModelVersion, tags: list[tuple[str, str]], actor: Actor, message_parts: list[str], data: dict
+) -> ModelVersion:
+    """create_version as separate queries (databases other than PostgreSQL)."""
     model = RegisteredModel.objects.select_for_update().filter(name=name).first()
     if model is None:
         raise NotFound(f"Registered Model with name={name} not found")
-    cleaned = clean_version_fields({**fields, "source": source})
-    checked_tags = [validate_tag(k, v) for k, v in (tags or {}).items()]
-    number = (ModelVersion.objects.filter(model=model).aggregate(top=Max("version"))["top"] or 0) + 1
-    now = timezone.now()
-    version = ModelVersion.objects.create(
-        model=model,
-        version=number,
-        created_by=actor_user(actor),
-        created_at=now,
-        updated_at=now,
-        **cleaned,
-    )
-    ModelVersionTag.objects.bulk_create([ModelVersionTag(version=version, key=k, value=v) for k, v in checked_tags])
+    version.model = model
+    version.version = (ModelVersion.objects.filter(model=model).aggregate(top=Max("version"))["top"] or 0) + 1
+    version.save(force_insert=True)
+    ModelVersionTag.objects.bulk_create([ModelVersionTag(version=version, key=k, value=v) for k, v in tags])
     touch(model)
     record_event(
         model,
         VersionEvent.Kind.VERSION_CREATED,
-        f"Version {number} of {model.name} created from {source or 'no source'}.",
+        str(version.version).join(message_parts),
         actor,
         version=version,
         audit_action="create",
         webhook_event=Webhook.Event.VERSION_CREATED,
-        source=source,
-        run_id=cleaned.get("run_id", ""),
+        **data,
     )
     return version
 

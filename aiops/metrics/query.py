@@ -527,5 +527,5 @@ def label_values(label: str, matches: Sequence[str] = (), *, start: float | None
         queryset = queryset.filter(last_seen_at__gte=_dt(start - 600))
     if label == "__name__":
         return sorted(set(queryset.values_list("name", flat=True)))
-    queryset = queryset.filter(Q(labels__has_key=label)).alias(_value=KeyTextTransform(label, "labels"))
-    return sorted({v for v in queryset.values_list("_value", flat=True).distinct() if v})
+    queryset = queryset.filter(Q(labels__has_key=label)).annotate(_value=KeyTextTransform(label, "labels"))
+    return sorted({v for v in queryset.order_by().values_list("_value", flat=True).distinct() if v})

@@ -20,8 +20,8 @@ class AIOpsConfig(registry.PortalApp):
     colour = "#d63384"
     urls = "aiops.urls"
     api_urls = "aiops.api.urls"
-    # Public: published status pages (no login).
-    extra_urls = (("status/", "aiops.status_urls"),)
+    # Public: published status pages, and heartbeat pings (no login; the ping URL's UUID is the secret).
+    extra_urls = (("status/", "aiops.status_urls"), ("ping/", "aiops.ping_urls"))
 
     def summary(self, *, with_charts: bool) -> AppSummary:
         # Services import models, which exist only once the registry is ready: imported here, not above.

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import views
+from . import checks, views
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
 
@@ -16,6 +16,7 @@ router.register("incidents", views.IncidentViewSet, basename="incident")
 router.register("silences", views.SilenceViewSet, basename="silence")
 router.register("rules", views.CorrelationRuleViewSet, basename="rule")
 router.register("channels", views.NotificationChannelViewSet, basename="channel")
+router.register("checks", checks.CheckViewSet, basename="check")
 router.register("status-pages", StatusPageViewSet, basename="status-page")
 
 urlpatterns = [

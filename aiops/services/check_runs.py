@@ -179,10 +179,9 @@ def evaluate_heartbeats(*, check_ids: Iterable[int], now: datetime.datetime | No
             outcome = runner.Outcome(up=False, error=reason, at=now)
             results.append(_result(check, outcome))
             event = _apply(check, up=False, at=now, error=reason, retries=0)
-            check.started_at = None
-            # Nothing is due until the next ping.
+            # Nothing is due until the next ping (a late success still measures the run from its start).
             check.next_due_at = None
-            check.save(update_fields=[*STATE_FIELDS, "started_at"])
+            check.save(update_fields=STATE_FIELDS)
             down += 1
             if event:
                 events.append((check, event, reason))

@@ -28,7 +28,7 @@ from opsportal.errors import InvalidInput, NotFound
 
 from ..checks import heartbeat, runner
 from ..checks.config import validate_config
-from ..models import SEVERITY_RANK, Alert, Check, CheckHourlyStat, CheckOutage, CheckResult, Incident, Ping, StatusPage
+from ..models import SEVERITY_RANK, Alert, Check, CheckHourlyStat, CheckOutage, CheckResult, Incident, Ping
 from ..models.checks import MAX_INTERVAL_SECONDS
 from .actor import Actor, user_of
 from .check_runs import ALERT_SOURCE, Claim, alert_for, schedule_of, store_outcomes
@@ -361,27 +361,6 @@ def uptime(*, check_ids: list[int], now: datetime.datetime | None = None) -> dic
     return {check_id: found.get(check_id, Uptime(None, None, None)) for check_id in check_ids}
 
 
-def daily_uptime(
-    *, check_ids: list[int], days: int = 90, now: datetime.datetime | None = None
-) -> dict[int, list[tuple[datetime.date, float | None]]]:
-    """Each check's uptime per UTC day over the last `days` days (oldest first; None: no runs that day)."""
-    today = (now or timezone.now()).astimezone(datetime.UTC).date()
-    first = today - datetime.timedelta(days=days - 1)
-    start = datetime.datetime.combine(first, datetime.time(), tzinfo=datetime.UTC)
-    counts: dict[tuple[int, datetime.date], list[int]] = {}
-    rows = CheckHourlyStat.objects.filter(check_obj_id__in=check_ids, hour__gte=start).values_list(
-        "check_obj_id", "hour", "up", "total"
-    )
-    for check_id, hour, up, total in rows:
-        entry = counts.setdefault((check_id, hour.astimezone(datetime.UTC).date()), [0, 0])
-        entry[0] += up
-        entry[1] += total
-    dates = [first + datetime.timedelta(days=n) for n in range(days)]
-    return {
-        check_id: [(date, _percent(*counts.get((check_id, date), (0, 0)))) for date in dates] for check_id in check_ids
-    }
-
-
 def _percent(up: int | None, total: int | None) -> float | None:
     return round(100.0 * (up or 0) / total, 3) if total else None
 
@@ -456,99 +435,3 @@ def incidents_opened(*, check: Check) -> Any:
 def ping_url(check: Check, base_url: str) -> str:
     """The heartbeat's ping URL on `base_url` (the UUID in it is the secret)."""
     return f"{base_url.rstrip('/')}/ping/{check.ping_uuid}"
-
-
-# --- Status pages ------------------------------------------------------------------------------
-
-
-STATUS_PAGE_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?")
-
-
-def save_status_page(
-    *,
-    actor: Actor,
-    page: StatusPage | None = None,
-    name: str,
-    slug: str,
-    description: str = "",
-    check_ids: list[int] | None = None,
-    published: bool = False,
-) -> StatusPage:
-    """Create (page None) or change a status page; `check_ids` in the order they are shown."""
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("required, at most 200 characters.", field="name")
-    slug = (slug or "").strip().lower()
-    if not STATUS_PAGE_SLUG.fullmatch(slug):
-        raise InvalidInput("lower-case letters, digits and '-', at most 100 (e.g. 'public-api').", field="slug")
-    if StatusPage.objects.filter(slug=slug).exclude(pk=page.pk if page else None).exists():
-        raise InvalidInput(f"a status page at /status/{slug}/ already exists.", field="slug")
-    ids = list(dict.fromkeys(check_ids or []))
-    found = set(Check.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise InvalidInput(f"no check with id {missing[0]}.", field="check_ids")
-    with transaction.atomic():
-        creating = page is None
-        page = page or StatusPage(created_by=user_of(actor))
-        before = {} if creating else audit.snapshot(page, ("name", "slug", "description", "published"))
-        page.name, page.slug, page.description, page.published = name, slug, description.strip(), bool(published)
-        page.save()
-        page.checks.set(ids)
-        changes = audit.diff(before, audit.snapshot(page, ("name", "slug", "description", "published")))
-        audit.record(
-            action=audit.Action.CREATE if creating else audit.Action.UPDATE, actor=actor, obj=page,
-            changes={**changes, "checks": [None, ids]},
-        )  # fmt: skip
-    return page
-
-
-def delete_status_page(*, page: StatusPage, actor: Actor) -> None:
-    with transaction.atomic():
-        audit.record(action=audit.Action.DELETE, actor=actor, obj=page, changes={"slug": [page.slug, None]})
-        page.delete()
-
-
-@dataclass(frozen=True)
-class PublicCheck:
-    """What a status page shows of a check: its name, state and uptime, nothing else (no target, no labels)."""
-
-    name: str
-    status: str
-    uptime_90d: float | None
-    days: list[tuple[datetime.date, float | None]]
-
-
-@dataclass(frozen=True)
-class PublicIncident:
-    title: str
-    status: str
-    started_at: datetime.datetime
-
-
-def public_status(*, slug: str) -> tuple[StatusPage, list[PublicCheck], list[PublicIncident]]:
-    """A published status page's content (NotFound for an unknown or unpublished page)."""
-    page = StatusPage.objects.filter(slug=slug, published=True).first()
-    if page is None:
-        raise NotFound("no published status page here.", field="slug")
-    checks = list(page.checks.order_by("name", "pk").values_list("pk", "name", "status"))
-    days = daily_uptime(check_ids=[pk for pk, _, _ in checks], days=90)
-    public_checks = []
-    for pk, name, status in checks:
-        bars = days.get(pk, [])
-        counted = [value for _, value in bars if value is not None]
-        overall = round(sum(counted) / len(counted), 3) if counted else None
-        public_checks.append(PublicCheck(name=name, status=status, uptime_90d=overall, days=bars))
-    names = {f"check:{pk}": name for pk, name, _ in checks}
-    open_alerts = (
-        Alert.objects.filter(integration__internal_source=ALERT_SOURCE, fingerprint__in=list(names))
-        .filter(incident__isnull=False)
-        .exclude(incident__status=Incident.Status.RESOLVED)
-        .values_list("fingerprint", "incident__status", "incident__created_at")
-        .order_by("-incident__created_at")
-    )
-    # The public title is the check's name: an incident's own title and notes may say more than the public should.
-    incidents = [
-        PublicIncident(title=f"{names[key]} is down", status=status, started_at=at) for key, status, at in open_alerts
-    ]
-    return page, public_checks, incidents

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import checks, views
+from . import checks, metrics, views
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
 
@@ -18,9 +18,12 @@ router.register("rules", views.CorrelationRuleViewSet, basename="rule")
 router.register("channels", views.NotificationChannelViewSet, basename="channel")
 router.register("checks", checks.CheckViewSet, basename="check")
 router.register("status-pages", StatusPageViewSet, basename="status-page")
+for prefix, viewset, basename in metrics.ROUTES:
+    router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:aiops"), name="root"),
     path("ingest/<int:integration_id>/", ingest, name="ingest"),
     *router.urls,
+    *metrics.prometheus_urls(),
 ]

@@ -13,6 +13,8 @@ from playwright.sync_api import expect
 
 from aiops import services
 from aiops.models import Alert, Incident
+from llmops import services as llmops_services
+from mlops import services as mlops_services
 from opsportal.accounts.roles import Role
 from tests.aiops.conftest import am_alert, am_payload
 from tests.e2e.helpers import log_in
@@ -110,4 +112,33 @@ def test_a_100kb_label_keeps_every_page_within_the_window(page):
     assert_fits(page, "alert page")
     expect(page.get_by_text("opsportal.truncated")).to_be_visible()
     assert page.locator(".raw-payload").inner_text().count(HUGE) == 2  # service and blob, whole in the raw payload
+    assert not page.console_errors
+
+
+def test_long_names_in_mlops_and_llmops_tables_are_cut_and_whole_on_hover(page):
+    """A 256-character model name and a 200-character prompt name (one word each) take at most three lines."""
+    admin = UserFactory(username="ada", role=Role.ADMIN)
+    model_name, prompt_name = "m" * 255 + "z", "p" * 199 + "z"
+    mlops_services.create_model(name=model_name, owner_team="t" * 100, tags={"blob": HUGE[:5000]}, actor=admin)
+    llmops_services.create_prompt(
+        name=prompt_name, description="Asks for the capital. " * 40, actor=admin,
+        messages=[{"role": "user", "content": "Capital of {{ country }}?"}],
+    )  # fmt: skip
+
+    log_in(page, "ada")
+    for url, table, name in [
+        ("/mlops/", "models", model_name),
+        ("/llmops/prompts/", "prompts", prompt_name),
+        ("/llmops/", "overview-prompts", prompt_name),
+    ]:
+        page.goto(url)
+        assert_fits(page, url)
+        cell = page.locator(f'#{table} .cell-text[title="{name}"]')
+        expect(cell).to_be_visible()
+        box = cell.bounding_box()
+        assert box["height"] < 4 * 24, (url, box)  # three lines at most: the title carries the rest
+        assert cell.inner_text() == name  # cut on screen only: the page holds the whole name
+    page.goto("/mlops/")
+    chip = page.locator("#models .label-chip", has_text="blob=")
+    assert chip.get_attribute("title") == f"blob={HUGE[:5000]}" and chip.bounding_box()["height"] < 40
     assert not page.console_errors

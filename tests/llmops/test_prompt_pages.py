@@ -70,7 +70,8 @@ def test_prompt_list_search_and_constant_queries(viewer, operator, capitals_data
     found = client.get(reverse("llmops:prompts"), {"q": "prompt-1"}, HTTP_HX_REQUEST="true")
     body = found.content.decode()
     assert "<html" not in body
-    assert re.findall(r"<a href=\"/llmops/prompts/([^\"]+)/\">prompt", body) == ["prompt-1"]
+    links = re.findall(r'<a class="cell-text" href="/llmops/prompts/([^"]+)/" title="[^"]*">prompt', body)
+    assert links == ["prompt-1"]
 
 
 def test_a_prompt_named_like_a_sub_page_is_still_reachable(viewer, operator):

@@ -125,7 +125,7 @@ def test_provider_list_shows_each_providers_key_and_last_test(admin_user, provid
 
     def states() -> dict[str, str]:
         body = client.get(reverse("llmops:providers")).content.decode()
-        rows = re.findall(r'<tr>\s*<td><a href="[^"]+">([^<]+)</a>.*?</tr>', body, re.S)
+        rows = re.findall(r'<tr>\s*<td><a class="cell-text" href="[^"]+" title="[^"]*">([^<]+)</a>.*?</tr>', body, re.S)
         cells = re.findall(r'<td class="small provider-state"[^>]*>(.*?)</td>', body, re.S)
         return {
             name: " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split())

@@ -101,7 +101,8 @@ def catalogue(make_model, operator):
 
 
 def names_in(response) -> list[str]:
-    return re.findall(r'<a class="fw-semibold" href="/mlops/models/[^"]+">([^<]+)</a>', response.content.decode())
+    link = r'<a class="fw-semibold cell-text" href="/mlops/models/[^"]+" title="[^"]*">([^<]+)</a>'
+    return re.findall(link, response.content.decode())
 
 
 @pytest.mark.parametrize(

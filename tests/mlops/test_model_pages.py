@@ -108,8 +108,8 @@ def test_operator_registers_a_version_with_params_metrics_and_lineage(operator, 
     assert "Registered version 3 of churn." in messages_of(page)
     text = text_of(page)
     assert "s3://data/churn@2024-06" in text and "4f9a0c3" in text and "xgboost 2.1" in text
-    assert re.search(r"<code>max_depth</code></th><td[^>]*>8</td>", page.content.decode())
-    assert re.search(r"<code>epochs</code></th><td[^>]*>12</td>", page.content.decode())
+    assert re.search(r"<code[^>]*>max_depth</code></th><td[^>]*><span[^>]*>8</span></td>", page.content.decode())
+    assert re.search(r"<code[^>]*>epochs</code></th><td[^>]*>12</td>", page.content.decode())
     assert "<h2>Intended use</h2>" in page.content.decode()
 
 

@@ -33,8 +33,8 @@ def test_version_page_shows_lineage_params_metrics_and_history(viewer, churn, op
     for expected in ["s3://models/churn/2", "r-2", "s3://data/churn@v7", "9051bac", "Adds tenure features."]:
         assert expected in text
     assert 'href="https://mlflow.example.com/runs/r-2"' in body
-    assert re.search(r"<code>learning_rate</code></th><td[^>]*>0.1</td>", body)
-    assert re.search(r"<code>auc</code></th><td[^>]*>0.81</td>", body)
+    assert re.search(r"<code[^>]*>learning_rate</code></th><td[^>]*><span[^>]*>0.1</span></td>", body)
+    assert re.search(r"<code[^>]*>auc</code></th><td[^>]*>0.81</td>", body)
     assert "validated" in text and "Compare with version 1" in text
     history = text.split("History of version 2")[-1]
     assert "Tag validated=yes set on version 2." in history and "Version 2 of churn created" in history

@@ -38,6 +38,7 @@ def test_log_in_navigate_see_chart_and_log_out(page):
 
     nav.get_by_role("link", name="API docs").click()
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("OpsPortal API")
+    expect(nav.get_by_role("link", name="API docs")).to_have_attribute("aria-current", "page")
     page.go_back()
 
     page.get_by_role("button", name="ada").click()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 from rest_framework.test import APIClient
@@ -130,6 +131,20 @@ def test_docs_are_served_without_any_outside_host(client, viewer):
     html = page.content.decode()
     assert "swagger-ui" in html
     assert "https://" not in html and "http://cdn" not in html
+
+
+def test_the_api_docs_entry_of_the_top_bar_is_marked_on_the_docs_page(client, viewer):
+    client.force_login(viewer)
+
+    def current(url: str) -> list[tuple[str, str]]:
+        body = client.get(url).content.decode()
+        bar = body[body.index('<ul class="navbar-nav me-auto">') :]
+        bar = bar[: bar.index("</ul>")]
+        return re.findall(r'<a class="nav-link active" aria-current="page" href="([^"]+)">([^<]+)</a>', bar)
+
+    assert current("/api/docs/") == [("/api/docs/", "API docs")]
+    assert current("/audit/") == [("/audit/", "Audit")]
+    assert current("/") == [("/", "Overview")]
 
 
 def test_throttling_answers_429_with_a_message(viewer, monkeypatch):

@@ -104,7 +104,9 @@ def _create_version_in_steps(
     version.version = (ModelVersion.objects.filter(model=model).aggregate(top=Max("version"))["top"] or 0) + 1
     version.save(force_insert=True)
     ModelVersionTag.objects.bulk_create([ModelVersionTag(version=version, key=k, value=v) for k, v in tags])
-    touch(model)
+    # The model is marked updated at the version's time, as the one statement does.
+    RegisteredModel.objects.filter(pk=model.pk).update(updated_at=version.created_at)
+    model.updated_at = version.created_at
     record_event(
         model,
         VersionEvent.Kind.VERSION_CREATED,

@@ -18,6 +18,15 @@ from .. import scorers as scoring
 from ..models import Dataset, DatasetItem, EvalRun, LLMModel, PromptVersion, RunColumn, RunItem
 from .base import Actor, InvalidInput, user_of
 
+RUN_NAME_MAX = EvalRun._meta.get_field("name").max_length
+LABEL_MAX = RunColumn._meta.get_field("label").max_length
+
+
+def _cut(text: str, limit: int) -> str:
+    """A generated name or label that fits its column: cut with an ellipsis (long prompt and model names)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 MAX_RUN_CELLS = 200_000
 
 
@@ -60,7 +69,7 @@ def create_run(
     if cells > MAX_RUN_CELLS:
         raise InvalidInput(f"the run would have {cells:,} results; at most {MAX_RUN_CELLS:,}", field="dataset")
     run = EvalRun.objects.create(
-        name=name or f"{', '.join(sorted({str(v) for v in prompt_versions}))} on {dataset.name}",
+        name=name or _cut(f"{', '.join(sorted({str(v) for v in prompt_versions}))} on {dataset.name}", RUN_NAME_MAX),
         kind=EvalRun.Kind.GENERATE,
         dataset=dataset,
         scorers=scorers,
@@ -72,7 +81,7 @@ def create_run(
     RunColumn.objects.bulk_create(
         [
             RunColumn(run=run, position=position, prompt_version=version, model=model,
-                      label=f"{version.prompt.name} v{version.version} x {model.name}")
+                      label=_cut(f"{version.prompt.name} v{version.version} x {model.name}", LABEL_MAX))
             for position, (version, model) in enumerate((v, m) for v in prompt_versions for m in models)
         ]
     )  # fmt: skip
@@ -130,7 +139,7 @@ def create_score_run(
         run=run,
         position=0,
         prompt_version=prompt_version,
-        label=f"{prompt_version} (imported outputs)" if prompt_version else (name or "imported outputs"),
+        label=_cut(f"{prompt_version} (imported outputs)" if prompt_version else name or "imported outputs", LABEL_MAX),
     )
     RunItem.objects.bulk_create(
         [

@@ -427,3 +427,16 @@ def test_only_an_admin_overrides_the_gate_with_a_reason_and_it_is_audited(gated,
     entry = AuditEntry.objects.get(action="override_gate")
     assert entry.actor == admin_user and "Incident 42" in entry.message
     assert entry.changes == {"label:production": [None, 1]}
+
+
+def test_a_run_of_a_long_named_prompt_and_model_gets_a_label_and_name_that_fit(operator):
+    """Prompt names take 200 characters and model names 100: the generated column label and run name are cut."""
+    long_provider = factories.provider(base_url="http://127.0.0.1:9/v1", actor=operator)
+    long_model = factories.model(provider=long_provider, actor=operator, name="m" * 100)
+    long_prompt = factories.prompt(actor=operator, name="p" * 200)
+    data = factories.dataset(actor=operator, name="d" * 150)
+    run = factories.run(version=long_prompt.versions.get(), model=long_model, dataset=data, actor=operator)
+    column = run.columns.get()
+    assert len(column.label) == 300 and column.label.endswith("…")
+    assert column.label.startswith("p" * 200)
+    assert len(run.name) <= 200 and run.name.endswith("…")

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import views
-from .views import status_pages
+from .views import checks, status_pages
 
 app_name = "aiops"
 
@@ -24,6 +24,12 @@ urlpatterns = [
     path("channels/", views.channel_list, name="channels"),
     path("channels/<int:pk>/delete/", views.channel_delete, name="channel_delete"),
     path("routes/<int:pk>/delete/", views.route_delete, name="route_delete"),
+    path("checks/", checks.check_list, name="checks"),
+    path("checks/new/", checks.check_edit, name="check_new"),
+    path("checks/bulk/", checks.check_bulk, name="check_bulk"),
+    path("checks/<int:pk>/", checks.check_detail, name="check"),
+    path("checks/<int:pk>/edit/", checks.check_edit, name="check_edit"),
+    path("checks/<int:pk>/<slug:action>/", checks.check_action, name="check_action"),
     path("status-pages/", status_pages.status_page_list, name="status_pages"),
     path("status-pages/new/", status_pages.status_page_edit, name="status_page_new"),
     path("status-pages/<int:pk>/", status_pages.status_page_edit, name="status_page_edit"),

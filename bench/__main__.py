@@ -17,6 +17,7 @@ from pathlib import Path
 BENCHMARKS = [
     "bench.bench_portal",
     "bench.bench_aiops",
+    "bench.bench_checks",
     "bench.bench_mlops",
     "bench.bench_mlflow_compare",
     "bench.bench_llmops",

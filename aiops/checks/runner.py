@@ -19,11 +19,13 @@ import json
 import re
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
 import dns.asyncresolver
+import httpcore
 import httpx
 from cryptography import x509
 
@@ -72,14 +74,17 @@ def run_many(specs: list[CheckSpec], *, concurrency: int = 200) -> list[Outcome]
 
 
 async def run_batch(specs: list[CheckSpec], *, concurrency: int = 200) -> list[Outcome]:
-    semaphore = asyncio.Semaphore(concurrency)
+    outcomes: list[Outcome | None] = [None] * len(specs)
+    pending = iter(enumerate(specs))
     async with Clients() as clients:
 
-        async def one(spec: CheckSpec) -> Outcome:
-            async with semaphore:
-                return await run_one(spec, clients)
+        async def lane() -> None:
+            # `concurrency` lanes take the next check when theirs is done (cheaper than a task per check).
+            for index, spec in pending:
+                outcomes[index] = await run_one(spec, clients)
 
-        return list(await asyncio.gather(*(one(spec) for spec in specs)))
+        await asyncio.gather(*(lane() for _ in range(min(concurrency, len(specs)))))
+    return outcomes  # type: ignore[return-value]
 
 
 async def run_one(spec: CheckSpec, clients: Clients) -> Outcome:
@@ -127,24 +132,72 @@ def invert(outcome: Outcome) -> Outcome:
 class Clients:
     """The batch's httpx clients: certificates verified, and not (for checks with verify_tls off).
 
-    No keep-alive: each check opens its own connection, so its latency includes connecting and its
-    TLS details are its own connection's.
+    Each request opens a connection of its own (`OwnConnectionTransport`), so a check's latency includes
+    connecting and its TLS details are its own connection's.
     """
 
     async def __aenter__(self) -> Clients:
-        options = {
-            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=0),
-            "follow_redirects": False,
-            "trust_env": False,
-            "headers": {"User-Agent": USER_AGENT},
-        }
-        self.verified = httpx.AsyncClient(verify=verified_context(), **options)
-        self.unverified = httpx.AsyncClient(verify=unverified_context(), **options)
+        options = {"follow_redirects": False, "trust_env": False, "headers": {"User-Agent": USER_AGENT}}
+        self.verified = httpx.AsyncClient(transport=OwnConnectionTransport(verified_context()), **options)
+        self.unverified = httpx.AsyncClient(transport=OwnConnectionTransport(unverified_context()), **options)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.verified.aclose()
         await self.unverified.aclose()
+
+
+class OwnConnectionTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that sends each request on a new connection, closed with its response.
+
+    httpx's own transport keeps a pool, which a check never reuses (no keep-alive) and whose
+    bookkeeping grows with the connections in flight: hundreds at once cost more there than the
+    request itself. httpcore's errors keep their names and messages (ConnectError, ReadTimeout, ...).
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self.ssl_context = ssl_context
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        connection = httpcore.AsyncHTTPConnection(
+            httpcore.Origin(url.raw_scheme, url.raw_host, port), ssl_context=self.ssl_context
+        )
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = await connection.handle_async_request(core_request)
+        except BaseException:
+            await connection.aclose()
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ConnectionStream(response, connection),
+            extensions=response.extensions,
+        )
+
+
+class _ConnectionStream(httpx.AsyncByteStream):
+    def __init__(self, response: httpcore.Response, connection: httpcore.AsyncHTTPConnection) -> None:
+        self.response = response
+        self.connection = connection
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self.response.aiter_stream():
+            yield part
+
+    async def aclose(self) -> None:
+        try:
+            await self.response.aclose()
+        finally:
+            await self.connection.aclose()
 
 
 @functools.cache

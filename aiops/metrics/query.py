@@ -347,10 +347,11 @@ def _evaluate(
         data = raw_points(ids, raw_steps[0] - window, raw_steps[-1])
         for series_id, (times, values) in data.items():
             by_id[series_id] += _from_raw(expression, times, values, raw_steps)
-    function = isinstance(expression, RangeFunction)
+    # Functions drop the metric name, except last_over_time (as in Prometheus).
+    drop_name = isinstance(expression, RangeFunction) and expression.function != "last_over_time"
     results = []
     for item in series:
-        metric = dict(item.labels) if function else item.metric()
+        metric = dict(item.labels) if drop_name else item.metric()
         results.append(SeriesPoints(metric, by_id[item.id], item.id))
     results.sort(key=lambda s: sorted(s.metric.items()))
     source = "rollup" if rollup_steps and not raw_steps else "mixed" if rollup_steps else "raw"

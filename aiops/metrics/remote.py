@@ -87,6 +87,8 @@ def _outcome(spec: QuerySpec, fetched: http.Fetched) -> PullOutcome:
             body = None
     if not fetched.ok:
         detail = body.get("error") if isinstance(body, dict) else None
+        if detail and body.get("errorType"):
+            detail = f"{body['errorType']}: {detail}"
         outcome.error = f"{fetched.error}: {detail}" if detail else fetched.error
         return outcome
     if not isinstance(body, dict):

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -139,9 +140,11 @@ class NodeExporter:
 
 
 class PrometheusServer:
-    """Debian's Prometheus scraping `targets` (host:port) every second, with its API on a free port."""
+    """Debian's Prometheus scraping `targets` (host:port) every second as job "node", its API on a free port.
 
-    def __init__(self, tmp_path: pathlib.Path, targets: list[str]) -> None:
+    `data_dir` starts it on an existing TSDB (blocks backfilled with promtool)."""
+
+    def __init__(self, tmp_path: pathlib.Path, targets: list[str], *, data_dir: pathlib.Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp_path / "prometheus.yml"
@@ -149,10 +152,9 @@ class PrometheusServer:
             json.dumps(
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]},
-                        {"job_name": "node", "static_configs": [{"targets": targets}]},
-                    ],
+                    "scrape_configs": [{"job_name": "node", "static_configs": [{"targets": targets}]}]
+                    if targets
+                    else [],
                 }
             )
         )
@@ -162,7 +164,7 @@ class PrometheusServer:
             [
                 PROMETHEUS,
                 f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--storage.tsdb.path={data_dir or tmp_path / 'prom-data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
             cwd=tmp_path,
@@ -175,8 +177,13 @@ class PrometheusServer:
             self.close()
             raise
 
+    def query_range(self, expression: str, start: float, end: float, step: float) -> dict:
+        query = urllib.parse.urlencode({"query": expression, "start": start, "end": end, "step": step})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query_range?{query}", timeout=5) as response:
+            return json.loads(response.read())
+
     def query(self, expression: str) -> dict:
-        url = f"{self.url}/api/v1/query?query={urllib.request.quote(expression)}"
+        url = f"{self.url}/api/v1/query?query={urllib.parse.quote(expression)}"
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.loads(response.read())
 

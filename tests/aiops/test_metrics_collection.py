@@ -250,3 +250,18 @@ def test_rollups_keep_min_max_sum_count_and_a_reset_aware_increase():
     assert second.min_value == 5.0 and second.max_value == 420.0
     assert second.increase == 10 + 20 + 5 + 26 * 10
     assert rollups.checkpoint() is not None
+
+
+def test_the_dispatcher_claims_due_runs_within_its_horizon_without_a_burst(operator, allow_loopback):
+    now = timezone.now()
+    fast = make_target(operator, "http://127.0.0.1:9/metrics", name="fast", interval_seconds=2)
+    late = make_target(operator, "http://127.0.0.1:9/metrics", name="late", interval_seconds=60)
+    paused = make_target(operator, "http://127.0.0.1:9/metrics", name="paused", enabled=False)
+    ScrapeTarget.objects.filter(pk__in=[fast.pk, paused.pk]).update(next_due_at=now)
+    ScrapeTarget.objects.filter(pk=late.pk).update(next_due_at=now - datetime.timedelta(hours=1))  # a worker was down
+    assert services.dispatch_due_collection(now=now) == 3 + 1  # fast at now, +2 s, +4 s; late once, now
+    fast.refresh_from_db()
+    late.refresh_from_db()
+    assert fast.next_due_at == now + datetime.timedelta(seconds=6)
+    assert late.next_due_at == now + datetime.timedelta(seconds=60)
+    assert services.dispatch_due_collection(now=now) == 0  # claimed already

@@ -28,10 +28,12 @@ migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
 # run_portal prints the URL (and the first admin password) once /readyz answers; Ctrl-C exits 0.
+# The demo's uptime checks look at this machine (the portal's /healthz and ports), so `make run` lets checks and
+# webhooks reach 127.0.0.1 unless OPSPORTAL_OUTBOUND_ALLOWLIST is set (docs/aiops.md, "Checks").
 run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py ensure_admin --announce-later
-	$(BIN)/python manage.py run_portal
+	OPSPORTAL_OUTBOUND_ALLOWLIST="$${OPSPORTAL_OUTBOUND_ALLOWLIST:-127.0.0.1}" $(BIN)/python manage.py run_portal
 
 test: $(DEV_STAMP)
 	$(BIN)/python manage.py check

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime
 import random
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from . import services
-from .models import Alert, Incident, IncidentEvent, Integration
+from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping
 from .parsers import parse
 
 SERVICES = ["checkout", "payments", "search", "auth", "inventory", "notifications"]
@@ -33,8 +35,9 @@ ALERTS = [
 @transaction.atomic
 def seed(*, actor: User | None, days: int = 21) -> bool:
     """Create the demo AIOps data once; returns False when it is already there."""
+    checks_created = _checks(actor, days)
     if Integration.objects.filter(name="Prometheus (demo)").exists():
-        return False
+        return checks_created
     prometheus, _ = services.create_integration(name="Prometheus (demo)", kind="alertmanager", actor=actor)
     services.create_integration(name="Grafana (demo)", kind="grafana", actor=actor)
     services.create_integration(name="PagerDuty (demo)", kind="pagerduty", actor=actor)
@@ -171,3 +174,71 @@ def _present(integration: Integration, actor: User | None) -> None:
         comment="Nightly batch jobs are being migrated (demo silence).",
         actor=actor,
     )
+
+
+def _checks(actor: User | None, days: int) -> bool:
+    """Uptime checks of the portal itself: its /healthz (HTTP), its port and the demo model's (TCP), and a
+    nightly-job heartbeat; with `days` of hourly history (one short outage) so uptime shows at once.
+
+    The targets are loopback addresses, which checks reach only when allowed: `make run` allows 127.0.0.1
+    (OPSPORTAL_OUTBOUND_ALLOWLIST), elsewhere these checks say the allow-list refused them.
+    """
+    if Check.objects.filter(name="Portal health (demo)").exists():
+        return False
+    base = urlsplit(settings.OPSPORTAL_BASE_URL)
+    host, port = base.hostname or "127.0.0.1", base.port or (443 if base.scheme == "https" else 80)
+    model_host, _, model_port = settings.OPSPORTAL_DEMO_LLM_BIND.rpartition(":")
+    health = services.create_check(
+        actor=actor, name="Portal health (demo)", kind="http", service="opsportal", severity="critical",
+        config={"url": f"{settings.OPSPORTAL_BASE_URL}/healthz", "json_path": "$.status", "json_expected": "ok",
+                "max_latency_ms": 2000},
+        interval_seconds=30, retries=1, labels={"env": "demo"},
+    )  # fmt: skip
+    web_port = services.create_check(
+        actor=actor, name="Portal port (demo)", kind="tcp", service="opsportal",
+        config={"host": host, "port": port}, interval_seconds=60, labels={"env": "demo"},
+    )  # fmt: skip
+    model_port_check = services.create_check(
+        actor=actor, name="Demo model port (demo)", kind="tcp", service="llm-gateway", severity="warning",
+        config={"host": model_host, "port": int(model_port)}, interval_seconds=60, labels={"env": "demo"},
+    )  # fmt: skip
+    backup = services.create_check(
+        actor=actor, name="Nightly backup (demo)", kind="heartbeat", service="backups", cron="0 3 * * *",
+        tz="UTC", grace_seconds=3600, labels={"env": "demo"},
+        description="Pinged by the backup job: curl -fsS -m 10 --retry 3 <ping URL> after it succeeds.",
+    )  # fmt: skip
+    now = timezone.now()
+    rng = random.Random(11)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    outage = hour - datetime.timedelta(days=4, hours=5)
+    stats = []
+    for check, per_hour in ((health, 120), (web_port, 60), (model_port_check, 60)):
+        for n in range(1, days * 24):
+            at = hour - datetime.timedelta(hours=n)
+            down = per_hour // 3 if check is health and at == outage else 0
+            latency = per_hour * (rng.uniform(2, 6) if check.kind == "http" else rng.uniform(0.2, 0.8))
+            stats.append(
+                CheckHourlyStat(check_obj=check, hour=at, total=per_hour, up=per_hour - down,
+                                latency_sum_ms=latency, latency_count=per_hour)
+            )  # fmt: skip
+    CheckHourlyStat.objects.bulk_create(stats)
+    health.outages.create(
+        started_at=outage + datetime.timedelta(minutes=10), ended_at=outage + datetime.timedelta(minutes=30),
+        error="HTTP 502 Bad Gateway; expected 200-299",
+    )  # fmt: skip
+    # The backup job pinged every night at about 03:05 (start at 03:00); the last one makes the heartbeat up.
+    last = None
+    for n in range(days, 0, -1):
+        night = (now - datetime.timedelta(days=n)).replace(hour=3, minute=0, second=0, microsecond=0)
+        if night > now:
+            continue
+        Ping.objects.create(check_obj=backup, at=night, kind=Ping.Kind.START, method="GET", user_agent="curl/8.5.0")
+        last = night + datetime.timedelta(minutes=rng.randint(3, 9))
+        Ping.objects.create(
+            check_obj=backup, at=last, kind=Ping.Kind.SUCCESS, method="POST", user_agent="curl/8.5.0",
+            body="backup done: 1.2 GB in 312 s", duration_ms=(last - night).total_seconds() * 1000,
+        )  # fmt: skip
+    if last is not None:
+        services.record_ping(ping_uuid=str(backup.ping_uuid), kind=Ping.Kind.SUCCESS, method="GET",
+                             user_agent="seed_demo", body=b"seeded")  # fmt: skip
+    return True

@@ -255,3 +255,23 @@ def test_latency_series_is_bucketed_in_sql(operator, target, allow_loopback):
     assert len(points) <= 5 and sum(p.runs for p in points) == 12
     assert any(not p.up for p in points)
     assert points[0].at <= start < points[0].at + datetime.timedelta(seconds=30)
+
+
+def test_seed_demo_adds_checks_with_uptime_history():
+    from aiops.demo import seed
+
+    assert seed(actor=None, days=7)
+    checks = {check.name: check for check in Check.objects.all()}
+    assert set(checks) == {
+        "Portal health (demo)",
+        "Portal port (demo)",
+        "Demo model port (demo)",
+        "Nightly backup (demo)",
+    }
+    health = checks["Portal health (demo)"]
+    assert health.config["url"].endswith("/healthz") and health.next_due_at <= timezone.now()
+    uptime = services.uptime(check_ids=[health.pk])[health.pk]
+    assert 99 < uptime.week < 100 and uptime.day == 100.0
+    assert checks["Nightly backup (demo)"].status == "up"
+    assert len(services.down_periods(check=health, since=timezone.now() - datetime.timedelta(days=7))) == 1
+    assert not seed(actor=None, days=7)

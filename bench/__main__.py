@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.bench_portal",
     "bench.bench_aiops",
     "bench.bench_checks",
+    "bench.bench_metrics",
     "bench.bench_mlops",
     "bench.bench_mlflow_compare",
     "bench.bench_llmops",

@@ -29,10 +29,8 @@ from collections.abc import Iterable
 from functools import cache
 
 import psycopg
-from django.conf import settings
-from django.db import ProgrammingError, connection
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections
 from django.db.models import Field, Model
-from django.urls import reverse
 
 from opsportal.audit import services as audit
 from opsportal.enqueue import enqueue_on_commit
@@ -73,18 +71,19 @@ def insert_step(obj: Model, source: str, sql_values: dict[str, str | Sql] | None
     expression over `source`, or (expression, its parameters)}). `source` may be empty.
     """
     sql_values = sql_values or {}
+    db = connections[DEFAULT_DB_ALIAS]
     names, values, params = [], [], []
     for field, column, cast in columns(type(obj)):
         names.append(column)
         given = sql_values.get(field.column)
         if given is None:
             values.append(f"%s::{cast}")
-            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
+            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), db))
         else:
             expression, expression_params = (given, []) if isinstance(given, str) else given
             values.append(expression)
             params.extend(expression_params)
-    table = connection.ops.quote_name(obj._meta.db_table)
+    table = db.ops.quote_name(obj._meta.db_table)
     source = f" FROM {source}" if source else ""
     return f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)}{source} {suffix}", params
 
@@ -247,9 +246,8 @@ def create_model(
     return model
 
 
-def version_url_parts(name: str) -> list[str]:
-    """The version page's URL (as in the webhook document) split where its number goes."""
-    url = f"{settings.OPSPORTAL_BASE_URL}{reverse('mlops:version', args=[name, 0])}"
+def url_parts(url: str) -> list[str]:
+    """A version page's URL made for version 0, split where the number goes."""
     head, _, tail = url.rpartition("/0/")
     return [head + "/", "/" + tail]
 
@@ -294,7 +292,7 @@ def create_version(
     payload_sql = (
         f"jsonb_set(jsonb_set(%s::jsonb, '{{version,version}}', to_jsonb({number})), "
         f"'{{version,url}}', to_jsonb(array_to_string(%s::text[], {number})))",
-        [json_value(payload), version_url_parts(name)],
+        [json_value(payload), url_parts(payload["version"]["url"])],
     )
     steps = [
         ("n", (NUMBER_SQL, [name])),

@@ -17,8 +17,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from opsportal.accounts.services import create_api_token
+from opsportal.encryption import encrypt
+
 from . import services
-from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping
+from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
 
 SERVICES = ["checkout", "payments", "search", "auth", "inventory", "notifications"]
@@ -35,7 +38,7 @@ ALERTS = [
 @transaction.atomic
 def seed(*, actor: User | None, days: int = 21) -> bool:
     """Create the demo AIOps data once; returns False when it is already there."""
-    checks_created = _checks(actor, days)
+    checks_created = _checks(actor, days) | _metrics(actor)
     if Integration.objects.filter(name="Prometheus (demo)").exists():
         return checks_created
     prometheus, _ = services.create_integration(name="Prometheus (demo)", kind="alertmanager", actor=actor)
@@ -241,4 +244,31 @@ def _checks(actor: User | None, days: int) -> bool:
     if last is not None:
         services.record_ping(ping_uuid=str(backup.ping_uuid), kind=Ping.Kind.SUCCESS, method="GET",
                              user_agent="seed_demo", body=b"seeded")  # fmt: skip
+    return True
+
+
+DEMO_SCRAPE_TARGET = "opsportal-demo"
+
+
+def _metrics(actor: User | None) -> bool:
+    """A scrape of the portal's own /metrics every 15 s, with an API token of `actor` (an operator), and a
+    threshold rule on its `up`, so the metric explorer has live series at once.
+
+    The target is a loopback address, which collection reaches only when allowed: `make run` allows
+    127.0.0.1 (OPSPORTAL_OUTBOUND_ALLOWLIST) for the portal it starts, so the row is written directly
+    here (seed_demo runs before that) and each scrape is vetted as usual; elsewhere the target's last
+    error says the allow-list refused it.
+    """
+    if actor is None or ScrapeTarget.objects.filter(name=DEMO_SCRAPE_TARGET).exists():
+        return False
+    _token, raw = create_api_token(user=actor, name="Metrics scrape (demo)", actor=actor)
+    ScrapeTarget.objects.create(
+        name=DEMO_SCRAPE_TARGET, url=f"{settings.OPSPORTAL_BASE_URL}/metrics", interval_seconds=15,
+        timeout_seconds=5, auth=ScrapeTarget.Auth.BEARER, secret_encrypted=encrypt(raw), labels={"env": "demo"},
+    )  # fmt: skip
+    services.save_threshold_rule(
+        actor=actor, name="Portal scrape failing (demo)", selector=f'up{{job="{DEMO_SCRAPE_TARGET}"}}',
+        comparison="below", value=1, for_seconds=60, severity="warning", service="opsportal",
+        description="The portal's own /metrics did not answer its scrape for a minute.",
+    )  # fmt: skip
     return True

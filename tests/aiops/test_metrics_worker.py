@@ -120,3 +120,16 @@ def test_the_portals_own_metrics_are_a_target(operator, viewer, worker, live_ser
     assert dispatch_until(lambda: Series.objects.filter(name="opsportal_http_requests_total").exists())
     assert Series.objects.filter(name="opsportal_celery_workers_online").exists()
     assert set(samples_of("up", job="opsportal")) == {1.0}
+
+
+def test_the_demo_scrapes_the_portals_own_metrics(operator, live_server, allow_loopback, settings):
+    from aiops import demo
+
+    settings.OPSPORTAL_BASE_URL = live_server.url.replace("localhost", "127.0.0.1")
+    assert demo._metrics(operator) is True
+    assert demo._metrics(operator) is False  # once
+    target = ScrapeTarget.objects.get(name=demo.DEMO_SCRAPE_TARGET)
+    services.collect_targets(target_ids=[target.pk])
+    target.refresh_from_db()
+    assert target.last_ok is True, target.last_error
+    assert services.find_series(selector='up{job="opsportal-demo"}')[0].labels["env"] == "demo"

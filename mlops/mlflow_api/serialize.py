@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BigIntegerField, F, Func, Lookup, Model, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
@@ -299,23 +300,24 @@ def registered_models_json(rows: list[dict]) -> list[dict]:
 
 # The whole page of registered models as MLflow JSON, built by PostgreSQL in one statement: the same
 # shape as registered_models_json() (which SQLite uses), without a Python object per tag or version.
+# `{chosen}` is a row of the page's ids (in order) and whether more follow (see page_ids_sql).
 MODELS_JSON_SQL = """
-WITH page AS (
+WITH chosen AS ({chosen}), page AS (
     SELECT p.ord, m.id, m.name, m.description, m.created_at, m.updated_at, coalesce(u.username, '') AS user_id
-    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS p(id, ord)
+    FROM unnest((SELECT ids FROM chosen)::bigint[]) WITH ORDINALITY AS p(id, ord)
     JOIN mlops_registeredmodel m ON m.id = p.id
     LEFT JOIN auth_user u ON u.id = m.created_by_id
 ), latest AS (
     SELECT DISTINCT ON (v.model_id, v.stage) v.*, coalesce(u.username, '') AS user_id
     FROM mlops_modelversion v LEFT JOIN auth_user u ON u.id = v.created_by_id
-    WHERE v.model_id = ANY(%(ids)s::bigint[])
+    WHERE v.model_id = ANY((SELECT ids FROM chosen)::bigint[])
     ORDER BY v.model_id, v.stage, v.version DESC
 ), version_tags AS (
     SELECT t.version_id, json_agg(json_build_object('key', t.key, 'value', t.value) ORDER BY t.key) AS tags
     FROM mlops_modelversiontag t WHERE t.version_id = ANY(ARRAY(SELECT id FROM latest)) GROUP BY t.version_id
 ), version_aliases AS (
     SELECT a.version_id, json_agg(a.alias ORDER BY a.alias) AS aliases
-    FROM mlops_modelalias a WHERE a.model_id = ANY(%(ids)s::bigint[]) GROUP BY a.version_id
+    FROM mlops_modelalias a WHERE a.model_id = ANY((SELECT ids FROM chosen)::bigint[]) GROUP BY a.version_id
 ), versions AS (
     SELECT l.model_id, json_agg(json_build_object(
         'name', page.name,
@@ -339,14 +341,14 @@ WITH page AS (
     GROUP BY l.model_id
 ), model_tags AS (
     SELECT t.model_id, json_agg(json_build_object('key', t.key, 'value', t.value) ORDER BY t.key) AS tags
-    FROM mlops_registeredmodeltag t WHERE t.model_id = ANY(%(ids)s::bigint[]) GROUP BY t.model_id
+    FROM mlops_registeredmodeltag t WHERE t.model_id = ANY((SELECT ids FROM chosen)::bigint[]) GROUP BY t.model_id
 ), model_aliases AS (
     -- The version number by primary key: a join would make the planner hash the whole version table.
     SELECT a.model_id, json_agg(json_build_object(
         'alias', a.alias, 'version', (SELECT v.version FROM mlops_modelversion v WHERE v.id = a.version_id)::text
     ) ORDER BY a.alias) AS aliases
     FROM mlops_modelalias a
-    WHERE a.model_id = ANY(%(ids)s::bigint[]) GROUP BY a.model_id
+    WHERE a.model_id = ANY((SELECT ids FROM chosen)::bigint[]) GROUP BY a.model_id
 )
 SELECT coalesce(json_agg(json_build_object(
     'name', page.name,
@@ -357,16 +359,82 @@ SELECT coalesce(json_agg(json_build_object(
     'latest_versions', coalesce(versions.versions, '[]'),
     'tags', coalesce(model_tags.tags, '[]'),
     'aliases', coalesce(model_aliases.aliases, '[]')
-) ORDER BY page.ord), '[]')::text
+) ORDER BY page.ord), '[]')::text, (SELECT more FROM chosen)
 FROM page
 LEFT JOIN versions ON versions.model_id = page.id
 LEFT JOIN model_tags ON model_tags.model_id = page.id
 LEFT JOIN model_aliases ON model_aliases.model_id = page.id
 """
 
+# A page of model versions as MLflow JSON in one statement: the shape of model_versions_json().
+VERSIONS_JSON_SQL = """
+WITH chosen AS ({chosen}), page AS (
+    SELECT p.ord, v.*, coalesce(u.username, '') AS user_id, m.name AS model_name
+    FROM unnest((SELECT ids FROM chosen)::bigint[]) WITH ORDINALITY AS p(id, ord)
+    JOIN mlops_modelversion v ON v.id = p.id
+    JOIN mlops_registeredmodel m ON m.id = v.model_id
+    LEFT JOIN auth_user u ON u.id = v.created_by_id
+), version_tags AS (
+    SELECT t.version_id, json_agg(json_build_object('key', t.key, 'value', t.value) ORDER BY t.key) AS tags
+    FROM mlops_modelversiontag t WHERE t.version_id = ANY((SELECT ids FROM chosen)::bigint[]) GROUP BY t.version_id
+), version_aliases AS (
+    SELECT a.version_id, json_agg(a.alias ORDER BY a.alias) AS aliases
+    FROM mlops_modelalias a WHERE a.version_id = ANY((SELECT ids FROM chosen)::bigint[]) GROUP BY a.version_id
+)
+SELECT coalesce(json_agg(json_build_object(
+    'name', page.model_name,
+    'version', page.version::text,
+    'creation_timestamp', FLOOR(EXTRACT(EPOCH FROM page.created_at) * 1000)::bigint,
+    'last_updated_timestamp', FLOOR(EXTRACT(EPOCH FROM page.updated_at) * 1000)::bigint,
+    'user_id', page.user_id,
+    'current_stage', page.stage,
+    'description', page.description,
+    'source', page.source,
+    'run_id', page.run_id,
+    'run_link', page.run_link,
+    'status', page.status,
+    'status_message', page.status_message,
+    'tags', coalesce(version_tags.tags, '[]'),
+    'aliases', coalesce(version_aliases.aliases, '[]')
+) ORDER BY page.ord), '[]')::text, (SELECT more FROM chosen)
+FROM page
+LEFT JOIN version_tags ON version_tags.version_id = page.id
+LEFT JOIN version_aliases ON version_aliases.version_id = page.id
+"""
+
+
+def _page_json(template: str, chosen: str, params: list) -> tuple[str, bool]:
+    # The ids' SQL is Django's compilation of our own queryset; values are parameters.
+    with connection.cursor() as cursor:
+        cursor.execute(template.replace("{chosen}", chosen), params)
+        text, more = cursor.fetchone()
+    return text, bool(more)
+
+
+def page_ids_sql(ids: QuerySet, size: int) -> tuple[str, list]:
+    """`ids` (a sliced values_list of ids, one more than `size`) as the row the page statements start
+    from: the first `size` ids in order, and whether there were more."""
+    try:
+        sql, params = ids.query.sql_with_params()
+    except EmptyResultSet:
+        return "SELECT ARRAY[]::bigint[] AS ids, false AS more", []
+    chosen = "SELECT found.ids[1:%s] AS ids, coalesce(cardinality(found.ids), 0) > %s AS more FROM "
+    return f"{chosen}(SELECT ARRAY({sql}) AS ids) found", [size, size, *params]
+
 
 def registered_models_json_text(ids: list[int]) -> str:
     """JSON text of the registered models `ids` (in this order), built by PostgreSQL in one query."""
-    with connection.cursor() as cursor:
-        cursor.execute(MODELS_JSON_SQL, {"ids": ids})
-        return cursor.fetchone()[0]
+    return _page_json(MODELS_JSON_SQL, "SELECT %s::bigint[] AS ids, false AS more", [ids])[0]
+
+
+def registered_models_page_json(ids: QuerySet, size: int) -> tuple[str, bool]:
+    """JSON text of a page of registered models, and whether more follow, in one round trip (PostgreSQL).
+
+    `ids`: the search's ids, ordered and sliced to one more than `size`.
+    """
+    return _page_json(MODELS_JSON_SQL, *page_ids_sql(ids, size))
+
+
+def model_versions_page_json(ids: QuerySet, size: int) -> tuple[str, bool]:
+    """JSON text of a page of model versions, and whether more follow, in one round trip (PostgreSQL)."""
+    return _page_json(VERSIONS_JSON_SQL, *page_ids_sql(ids, size))

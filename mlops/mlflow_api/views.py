@@ -28,10 +28,11 @@ from . import search
 from .serialize import (
     model_rows,
     model_versions_json,
+    model_versions_page_json,
     new_model_version_json,
     new_registered_model_json,
     registered_models_json,
-    registered_models_json_text,
+    registered_models_page_json,
     version_rows,
 )
 
@@ -228,6 +229,11 @@ def delete_registered_model(params: Params, user: Actor) -> dict:
     return {}
 
 
+def _next_page(offset: int) -> str:
+    """The `next_page_token` member of a page's JSON text."""
+    return f', "next_page_token": {json.dumps(search.page_token(offset))}'
+
+
 def search_registered_models(params: Params, user: Actor) -> dict:
     max_results = params.integer("max_results", default=MODELS_DEFAULT_RESULTS, maximum=MODELS_MAX_RESULTS)
     try:
@@ -237,15 +243,10 @@ def search_registered_models(params: Params, user: Actor) -> dict:
     except search.SearchError as exc:
         raise invalid(exc.message) from None
     if connection.vendor == "postgresql":
-        # The database builds the page's JSON (one query for ids, one for the document).
-        ids = list(
-            RegisteredModel.objects.filter(condition)
-            .order_by(*order)
-            .values_list("id", flat=True)[offset : offset + max_results + 1]
-        )
-        text = registered_models_json_text(ids[:max_results])
-        more = f', "next_page_token": {json.dumps(search.page_token(offset + max_results))}'
-        return RawJSON(f'{{"registered_models": {text}{more if len(ids) > max_results else ""}}}')
+        # The database builds the page's JSON, from the search's ids, in one statement.
+        ids = RegisteredModel.objects.filter(condition).order_by(*order).values_list("id", flat=True)
+        text, more = registered_models_page_json(ids[offset : offset + max_results + 1], max_results)
+        return RawJSON(f'{{"registered_models": {text}{_next_page(offset + max_results) if more else ""}}}')
     rows = list(
         model_rows(RegisteredModel.objects.filter(condition).order_by(*order))[offset : offset + max_results + 1]
     )
@@ -367,6 +368,10 @@ def search_model_versions(params: Params, user: Actor) -> dict:
         offset = search.page_offset(params.string("page_token"))
     except search.SearchError as exc:
         raise invalid(exc.message) from None
+    if connection.vendor == "postgresql":
+        ids = ModelVersion.objects.filter(condition).order_by(*order).values_list("id", flat=True)
+        text, more = model_versions_page_json(ids[offset : offset + max_results + 1], max_results)
+        return RawJSON(f'{{"model_versions": {text}{_next_page(offset + max_results) if more else ""}}}')
     rows = list(
         version_rows(ModelVersion.objects.filter(condition).order_by(*order))[offset : offset + max_results + 1]
     )

@@ -90,10 +90,12 @@ def latency_chart(
 
 @dataclass(frozen=True)
 class Sparkline:
-    """An SVG polyline of the latest runs' latency, with the failed runs as dots; `label` says it in words."""
+    """An SVG polyline of the latest runs' latency, failed runs as red dots, runs without a latency (a
+    heartbeat's pings) as green ones; `label` says it in words."""
 
     points: str
     failures: list[tuple[float, float]]
+    untimed: list[tuple[float, float]]
     label: str
     width: int = SPARK_WIDTH
     height: int = SPARK_HEIGHT
@@ -109,12 +111,18 @@ def sparkline(runs: Sequence[Run]) -> Sparkline | None:
     usable = SPARK_HEIGHT - 4
 
     def y_of(latency: float | None) -> float:
+        if latency is None and not timed:
+            return SPARK_HEIGHT / 2  # nothing timed (a heartbeat's pings): dots along the middle
         return round(SPARK_HEIGHT - 2 - usable * (latency or 0) / top, 1)
 
     coords = [(round(i * step, 1), y_of(run.latency_ms)) for i, run in enumerate(runs)]
     line = " ".join(f"{x},{y}" for (x, y), run in zip(coords, runs, strict=True) if run.latency_ms is not None)
     failures = [coord for coord, run in zip(coords, runs, strict=True) if not run.up]
-    low = f"{min(timed):.0f}" if timed else "-"
-    high = f"{max(timed):.0f}" if timed else "-"
-    label = f"Latency of the last {len(runs)} runs: {low} to {high} ms, {len(failures)} failed"
-    return Sparkline(points=line, failures=failures, label=label)
+    untimed = [coord for coord, run in zip(coords, runs, strict=True) if run.up and run.latency_ms is None]
+    low, high = (f"{min(timed):.0f}", f"{max(timed):.0f}") if timed else ("", "")
+    last = f"the last {len(runs)} runs" if len(runs) > 1 else "the last run"
+    if timed:
+        label = f"Latency of {last}: {low} to {high} ms, {len(failures)} failed"
+    else:
+        label = f"{last.capitalize()}: {len(runs) - len(failures)} up, {len(failures)} failed"
+    return Sparkline(points=line, failures=failures, untimed=untimed, label=label)

@@ -77,13 +77,19 @@ def test_the_list_shows_each_checks_state_in_words_latency_uptime_sparkline_and_
     assert "check-state-up" in row and ">Up<" in row
     assert "https://checkout.example/health" in row and "checkout" in row
     assert "40 ms" in row
-    assert '<td class="text-end uptime-24h">75%</td>' in row
+    assert '<td class="text-end text-nowrap uptime-24h">75%</td>' in row
     assert "Latency of the last 4 runs: 10 to 40 ms, 1 failed" in row
     assert row.count("<circle") == 1
     down_row = re.search(rf'<tr id="check-{web.pk}">(.*?)</tr>', html, re.S).group(1)
     assert ">Down<" in down_row and "no runs yet" in down_row
     assert f'class="cell-text" href="/aiops/checks/{web.pk}/" title="{web.name}">{web.name}</a>' in down_row
     assert "waiting for a ping" in re.search(rf'<tr id="check-{cron.pk}">(.*?)</tr>', html, re.S).group(1)
+    services.record_ping(ping_uuid=str(cron.ping_uuid), kind="success")
+    services.record_ping(ping_uuid=str(cron.ping_uuid), kind="fail")
+    html = client_for(viewer).get("/aiops/checks/").content.decode()
+    pinged = re.search(rf'<tr id="check-{cron.pk}">(.*?)</tr>', html, re.S).group(1)
+    # A heartbeat's pings have no latency: one dot each, red when it failed.
+    assert "The last 2 runs: 1 up, 1 failed" in pinged and pinged.count("<circle") == 2
     text = text_of(response)
     assert "Up 1" in text and "Down 1" in text and "New 1" in text
     # Viewers read: no selection boxes, no bulk buttons, no New check.

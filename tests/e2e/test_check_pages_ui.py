@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import subprocess
 
 import pytest
 from django.utils import timezone
@@ -168,4 +169,19 @@ def test_a_heartbeat_page_shows_the_ping_url_examples_and_pings(page):
     expect(page.locator("#check-pings")).to_contain_text("backup done: 42 GB")
     expect(page.locator("#check-status .check-state")).to_have_text("Up")
     expect(page.get_by_role("button", name="Run now")).to_have_count(0)
+
+    # The examples work as printed (with a job that fails, then one that succeeds, in place of backup.sh).
+    def run_example(title: str, job: str) -> None:
+        command = page.locator(".heartbeat-example").nth(titles.index(title)).inner_text()
+        subprocess.run(["bash", "-c", command.replace("/usr/local/bin/backup.sh", job)], check=True, timeout=30)
+
+    titles = page.locator("#heartbeat h3").all_inner_texts()
+    run_example("With the job's exit status (0 is up, anything else is down)", "(echo no space left; exit 3)")
+    page.reload()
+    expect(page.locator("#check-status .check-state")).to_have_text("Down")
+    expect(page.locator("#check-pings tbody tr").first).to_contain_text("Fail (exit 3)")
+    run_example("Sending the job's output (the first 10 KB are kept)", "echo backup done: 43 GB")
+    page.reload()
+    expect(page.locator("#check-status .check-state")).to_have_text("Up")
+    expect(page.locator("#check-pings tbody tr").first).to_contain_text("backup done: 43 GB")
     assert page.console_errors == []

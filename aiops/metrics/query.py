@@ -30,8 +30,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from opsportal.errors import InvalidInput
 
@@ -166,10 +167,10 @@ def select_series(selector: Selector, *, since: float | None = None, limit: int 
         if connection.vendor == "postgresql":
             queryset = queryset.filter(labels__contains=equal)
         else:
+            # A label's text (Cast: an exact lookup on the key itself would compare JSON on SQLite).
             for index, (label, value) in enumerate(equal.items()):
-                queryset = queryset.alias(**{f"_l{index}": KeyTextTransform(label, "labels")}).filter(
-                    **{f"_l{index}": value}
-                )
+                text = Cast(KeyTextTransform(label, "labels"), TextField())
+                queryset = queryset.alias(**{f"_l{index}": text}).filter(**{f"_l{index}": value})
     if since is not None:
         # last_seen_at moves every few minutes only (aiops.metrics.store.TOUCH_SECONDS): allow for that.
         queryset = queryset.filter(last_seen_at__gte=_dt(since - 600))

@@ -180,7 +180,7 @@ def bulk_set_paused(*, check_ids: list[int], paused: bool, actor: Actor) -> list
 
 
 def test_check(
-    *, kind: str, config: dict[str, Any] | None, timeout_seconds: float = 10.0, upside_down: bool = False
+    *, kind: str, config: dict[str, Any] | None = None, timeout_seconds: float = 10.0, upside_down: bool = False
 ) -> runner.Outcome:
     """Run a check once, as configured, without saving anything; the result as it would be stored."""
     if kind == Check.Kind.HEARTBEAT:

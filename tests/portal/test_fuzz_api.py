@@ -60,6 +60,7 @@ def seed_objects(admin) -> dict[str, dict[str, object]]:
     prompt = llmops_factories.prompt(actor=admin)
     dataset = llmops_factories.dataset(actor=admin)
     run = llmops_factories.run(version=prompt.versions.first(), model=llm, dataset=dataset, actor=admin)
+    check = aiops_services.create_check(actor=admin, name="fuzz", kind="tcp", config={"host": "127.0.0.1", "port": 9})
     version_keys = {"version": version.version, "alias": "champion", "key": "team"}
     return {
         "accounts/users": {"id": victim.pk},
@@ -70,6 +71,7 @@ def seed_objects(admin) -> dict[str, dict[str, object]]:
         "aiops/channels": {"id": channel.pk},
         "aiops/silences": {"id": silence.pk},
         "aiops/rules": {"id": rule.pk},
+        "aiops/checks": {"id": check.pk},
         "mlops/models": {"name": model.name, "model_name": model.name, **version_keys},
         "mlops/webhooks": {"id": hook.pk},
         "llmops/providers": {"id": provider.pk},

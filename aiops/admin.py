@@ -97,3 +97,72 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ["incident", "channel", "event", "status", "attempts", "sent_at"]
     list_filter = ["status"]
     raw_id_fields = ["incident"]
+
+
+# Checks and metric collection (issue 11): read-mostly views; people change them in the portal,
+# where the services validate and audit. Raw samples and rollups (composite keys, which the admin does
+# not support) are read through the metrics API.
+from .models import (  # noqa: E402
+    Check,
+    CheckHourlyStat,
+    CheckOutage,
+    CheckResult,
+    Ping,
+    PromSource,
+    Rollup5m,
+    RollupCheckpoint,
+    ScrapeTarget,
+    Series,
+    StatusPage,
+    ThresholdRule,
+    ThresholdState,
+    WatchedQuery,
+)
+
+
+@admin.register(Check)
+class CheckAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "status", "service", "interval_seconds", "paused", "last_result_at"]
+    list_filter = ["kind", "status", "paused"]
+    search_fields = ["name", "service"]
+    readonly_fields = ["ping_uuid", "status", "status_changed_at", "last_result_at", "next_due_at"]
+
+
+@admin.register(CheckResult)
+class CheckResultAdmin(admin.ModelAdmin):
+    list_display = ["check_obj", "at", "up", "latency_ms", "status_code"]
+    list_filter = ["up"]
+    raw_id_fields = ["check_obj"]
+
+
+@admin.register(CheckHourlyStat)
+class CheckHourlyStatAdmin(admin.ModelAdmin):
+    list_display = ["check_obj", "hour", "total", "up"]
+    raw_id_fields = ["check_obj"]
+
+
+@admin.register(CheckOutage)
+class CheckOutageAdmin(admin.ModelAdmin):
+    list_display = ["check_obj", "started_at", "ended_at"]
+    raw_id_fields = ["check_obj"]
+
+
+@admin.register(Ping)
+class PingAdmin(admin.ModelAdmin):
+    list_display = ["check_obj", "at", "kind", "exit_status", "remote_addr"]
+    list_filter = ["kind"]
+    raw_id_fields = ["check_obj"]
+
+
+@admin.register(StatusPage)
+class StatusPageAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "published"]
+    list_filter = ["published"]
+
+
+_COLLECTION = (
+    ScrapeTarget, PromSource, WatchedQuery, Series, Rollup5m, RollupCheckpoint, ThresholdRule, ThresholdState,
+)  # fmt: skip
+for _model in _COLLECTION:
+    if _model._meta.pk.__class__.__name__ != "CompositePrimaryKey":
+        admin.site.register(_model)

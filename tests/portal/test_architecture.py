@@ -34,7 +34,7 @@ def test_a_core_module_importing_an_app_fails_naming_the_rule(tmp_path):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "migrations"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / "opsportal" / "shortcut.py").write_text("from aiops.models import Incident  # noqa\n")
-    models = tmp_path / "aiops" / "models.py"
+    models = tmp_path / "aiops" / "models" / "__init__.py"
     models.write_text(models.read_text() + "\n\ndef later():\n    from aiops import views  # noqa\n")
     (tmp_path / "mlops" / "zz_one.py").write_text("from mlops import zz_two  # noqa\n")
     (tmp_path / "mlops" / "zz_two.py").write_text("def later():\n    from mlops import zz_one  # noqa\n")

@@ -145,7 +145,9 @@ def test_every_model_is_registered_in_the_admin():
         m for m in apps.get_models() if m._meta.app_label in {"accounts", "audit", "system", "aiops", "mlops", "llmops"}
     ]
     assert ours
-    missing = [m.__name__ for m in ours if not admin.site.is_registered(m)]
+    # The admin cannot show a composite primary key (raw metric samples: read through the metrics API).
+    composite = {m for m in ours if m._meta.pk.__class__.__name__ == "CompositePrimaryKey"}
+    missing = [m.__name__ for m in ours if m not in composite and not admin.site.is_registered(m)]
     assert missing == []
 
 

@@ -16,6 +16,7 @@ from django.db.models import BigIntegerField, F, Func, Lookup, Model, OuterRef, 
 from django.db.models.functions import RowNumber
 
 from mlops.models import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
+from mlops.services.statements import run
 
 MODEL_FIELDS = ("id", "name", "description", "created_by__username")
 VERSION_FIELDS = (
@@ -420,6 +421,41 @@ def page_ids_sql(ids: QuerySet, size: int) -> tuple[str, list]:
         return "SELECT ARRAY[]::bigint[] AS ids, false AS more", []
     chosen = "SELECT found.ids[1:%s] AS ids, coalesce(cardinality(found.ids), 0) > %s AS more FROM "
     return f"{chosen}(SELECT ARRAY({sql}) AS ids) found", [size, size, *params]
+
+
+# The ids of one model by name, one version by model name and number, one by model name and alias.
+MODEL_BY_NAME = 'SELECT ARRAY(SELECT id FROM mlops_registeredmodel WHERE "name" = %s::varchar) AS ids, false AS more'
+VERSION_BY_NUMBER = (
+    "SELECT ARRAY(SELECT v.id FROM mlops_modelversion v JOIN mlops_registeredmodel m ON m.id = v.model_id "
+    'WHERE m."name" = %s::varchar AND v.version = %s::integer) AS ids, false AS more'
+)
+VERSION_BY_ALIAS = (
+    "SELECT ARRAY(SELECT a.version_id FROM mlops_modelalias a JOIN mlops_registeredmodel m ON m.id = a.model_id "
+    'WHERE m."name" = %s::varchar AND a.alias = %s::varchar) AS ids, false AS more'
+)
+
+
+def _one_json(template: str, chosen: str, params: list) -> str | None:
+    """The JSON text of the one row `chosen` picks, or None when it picks none; one prepared statement."""
+    with connection.cursor() as cursor:
+        run(cursor, [(template.replace("{chosen}", chosen), params)])
+        text, _more = cursor.fetchone()
+    return None if text == "[]" else text[1:-1]
+
+
+def registered_model_json_text(name: str) -> str | None:
+    """JSON text of the MLflow RegisteredModel `name`, or None when there is none (PostgreSQL)."""
+    return _one_json(MODELS_JSON_SQL, MODEL_BY_NAME, [name])
+
+
+def model_version_json_text(name: str, number: int) -> str | None:
+    """JSON text of the MLflow ModelVersion `number` of model `name`, or None (PostgreSQL)."""
+    return _one_json(VERSIONS_JSON_SQL, VERSION_BY_NUMBER, [name, number])
+
+
+def model_version_by_alias_json_text(name: str, alias: str) -> str | None:
+    """JSON text of the MLflow ModelVersion that alias `alias` of model `name` points to, or None (PostgreSQL)."""
+    return _one_json(VERSIONS_JSON_SQL, VERSION_BY_ALIAS, [name, alias])
 
 
 def registered_models_json_text(ids: list[int]) -> str:

@@ -27,10 +27,13 @@ from opsportal.errors import ServiceError
 from . import search
 from .serialize import (
     model_rows,
+    model_version_by_alias_json_text,
+    model_version_json_text,
     model_versions_json,
     model_versions_page_json,
     new_model_version_json,
     new_registered_model_json,
+    registered_model_json_text,
     registered_models_json,
     registered_models_page_json,
     version_rows,
@@ -177,7 +180,12 @@ def _version(params: Params) -> ModelVersion:
     return services.get_version(_model(params), params.version())
 
 
-def _model_json(name: str) -> dict:
+def _model_json(name: str) -> dict | RawJSON:
+    if connection.vendor == "postgresql":
+        text = registered_model_json_text(name)
+        if text is None:
+            raise services.NotFound(f"Registered Model with name={name} not found")
+        return RawJSON(f'{{"registered_model": {text}}}')
     rows = list(model_rows(RegisteredModel.objects.filter(name=name)))
     if not rows:
         raise services.NotFound(f"Registered Model with name={name} not found")
@@ -296,9 +304,15 @@ def delete_registered_model_alias(params: Params, user: Actor) -> dict:
     return {}
 
 
-def get_model_version_by_alias(params: Params, user: Actor) -> dict:
-    version = services.get_version_by_alias(_model(params), params.string("alias", required=True))
-    return _version_json(version)
+def get_model_version_by_alias(params: Params, user: Actor) -> dict | RawJSON:
+    name = services.validate_name(params.string("name", required=True))
+    alias = params.string("alias", required=True)
+    if connection.vendor == "postgresql":
+        text = model_version_by_alias_json_text(name, alias)
+        if text is not None:
+            return RawJSON(f'{{"model_version": {text}}}')
+    # No such model or alias (the look-ups say which), or another database.
+    return _version_json(services.get_version_by_alias(services.get_model(name), alias))
 
 
 # --- Model versions --------------------------------------------------------------------------------------------------
@@ -317,8 +331,16 @@ def create_model_version(params: Params, user: Actor) -> dict:
     return {"model_version": new_model_version_json(version)}
 
 
-def get_model_version(params: Params, user: Actor) -> dict:
-    return _version_json(_version(params))
+def get_model_version(params: Params, user: Actor) -> dict | RawJSON:
+    name = services.validate_name(params.string("name", required=True))
+    version = params.version()
+    number = version.strip()
+    if connection.vendor == "postgresql" and number.isascii() and number.isdigit() and 0 < int(number) < 2**31:
+        text = model_version_json_text(name, int(version))
+        if text is not None:
+            return RawJSON(f'{{"model_version": {text}}}')
+    # No such model or version, or a version that is no number (the look-ups say which), or another database.
+    return _version_json(services.get_version(services.get_model(name), version))
 
 
 def update_model_version(params: Params, user: Actor) -> dict:

@@ -71,3 +71,26 @@ def test_an_empty_search_is_an_empty_page(catalogue):
         "[]",
         False,
     )
+
+
+def test_one_model_or_version_by_name_number_or_alias_is_the_python_answer(catalogue):
+    from mlops.mlflow_api.serialize import (
+        model_version_by_alias_json_text,
+        model_version_json_text,
+        registered_model_json_text,
+    )
+
+    for name in ("alpha", "empty"):
+        python = registered_models_json(list(model_rows(RegisteredModel.objects.filter(name=name))))[0]
+        assert json.loads(registered_model_json_text(name)) == python
+    two = ModelVersion.objects.filter(model__name="beta", version=2)
+    python = model_versions_json(list(version_rows(two)))[0]
+    assert json.loads(model_version_json_text("beta", 2)) == python
+    assert json.loads(model_version_by_alias_json_text("beta", "champion")) == python
+    assert python["aliases"] == ["a-first", "champion"]
+    three = model_versions_json(list(version_rows(ModelVersion.objects.filter(model__name="beta", version=3))))[0]
+    assert json.loads(model_version_json_text("beta", 3)) == three
+    assert [t["key"] for t in three["tags"]] == ["B", "note"]
+    assert registered_model_json_text("nope") is None
+    assert model_version_json_text("beta", 9) is None and model_version_json_text("nope", 1) is None
+    assert model_version_by_alias_json_text("beta", "nope") is None

@@ -351,9 +351,12 @@ def _http_assertions(config: dict[str, Any], response: httpx.Response, content: 
         if not matches:
             raise CheckFailed(f"JSON path {path} matches nothing in the body", outcome)
         expected = config.get("json_expected")
-        outcome.details["json_value"] = matches[0]
+        found = json.dumps(matches[0])
+        # A path such as "$" would keep the whole document with every result: long values are cut.
+        outcome.details["json_value"] = matches[0] if len(found) <= 1000 else found[:1000] + "…"
         if expected is not None and matches[0] != expected:
-            raise CheckFailed(f"JSON path {path} is {json.dumps(matches[0])}, expected {json.dumps(expected)}", outcome)
+            shown = found if len(found) <= 200 else found[:200] + "…"
+            raise CheckFailed(f"JSON path {path} is {shown}, expected {json.dumps(expected)}", outcome)
 
 
 async def _tcp(spec: CheckSpec, clients: Clients) -> Outcome:

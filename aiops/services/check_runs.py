@@ -15,6 +15,7 @@ that resolves it. Heartbeats are evaluated here when their deadline passes, and 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import logging
 import time
@@ -218,7 +219,9 @@ def record_ping(
         check = Check.objects.select_for_update().filter(ping_uuid=ping_uuid, kind=Check.Kind.HEARTBEAT).first()
         if check is None:
             raise NotFound("no heartbeat check has this ping URL.", field="uuid")
-        text = body[:PING_BODY_MAX_BYTES].decode("utf-8", errors="replace")
+        text = storable(body[:PING_BODY_MAX_BYTES].decode("utf-8", errors="replace"))
+        user_agent = storable(user_agent)
+        remote_addr = remote_addr if _is_address(remote_addr) else None
         duration_ms = None
         if kind != Ping.Kind.START and check.started_at is not None:
             duration_ms = round((now - check.started_at).total_seconds() * 1000, 3)
@@ -256,6 +259,14 @@ def record_ping(
     return ping
 
 
+def _is_address(value: str | None) -> bool:
+    try:
+        ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return True
+
+
 def _fail_text(exit_status: int | None, body: str) -> str:
     said = body.strip().splitlines()[0][:200] if body.strip() else ""
     what = f"exit status {exit_status}" if exit_status is not None else "a /fail ping"
@@ -283,9 +294,21 @@ def _result(check: Check, outcome: runner.Outcome) -> CheckResult:
         up=outcome.up,
         latency_ms=outcome.latency_ms,
         status_code=outcome.status_code,
-        error=outcome.error[:MAX_ERROR_CHARS],
-        details=outcome.details,
+        error=storable(outcome.error[:MAX_ERROR_CHARS]),
+        details=storable(outcome.details),
     )
+
+
+def storable(value: Any) -> Any:
+    """`value` without NUL characters, which PostgreSQL stores in neither text nor JSON (a target's answer,
+    a ping's body or a header may carry them; one must not fail a whole batch)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def _store_results(results: list[CheckResult]) -> None:

@@ -275,3 +275,29 @@ def test_seed_demo_adds_checks_with_uptime_history():
     assert checks["Nightly backup (demo)"].status == "up"
     assert len(services.down_periods(check=health, since=timezone.now() - datetime.timedelta(days=7))) == 1
     assert not seed(actor=None, days=7)
+
+
+def test_a_flapping_check_reopens_its_incident_instead_of_opening_new_ones(operator, target, allow_loopback):
+    check = make_check(operator, target.url())
+    for _ in range(3):
+        target.answer(500)
+        assert run_now(check).status == "down"
+        services.process_pending_alerts()
+        target.answer(200)
+        assert run_now(check).status == "up"
+        services.process_pending_alerts()
+    # Three outages, three alerts (one per occurrence), one incident: reopened within the rule's cool-down.
+    assert CheckOutage.objects.filter(check_obj=check).count() == 3
+    assert Alert.objects.filter(fingerprint=check.dedup_key).count() == 3
+    assert Incident.objects.count() == 1 and Incident.objects.get().status == "resolved"
+    assert list(services.incidents_opened(check=check)) == [Incident.objects.get()]
+
+
+def test_a_target_answering_nul_characters_does_not_break_the_batch(operator, target, allow_loopback):
+    target.answer(200, b'{"status": "ok\\u0000", "blob": "' + b"x" * 5000 + b'"}')
+    odd = make_check(operator, "", name="odd", config={"url": target.url(), "json_path": "$"})
+    fine = make_check(operator, "", name="fine", kind="tcp", config={"host": "127.0.0.1", "port": target.port})
+    assert services.run_due_checks(budget_seconds=5) == 2
+    result = CheckResult.objects.get(check_obj=odd)
+    assert result.up and len(result.details["json_value"]) <= 1001 and "\x00" not in str(result.details)
+    assert CheckResult.objects.get(check_obj=fine).up

@@ -139,3 +139,15 @@ def test_a_paused_heartbeat_records_pings_but_changes_nothing(beat, operator):
     Client().get(url(beat, "/fail"))
     beat.refresh_from_db()
     assert beat.status == "paused" and Ping.objects.count() == 1 and not Alert.objects.exists()
+
+
+def test_a_binary_body_and_odd_headers_are_stored_not_refused(beat):
+    response = Client().post(
+        url(beat, "/fail"), data=b"\x00\x1f\x8bgzip\x00 data", content_type="application/octet-stream",
+        HTTP_USER_AGENT="agent\x00x", HTTP_X_FORWARDED_FOR="not-an-ip",
+    )  # fmt: skip
+    assert response.content == b"OK"
+    ping = Ping.objects.get()
+    assert "\x00" not in ping.body and "gzip" in ping.body and ping.user_agent == "agent\ufffdx"
+    beat.refresh_from_db()
+    assert beat.status == "down"

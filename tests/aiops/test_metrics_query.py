@@ -181,3 +181,26 @@ def test_too_many_points_are_refused(base):
     with pytest.raises(InvalidInput, match="exceeded maximum resolution of 11,000 points") as refused:
         services.run_query_range(query_text="up", start=base, end=base + 86400, step=1)
     assert refused.value.field == "step"
+
+
+def test_the_services_pages_use_find_series_and_chart_them(base):
+    write("temperature", {"room": "a"}, [(base + 7 + 15 * k, 20.0 + k % 2) for k in range(240)])
+    write("temperature", {"room": "b"}, [(base + 7 + 15 * k, 30.0) for k in range(240)])
+    write("jobs_total", {}, counter(base, 240))
+    found = services.find_series(selector='temperature{room=~"a|b"}')
+    assert [s.labels["room"] for s in found] == ["a", "b"]
+    start = datetime.datetime.fromtimestamp(base + 600, datetime.UTC)
+    end = datetime.datetime.fromtimestamp(base + 3600, datetime.UTC)
+    chart = services.series_chart(series_ids=[s.id for s in found], start=start, end=end, points=50)
+    assert [c.series_id for c in sorted(chart, key=lambda c: c.metric["room"])] == [s.id for s in found]
+    assert all(len(c.points) == 51 for c in chart)  # 3,000 s / 50 points = a 60 s step, both ends
+    b = next(c for c in chart if c.metric["room"] == "b")
+    assert {v for _, v in b.points} == {30.0} and b.metric["__name__"] == "temperature"
+    (jobs,) = services.find_series(selector="jobs_total")
+    (rate,) = services.series_chart(series_ids=[jobs.id], start=start, end=end, function="rate", points=10)
+    assert [v for _, v in rate.points] == pytest.approx([1.0] * 11)
+    with pytest.raises(InvalidInput) as refused:
+        services.series_chart(series_ids=[jobs.id], start=start, end=end, function="sum")
+    assert refused.value.field == "function"
+    assert services.label_values(label="room") == ["a", "b"]
+    assert services.label_names() == ["__name__", "room"]

@@ -89,18 +89,24 @@ def _outcome(spec: TargetSpec, started: float, fetched: http.Fetched, preview: i
     outcome = ScrapeOutcome(target_id=spec.id, started=started, duration=fetched.duration)
     base = target_labels(spec.name, spec.url, spec.labels)
     if fetched.ok:
-        try:
-            parsed = exposition.parse(fetched.body.decode("utf-8", errors="replace"), fetched.content_type)
-        except exposition.ExpositionError as exc:
-            outcome.error = f"the body does not parse: {exc}"
-        else:
-            limit = settings.METRICS_SCRAPE_SAMPLE_LIMIT
-            if len(parsed) > limit:
-                outcome.error = f"sample limit exceeded: {len(parsed)} samples, the limit is {limit}"
+        body = fetched.body.decode("utf-8", errors="replace")
+        limit = settings.METRICS_SCRAPE_SAMPLE_LIMIT
+        if exposition.is_openmetrics(fetched.content_type) or not _fast(outcome, spec.id, body, base, started):
+            try:
+                parsed = exposition.parse(body, fetched.content_type)
+            except exposition.ExpositionError as exc:
+                outcome.error = f"the body does not parse: {exc}"
             else:
                 outcome.ok = True
                 outcome.scraped = len(parsed)
-                _label(outcome, parsed, base, started, preview)
+                if len(parsed) <= limit:
+                    _label(outcome, parsed, base, started)
+        if outcome.ok and outcome.scraped > limit:
+            outcome.ok = False
+            outcome.samples, outcome.kinds = [], {}
+            outcome.error = f"sample limit exceeded: {outcome.scraped} samples, the limit is {limit}"
+        if outcome.ok and preview:
+            outcome.preview = [(key[0], dict(key[1]), value) for key, _, value in outcome.samples[:preview]]
     else:
         outcome.error = fetched.error
     for name, value in zip(
@@ -112,23 +118,57 @@ def _outcome(spec: TargetSpec, started: float, fetched: http.Fetched, preview: i
     return outcome
 
 
-def _label(
-    outcome: ScrapeOutcome, parsed: list[exposition.ParsedSample], base: dict[str, str], started: float, preview: int
-) -> None:
-    """Give each sample the target's labels; an exposed label that clashes becomes `exported_<name>`."""
-    base_items = tuple(base.items())
+def _labelled(name: str, labels: dict[str, str], base: dict[str, str]) -> SeriesKey:
+    """The series key with the target's labels; an exposed label that clashes becomes `exported_<name>`."""
+    if any(label in labels for label in base):
+        labels = dict(labels)
+        for label in base:
+            if label in labels:
+                labels[f"exported_{label}"] = labels.pop(label)
+    return name, tuple(sorted((*labels.items(), *base.items())))
+
+
+def _label(outcome: ScrapeOutcome, parsed: list[exposition.ParsedSample], base: dict[str, str], started: float) -> None:
     samples = outcome.samples
     kinds = outcome.kinds
     for sample in parsed:
-        labels = sample.labels
-        if any(label in labels for label in base):
-            labels = dict(labels)
-            for label in base:
-                if label in labels:
-                    labels[f"exported_{label}"] = labels.pop(label)
-        key = (sample.name, tuple(sorted((*labels.items(), *base_items))))
+        key = _labelled(sample.name, sample.labels, base)
         samples.append((key, sample.timestamp if sample.timestamp is not None else started, sample.value))
         if key not in kinds:
             kinds[key] = sample.kind
-        if len(outcome.preview) < preview:
-            outcome.preview.append((sample.name, dict(key[1]), sample.value))
+
+
+# Per target (and its labels): series text as exposed -> series key, so a repeated scrape resolves each line
+# with one dict look-up.
+KEY_CACHES: dict[tuple, dict[str, SeriesKey]] = {}
+KEY_CACHE_LIMIT = 500_000
+
+
+def _fast(outcome: ScrapeOutcome, target_id: int, body: str, base: dict[str, str], started: float) -> bool:
+    """The text format's fast path; False (nothing kept) when the body has a line it does not take."""
+    cache_key = (target_id, tuple(base.items()))
+    cache = KEY_CACHES.get(cache_key)
+    if cache is None or len(cache) > KEY_CACHE_LIMIT:
+        if len(KEY_CACHES) > 10_000:
+            KEY_CACHES.clear()
+        cache = KEY_CACHES[cache_key] = {}
+    reader = exposition.FastText()
+    samples: list[tuple[SeriesKey, float, float]] = []
+    new: list[tuple[SeriesKey, str]] = []
+    try:
+        for series, value, timestamp in reader.lines(body):
+            key = cache.get(series)
+            if key is None:
+                parsed = exposition.series_of(series)
+                if parsed is None:
+                    return False
+                key = cache[series] = _labelled(parsed[0], parsed[1], base)
+                new.append((key, parsed[0]))
+            samples.append((key, started if timestamp is None else timestamp, value))
+    except exposition.FastText.NotPlain:
+        return False
+    outcome.ok = True
+    outcome.scraped = len(samples)
+    outcome.samples = samples
+    outcome.kinds = {key: exposition.kind_of(name, reader.types) for key, name in new}
+    return True

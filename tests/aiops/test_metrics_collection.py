@@ -265,3 +265,53 @@ def test_the_dispatcher_claims_due_runs_within_its_horizon_without_a_burst(opera
     assert fast.next_due_at == now + datetime.timedelta(seconds=6)
     assert late.next_due_at == now + datetime.timedelta(seconds=60)
     assert services.dispatch_due_collection(now=now) == 0  # claimed already
+
+
+def _both_paths(body: str) -> tuple[list | None, list]:
+    """The samples (name, labels, value, timestamp) from the fast path (None: it left the body to the
+    library) and from prometheus_client's parser."""
+    from aiops.metrics import scrape
+
+    base = scrape.target_labels("t", "http://h:1/m", {})
+    fast = scrape.ScrapeOutcome(target_id=-1, started=1000.0)
+    took = scrape._fast(fast, -1, body, base, 1000.0)
+    scrape.KEY_CACHES.clear()
+    slow = scrape.ScrapeOutcome(target_id=-1, started=1000.0)
+    scrape._label(slow, exposition.parse(body, "text/plain"), base, 1000.0)
+
+    def plain(samples: list) -> list:
+        return sorted((key[0], key[1], repr(value), at) for key, at, value in samples)
+
+    return (plain(fast.samples) if took else None), plain(slow.samples)
+
+
+def test_the_fast_text_path_reads_what_prometheus_client_reads(tmp_path, client, viewer):
+    import urllib.request
+
+    from .metrics_helpers import NodeExporter
+
+    exporter = NodeExporter(tmp_path)
+    try:
+        node = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
+    finally:
+        exporter.close()
+    client.force_login(viewer)
+    portal = client.get("/metrics").content.decode()
+    odd = (
+        '# TYPE jobs counter\njobs 3\njobs{queue="a b}c"} 4 1700000000123\n'
+        '# TYPE temp gauge\ntemp{room="x",} NaN\ntemp{room="y"} +Inf\ntemp -2.5e-3\n'
+    )
+    for body in (EXPOSITION, node, portal, odd):
+        fast, slow = _both_paths(body)
+        assert fast is not None and fast == slow and len(fast) >= 5
+    # A counter declared without _total keeps its name, as Prometheus stores it (prometheus_client would add _total).
+    fast, _ = _both_paths(odd)
+    assert {sample[0] for sample in fast} == {"jobs", "temp"}
+    # Escapes, and anything else unusual, are left to prometheus_client, with the same result.
+    escaped = 'x{path="C:\\\\dir",msg="say \\"hi\\"\\n"} 1\n'
+    fast, slow = _both_paths(escaped)
+    assert fast is None and dict(slow[0][1])["msg"] == 'say "hi"\n'
+    from aiops.metrics import scrape
+
+    garbage = scrape.ScrapeOutcome(target_id=-1, started=0.0)
+    assert not scrape._fast(garbage, -1, "<html>Welcome to nginx!</html>\n", {}, 0.0) and not garbage.samples

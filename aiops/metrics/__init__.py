@@ -1,4 +1,7 @@
-"""The metric collection engine (issue 11), used by `aiops.services.metrics`.
+"""The metric collection engine (issue 11).
+
+Used by the metric services: `aiops.services.scrape_targets`, `prom_sources`, `thresholds`,
+`collection` and `metrics` (reads).
 
 - `exposition`: Prometheus text and OpenMetrics parsing (prometheus_client's parsers).
 - `http`: outbound HTTP with httpx under the portal's allow-list (opsportal.outbound).

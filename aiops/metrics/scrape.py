@@ -1,7 +1,7 @@
 """Scraping targets, as Prometheus does: fetch, parse, label, plus `up` and the scrape's own series.
 
-The async part only fetches (many targets at once); parsing and labelling run after, and writing is
-the caller's (`aiops.services.metrics`). A scrape that fails (connection, timeout, HTTP status, a
+The async part only fetches (many targets at once); parsing and labelling run after, and writing
+is the caller's (`aiops.services.scrape_targets`). A scrape that fails (connection, timeout, HTTP status, a
 body that does not parse, too many samples) stores no sample of the target's own, only `up` = 0
 and the scrape series, so the series already stored are kept as they were.
 """

@@ -140,37 +140,37 @@ __all__ = [
     "validate_matchers",
 ]
 
-# Metric collection (issue 11): targets, sources, watched queries, threshold rules; collection and queries.
+# Metric collection: targets, sources and watched queries; threshold rules; scheduling and storage; reading.
+from .collection import dispatch_due_collection, maintain_metric_storage, roll_up_metrics
 from .metrics import (
-    ScrapeReport,
-    SourceReport,
-    collect_queries,
-    collect_targets,
-    delete_prom_source,
-    delete_scrape_target,
-    delete_threshold_rule,
-    delete_watched_query,
-    dispatch_due_collection,
-    evaluate_threshold_rules,
     find_series,
     label_names,
     label_values,
-    maintain_metric_storage,
-    roll_up_metrics,
     run_query_instant,
     run_query_range,
-    run_watched_query_now,
-    save_prom_source,
-    save_scrape_target,
-    save_threshold_rule,
-    save_watched_query,
-    scrape_target_now,
     series_chart,
     series_matching,
     series_url,
+)
+from .prom_sources import (
+    SourceReport,
+    collect_queries,
+    delete_prom_source,
+    delete_watched_query,
+    run_watched_query_now,
+    save_prom_source,
+    save_watched_query,
     test_prom_source,
+)
+from .scrape_targets import (
+    ScrapeReport,
+    collect_targets,
+    delete_scrape_target,
+    save_scrape_target,
+    scrape_target_now,
     test_scrape_target,
 )
+from .thresholds import delete_threshold_rule, evaluate_threshold_rules, save_threshold_rule
 
 __all__ += [
     "ScrapeReport",

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 from .views import checks, status_pages
@@ -34,4 +34,8 @@ urlpatterns = [
     path("status-pages/new/", status_pages.status_page_edit, name="status_page_new"),
     path("status-pages/<int:pk>/", status_pages.status_page_edit, name="status_page_edit"),
     path("status-pages/<int:pk>/delete/", status_pages.status_page_delete, name="status_page_delete"),
+    # Metric collection pages (their own URL modules, in this namespace): the explorer, and targets,
+    # Prometheus-compatible sources with their watched queries, and threshold rules.
+    path("metrics/", include("aiops.explorer_urls")),
+    path("metrics/", include("aiops.collection_urls")),
 ]

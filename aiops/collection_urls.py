@@ -1,0 +1,6 @@
+"""Pages that manage metric collection: scrape targets, Prometheus-compatible sources and watched
+queries, threshold rules (under /aiops/metrics/, names in the aiops namespace)."""
+
+from django.urls import path
+
+urlpatterns: list = []

@@ -1,6 +1,4 @@
 """Pages that manage metric collection: scrape targets, Prometheus-compatible sources and watched
 queries, threshold rules (under /aiops/metrics/, names in the aiops namespace)."""
 
-from django.urls import path
-
 urlpatterns: list = []

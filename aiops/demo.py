@@ -21,9 +21,11 @@ from opsportal.accounts.services import create_api_token
 from opsportal.encryption import encrypt
 
 from . import services
+from .services import status_pages
 from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
 
+DEMO_STATUS_PAGE = "demo"
 SERVICES = ["checkout", "payments", "search", "auth", "inventory", "notifications"]
 ALERTS = [
     ("HighErrorRate", "critical", "5xx rate above 5% for 5 minutes"),
@@ -181,7 +183,8 @@ def _present(integration: Integration, actor: User | None) -> None:
 
 def _checks(actor: User | None, days: int) -> bool:
     """Uptime checks of the portal itself: its /healthz (HTTP), its port and the demo model's (TCP), and a
-    nightly-job heartbeat; with `days` of hourly history (one short outage) so uptime shows at once.
+    nightly-job heartbeat; with `days` of hourly history (one short outage) so uptime shows at once; and a
+    published status page of them at /status/demo/.
 
     The targets are loopback addresses, which checks reach only when allowed: `make run` allows 127.0.0.1
     (OPSPORTAL_OUTBOUND_ALLOWLIST), elsewhere these checks say the allow-list refused them.
@@ -244,6 +247,12 @@ def _checks(actor: User | None, days: int) -> bool:
     if last is not None:
         services.record_ping(ping_uuid=str(backup.ping_uuid), kind=Ping.Kind.SUCCESS, method="GET",
                              user_agent="seed_demo", body=b"seeded")  # fmt: skip
+    # A published status page of the portal's checks, public at /status/demo/ (no login), as customers see it.
+    status_pages.save_status_page(
+        actor=actor, name="OpsPortal status (demo)", slug=DEMO_STATUS_PAGE, published=True,
+        description="Live state of the demo portal, its demo model and its nightly backup.",
+        check_ids=[health.pk, web_port.pk, model_port_check.pk, backup.pk],
+    )  # fmt: skip
     return True
 
 

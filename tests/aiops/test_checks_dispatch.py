@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.test import Client
 from django.utils import timezone
 
 from aiops import services
@@ -274,6 +275,10 @@ def test_seed_demo_adds_checks_with_uptime_history():
     assert 99 < uptime.week < 100 and uptime.day == 100.0
     assert checks["Nightly backup (demo)"].status == "up"
     assert len(services.down_periods(check=health, since=timezone.now() - datetime.timedelta(days=7))) == 1
+    # A published status page of those checks, readable without login.
+    public = Client().get("/status/demo/")
+    assert public.status_code == 200
+    assert [check.name for check in public.context["status"].checks] == sorted(checks)
     assert not seed(actor=None, days=7)
 
 

@@ -24,6 +24,7 @@ from ..forms import AssignForm, CommentForm, SeverityForm
 from ..models import Alert, Incident, IncidentEvent
 from ..parsers import is_web_url
 from .display import field_problem, minutes, page_of, web_links
+from .explorer import explorer_link
 
 TIMELINE_LIMIT = 500
 STATUS_RANK = ["triggered", "acknowledged", "resolved"]
@@ -85,6 +86,8 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         alert.source_url = alert.generator_url if is_web_url(alert.generator_url) else ""
     buttons = link_buttons(alerts)
     shown = {button["href"] for button in buttons}
+    # Threshold alerts name their series (annotation series_id): open the explorer on them, around the incident.
+    series_ids = list(dict.fromkeys(int(a.annotations["series_id"]) for a in alerts if _series_id(a)))
     # The latest events when there are very many; shown oldest first.
     events = list(reversed(incident.events.order_by("-at", "-id")[:TIMELINE_LIMIT]))
     for event in events:
@@ -94,6 +97,8 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "incident": incident,
         "alerts": alerts,
         "link_buttons": buttons,
+        "explorer_url": explorer_link(series_ids=series_ids, incident=incident) if series_ids else "",
+        "explorer_series": len(series_ids),
         "links": [link for link in web_links(incident.links) if link["href"].strip() not in shown],
         # A manual resolve leaves the sender's alerts firing: the page says so instead of "2 firing of 2" alone.
         "firing_after_resolve": incident.status == Incident.Status.RESOLVED and incident.firing_count > 0,
@@ -110,6 +115,11 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render_page_or_partial(
         request, "aiops/incident_detail.html", "aiops/partials/incident_timeline.html", context
     )
+
+
+def _series_id(alert: Alert) -> bool:
+    value = alert.annotations.get("series_id") if isinstance(alert.annotations, dict) else None
+    return isinstance(value, str) and value.isdigit() and len(value) < 19
 
 
 def link_buttons(alerts: list[Alert]) -> list[dict[str, str]]:

@@ -182,7 +182,7 @@ class CorrelationRuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = CorrelationRule
         fields = [
-            "id", "name", "position", "enabled", "matchers", "group_by", "window_minutes", "auto_resolve",
+            "id", "name", "kind", "position", "enabled", "matchers", "group_by", "window_minutes", "auto_resolve",
             "reopen_cooldown_minutes", "created_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at"]

@@ -302,13 +302,21 @@ class Matcher:
 
 
 class CorrelationRule(models.Model):
-    """Groups matching alerts into one incident per distinct value of `group_by` within a time window."""
+    """Groups matching alerts into one incident per distinct value of `group_by` within a time window,
+    or, for kind `learned`, by what aiops.correlation_learning scores as one failure."""
+
+    class Kind(models.TextChoices):
+        LABELS = "labels", "Same label values"
+        LEARNED = "learned", "Learned (labels, titles, timing, history)"
 
     name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LABELS, db_default=Kind.LABELS)
     position = models.PositiveIntegerField(default=100, help_text="Rules are tried in ascending order.")
     enabled = models.BooleanField(default=True)
     matchers = models.JSONField(default=list, blank=True, help_text='[{"label": "env", "op": "=", "value": "prod"}]')
-    group_by = models.JSONField(default=list, help_text='Label keys, e.g. ["alertname", "service"].')
+    group_by = models.JSONField(
+        default=list, blank=True, help_text='Label keys, e.g. ["alertname", "service"] (not used by learned rules).'
+    )
     window_minutes = models.PositiveIntegerField(
         default=60, help_text="An alert joins an open incident whose last alert is at most this old."
     )
@@ -411,4 +419,5 @@ class Notification(OutboxMessage):
 
 # Watching systems (issue 11): uptime checks and metric collection, one module each.
 from .checks import *  # noqa: E402, F403
+from .correlation_learning import *  # noqa: E402, F403  (learned alert correlation, issue 12)
 from .metrics import *  # noqa: E402, F403

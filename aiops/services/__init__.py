@@ -70,6 +70,7 @@ from .integrations import (
 )
 from .overview import overview
 from .rules import RULE_FIELDS, create_silence, delete_rule, expire_silence, save_rule, validate_matchers
+from .suggestions import accept_merge_suggestion, pending_suggestions, reject_merge_suggestion
 
 __all__ = [
     "CORRELATION_DEBOUNCE_SECONDS",
@@ -81,6 +82,7 @@ __all__ = [
     "RaisedAlert",
     "SentTestAlert",
     "Uptime",
+    "accept_merge_suggestion",
     "acknowledge_incident",
     "active_silences",
     "add_event",
@@ -110,12 +112,14 @@ __all__ = [
     "matching_silence",
     "merge_incidents",
     "overview",
+    "pending_suggestions",
     "ping_url",
     "process_pending_alerts",
     "prune_check_history",
     "raise_alert",
     "record_deliveries",
     "record_ping",
+    "reject_merge_suggestion",
     "reopen_incident",
     "resolve_incident",
     "rotate_integration_token",

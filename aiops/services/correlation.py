@@ -18,6 +18,7 @@ from opsportal.audit import services as audit
 from opsportal.bulk import fast_bulk_update
 
 from .. import notifications
+from ..correlation_learning.grouping import Decision, LearnedGrouping
 from ..models import SEVERITY_RANK, Alert, CorrelationRule, Incident, IncidentEvent, Matcher
 
 INCIDENT_COUNTER_FIELDS = [
@@ -58,6 +59,7 @@ class _Batch:
         # Incidents that alerts of this batch may join, by group key (one query for the batch).
         self.candidates: dict[str, list[Incident]] = {}
         self.new_incidents: list[Incident] = []
+        self.learned: LearnedGrouping | None = None
 
     def event(self, incident: Incident, kind: str, message: str, **data: object) -> None:
         self.events.append(IncidentEvent(incident=incident, at=self.now, kind=kind, message=message, data=data))
@@ -89,6 +91,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     rules = list(CorrelationRule.objects.filter(enabled=True))
     batch = _Batch(timezone.now())
     batch.candidates = _candidate_incidents(alerts, rules, batch.now)
+    batch.learned = LearnedGrouping.for_batch(alerts, rules, batch.now)
     for alert in alerts:
         change = alert.pending_change
         if change in ("fired", "refired"):
@@ -112,6 +115,8 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     fast_bulk_update(alerts, ["pending", "pending_change", "incident"])
     fast_bulk_update(list(batch.touched.values()), INCIDENT_COUNTER_FIELDS)
     IncidentEvent.objects.bulk_create(batch.events)
+    if batch.learned is not None:
+        batch.learned.finish()
     queue_notifications(batch.notify)
     return len(alerts)
 
@@ -123,7 +128,8 @@ def _candidate_incidents(alerts: list[Alert], rules: list[CorrelationRule], now:
         if alert.pending_change in ("fired", "refired"):
             labels = _matching_labels(alert)
             alert.group = (rule := rule_for(rules, labels)), *group_of(rule, labels)
-            keys.add(alert.group[1])
+            if rule is None or rule.kind == CorrelationRule.Kind.LABELS:
+                keys.add(alert.group[1])
     if not keys:
         return {}
     longest_cooldown = max([r.reopen_cooldown_minutes for r in rules] + [30])
@@ -142,11 +148,18 @@ def _candidate_incidents(alerts: list[Alert], rules: list[CorrelationRule], now:
 def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
     rule, group_key, group_values = alert.group
     rule_id = rule.pk if rule else None
-    incident = batch.by_group.get((rule_id, group_key))
-    if incident is None:
-        incident = _find_incident(rule, batch.candidates.get(group_key, []), batch.now)
-        if incident is not None:
-            incident = batch.canonical(incident)
+    learned = rule is not None and rule.kind == CorrelationRule.Kind.LEARNED and batch.learned is not None
+    decision: Decision | None = None
+    if learned:
+        decision = batch.learned.place(alert, rule)
+        incident = decision.incident
+        group_key, group_values = f"learned-{rule.pk}", {}
+    else:
+        incident = batch.by_group.get((rule_id, group_key))
+        if incident is None:
+            incident = _find_incident(rule, batch.candidates.get(group_key, []), batch.now)
+    if incident is not None and incident.pk is not None:
+        incident = batch.canonical(incident)
     if incident is None:
         incident = Incident(
             title=_incident_title(alert, group_values),
@@ -161,7 +174,10 @@ def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
             last_alert_at=batch.now,
         )
         batch.new_incidents.append(incident)
-        batch.event(incident, IncidentEvent.Kind.OPENED, f"Opened by {rule.name if rule else 'default grouping'}.")
+        opened = f"Opened by {rule.name if rule else 'default grouping'}."
+        if decision is not None:
+            opened = f"Opened by {rule.name}: {_opened_reason(decision)}."
+        batch.event(incident, IncidentEvent.Kind.OPENED, opened)
         batch.notify.append((incident, "opened"))
     elif incident.status == Incident.Status.RESOLVED:
         incident.status, incident.resolved_at, incident.acknowledged_at = Incident.Status.TRIGGERED, None, None
@@ -171,7 +187,10 @@ def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
             message="Reopened by a new alert within the cool-down.",
         )  # fmt: skip
         batch.notify.append((incident, "reopened"))
-    batch.by_group[(rule_id, group_key)] = incident
+    if decision is not None:
+        batch.learned.joined(alert, incident, decision)
+    else:
+        batch.by_group[(rule_id, group_key)] = incident
     alert.incident = incident
     incident.alert_count += 1
     incident.firing_count += 1
@@ -182,10 +201,28 @@ def _attach(alert: Alert, rules: list[CorrelationRule], batch: _Batch) -> None:
     for link in incident_links(alert):
         if link not in incident.links and len(incident.links) < 20:
             incident.links.append(link)
-    batch.event(
-        incident, IncidentEvent.Kind.ALERT_FIRING, f"{alert.title} firing", alert=alert.pk, severity=alert.severity
-    )
+    if decision is not None and decision.incident is not None:
+        batch.event(
+            incident, IncidentEvent.Kind.ALERT_FIRING,
+            f"{alert.title} firing. Joined with confidence {decision.confidence:.0%}: {decision.reason}.",
+            alert=alert.pk, severity=alert.severity, confidence=round(decision.confidence, 3), reason=decision.reason,
+        )  # fmt: skip
+    else:
+        batch.event(
+            incident, IncidentEvent.Kind.ALERT_FIRING, f"{alert.title} firing", alert=alert.pk, severity=alert.severity
+        )
     batch.touch(incident)
+
+
+def _opened_reason(decision: Decision) -> str:
+    if decision.suggest is not None:
+        return (
+            f"closest is #{decision.suggest.pk or 'new'} at {decision.confidence:.0%} ({decision.reason}), "
+            "below the join threshold; a merge is suggested"
+        )
+    if decision.confidence:
+        return f"no open incident looked like the same failure (closest at {decision.confidence:.0%})"
+    return decision.reason
 
 
 def _find_incident(rule: CorrelationRule | None, candidates: list[Incident], now: datetime.datetime):

@@ -81,6 +81,7 @@ def expire_silence(*, silence: Silence, actor: Actor) -> Silence:
 
 RULE_FIELDS = (
     "name",
+    "kind",
     "position",
     "enabled",
     "matchers",
@@ -91,13 +92,17 @@ RULE_FIELDS = (
 )
 
 
-def _clean_rule(data: dict) -> dict:
+def _clean_rule(data: dict, kind: str, group_by_before: list) -> dict:
+    """`kind` is the rule's kind after the change: a labels rule needs group_by, a learned rule does not."""
+    if kind not in CorrelationRule.Kind.values:
+        raise InvalidInput(f"must be one of {', '.join(CorrelationRule.Kind.values)}.", field="kind")
     if "matchers" in data:
         data["matchers"] = validate_matchers(data["matchers"]) if data["matchers"] else []
-    if "group_by" in data:
-        group_by = data["group_by"]
-        if not isinstance(group_by, list) or not group_by or not all(isinstance(k, str) and k for k in group_by):
-            raise InvalidInput("a non-empty list of label keys is required.", field="group_by")
+    group_by = data.get("group_by", group_by_before)
+    if kind == CorrelationRule.Kind.LEARNED and not group_by:
+        data["group_by"] = []
+    elif not isinstance(group_by, list) or not group_by or not all(isinstance(k, str) and k for k in group_by):
+        raise InvalidInput("a non-empty list of label keys is required.", field="group_by")
     if "name" in data and not str(data["name"]).strip():
         raise InvalidInput("required.", field="name")
     return data
@@ -106,7 +111,8 @@ def _clean_rule(data: dict) -> dict:
 @transaction.atomic
 def save_rule(*, actor: Actor, rule: CorrelationRule | None = None, **data: object) -> CorrelationRule:
     """Create a correlation rule, or update `rule` with the given fields."""
-    data = _clean_rule({k: v for k, v in data.items() if k in RULE_FIELDS})
+    kind = str(data.get("kind") or (rule.kind if rule else CorrelationRule.Kind.LABELS))
+    data = _clean_rule({k: v for k, v in data.items() if k in RULE_FIELDS}, kind, rule.group_by if rule else [])
     created = rule is None
     rule = rule or CorrelationRule()
     before = {} if created else audit.snapshot(rule, RULE_FIELDS)

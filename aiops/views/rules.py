@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+from django import forms
 from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -58,6 +59,33 @@ def silence_expire(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("aiops:silences")
 
 
+class RuleKindForm(RuleForm):
+    """The rule form with the rule's kind; a learned rule needs no group-by keys."""
+
+    kind = forms.ChoiceField(
+        choices=CorrelationRule.Kind.choices,
+        initial=CorrelationRule.Kind.LABELS,
+        required=False,
+        help_text="Labels: same values of the group-by keys. Learned: alerts of one failure, scored from labels, "
+        "titles, timing and history (see the docs).",
+    )
+    field_order = ["name", "kind"]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["group_by"].required = False
+        self.fields["group_by"].help_text += " Not used by learned rules."
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or CorrelationRule.Kind.LABELS
+
+    def clean_group_by(self) -> list[str]:
+        keys = [k.strip() for k in self.cleaned_data["group_by"].split(",") if k.strip()]
+        if not keys and self.data.get("kind") != CorrelationRule.Kind.LEARNED:
+            raise forms.ValidationError("At least one label key is required.")
+        return keys
+
+
 @role_required(Role.VIEWER)
 def rule_list(request: HttpRequest) -> HttpResponse:
     return render(request, "aiops/rule_list.html", {"rules": CorrelationRule.objects.all()})
@@ -70,6 +98,7 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if rule:
         initial = {
             "name": rule.name,
+            "kind": rule.kind,
             "position": rule.position,
             "matchers": matcher_lines(rule.matchers),
             "group_by": ", ".join(rule.group_by),
@@ -78,7 +107,7 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             "reopen_cooldown_minutes": rule.reopen_cooldown_minutes,
             "enabled": rule.enabled,
         }
-    form = RuleForm(request.POST or None, initial=initial)
+    form = RuleKindForm(request.POST or None, initial=initial)
     if request.method == "POST":
         if "delete" in request.POST and rule:
             services.delete_rule(rule=rule, actor=request.user)

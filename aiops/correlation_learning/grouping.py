@@ -1,0 +1,288 @@
+"""Placing one batch of alerts under learned rules: candidates, scores, the decision and its reason."""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import math
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from ..models import Alert, CorrelationRule, Incident, MergeSuggestion
+from . import memory
+from .memory import Memory
+from .scoring import (
+    JOIN_THRESHOLD,
+    SUGGEST_THRESHOLD,
+    Evidence,
+    Idf,
+    history_evidence,
+    label_tokens,
+    signature,
+    tfidf,
+    title_grams,
+    title_words,
+)
+
+# A token (label pair, title word) shared by more incidents than this is too common to find candidates by.
+MAX_POSTING = 40
+MAX_MEMBERS_LOADED = 20_000
+# Time proximity decays as exp(-gap / tau) with tau = the rule's window / TIME_DECAY_DIVISOR.
+TIME_DECAY_DIVISOR = 6
+
+
+def fire_time(alert: Alert) -> float:
+    """When the alert fired, as epoch seconds: when OpsPortal first saw it."""
+    return alert.first_seen_at.timestamp()
+
+
+@dataclass(slots=True)
+class AlertFeatures:
+    sig: str
+    tokens: frozenset[str]
+    grams: dict[str, int]
+    words: frozenset[str]
+    at: float
+    vector: dict[str, float] | None = None
+
+
+def features_of(alert: Alert) -> AlertFeatures:
+    labels = {str(k): str(v) for k, v in alert.labels.items()}
+    labels.setdefault("service", alert.service)
+    text = f"{labels.get('alertname', '')} {alert.title}"
+    return AlertFeatures(
+        sig=signature(labels, alert.title, alert.service),
+        tokens=label_tokens(labels),
+        grams=title_grams(text),
+        words=title_words(text),
+        at=fire_time(alert),
+    )
+
+
+class Profile:
+    """What an incident looks like to the learner: its alerts' labels, titles, kinds and times."""
+
+    __slots__ = ("centroid", "incident", "norm", "rule_id", "sigs", "times", "tokens")
+
+    def __init__(self, incident: Incident, rule_id: int) -> None:
+        self.incident = incident
+        self.rule_id = rule_id
+        self.tokens: dict[str, int] = {}
+        self.centroid: dict[str, float] = {}
+        self.norm = 0.0
+        self.sigs: dict[str, float] = {}
+        self.times: list[float] = []
+
+    def add(self, f: AlertFeatures) -> None:
+        for token in f.tokens:
+            self.tokens[token] = self.tokens.get(token, 0) + 1
+        centroid = self.centroid
+        for gram, value in (f.vector or {}).items():
+            centroid[gram] = centroid.get(gram, 0.0) + value
+        self.norm = math.sqrt(sum(v * v for v in centroid.values())) or 1.0
+        self.sigs[f.sig] = max(self.sigs.get(f.sig, f.at), f.at)
+        bisect.insort(self.times, f.at)
+
+    def gap(self, at: float) -> float:
+        """Seconds between `at` and the incident's nearest alert."""
+        i = bisect.bisect_left(self.times, at)
+        near = [abs(self.times[j] - at) for j in (i - 1, i) if 0 <= j < len(self.times)]
+        return min(near) if near else math.inf
+
+
+@dataclass(slots=True)
+class Decision:
+    """Where an alert goes: `incident` to join (None: open a new one), with the best candidate's
+    confidence and reason, and `suggest` when the best is worth a merge suggestion only."""
+
+    incident: Incident | None
+    confidence: float
+    reason: str
+    suggest: Incident | None = None
+
+
+class LearnedGrouping:
+    """The learner's view of one batch: candidate incidents, the IDF of what it sees, the memory."""
+
+    def __init__(self, rules: list[CorrelationRule], now: datetime.datetime) -> None:
+        self.rules = {r.pk: r for r in rules}
+        self.now = now
+        self.idf = Idf()
+        self.profiles: dict[int, Profile] = {}
+        self.index: dict[str, list[Profile]] = {}
+        self.memory = Memory(now)
+        self.features: dict[int, AlertFeatures] = {}
+        self.firings: list[tuple[str, float]] = []
+        self.earlier: list[tuple[str, float]] = []
+        self.suggestions: dict[tuple[int, int], tuple[Incident, Incident, float, str]] = {}
+
+    @classmethod
+    def for_batch(cls, alerts: list[Alert], rules: list[CorrelationRule], now: datetime.datetime):
+        """The learner for this batch, or None when no learned rule is enabled."""
+        learned = [r for r in rules if r.enabled and r.kind == CorrelationRule.Kind.LEARNED]
+        if not learned:
+            return None
+        memory.learn_from_feedback()
+        grouping = cls(learned, now)
+        firing = [a for a in alerts if a.pending_change in ("fired", "refired")]
+        if not firing:
+            return grouping
+        for alert in firing:
+            f = grouping.features[alert.pk] = features_of(alert)
+            grouping._count(f)
+            grouping.firings.append((f.sig, f.at))
+        earliest = min(a.first_seen_at for a in firing)
+        latest = max(a.first_seen_at for a in firing)
+        grouping._load_members(learned, earliest, {a.pk for a in alerts})
+        grouping.earlier = [
+            (signature({str(k): str(v) for k, v in labels.items()}, title, service), seen.timestamp())
+            for labels, title, service, seen in Alert.objects.filter(
+                first_seen_at__gte=earliest - datetime.timedelta(seconds=memory.COFIRE_SECONDS),
+                first_seen_at__lte=latest,
+            )
+            .exclude(pk__in=[a.pk for a in alerts])
+            .values_list("labels", "title", "service", "first_seen_at")[:MAX_MEMBERS_LOADED]
+        ]
+        for f in grouping.features.values():
+            f.vector = tfidf(f.grams, grouping.idf)
+        sigs = {f.sig for f in grouping.features.values()}
+        for profile in grouping.profiles.values():
+            sigs.update(profile.sigs)
+        grouping.memory = Memory.load(sigs, now)
+        return grouping
+
+    def _count(self, f: AlertFeatures) -> None:
+        self.idf.add([*("l:" + t for t in f.tokens), *("g:" + g for g in f.grams), *("w:" + w for w in f.words)])
+
+    def _load_members(self, rules: list[CorrelationRule], earliest: datetime.datetime, batch: set[int]) -> None:
+        """Profiles of the incidents the batch's alerts may join: open ones (or resolved within the
+        cool-down) of a learned rule, with an alert within the rule's window before the batch."""
+        window = datetime.timedelta(minutes=max(r.window_minutes for r in rules))
+        cooldown = datetime.timedelta(minutes=max(r.reopen_cooldown_minutes for r in rules))
+        members = (
+            Alert.objects.filter(
+                incident__rule__in=rules, incident__merged_into__isnull=True, first_seen_at__gte=earliest - window
+            )
+            .filter(~Q(incident__status=Incident.Status.RESOLVED) | Q(incident__resolved_at__gte=self.now - cooldown))
+            .exclude(pk__in=batch)
+            .select_related("incident")
+            .only("labels", "title", "service", "first_seen_at", "incident")
+            .order_by("-first_seen_at")[:MAX_MEMBERS_LOADED]
+        )
+        loaded = []
+        for alert in members:
+            f = features_of(alert)
+            self._count(f)
+            loaded.append((alert.incident, f))
+        for incident, f in loaded:
+            f.vector = tfidf(f.grams, self.idf)
+            self._add(incident, f)
+
+    def _add(self, incident: Incident, f: AlertFeatures) -> None:
+        key = incident.pk or id(incident)
+        profile = self.profiles.get(key)
+        if profile is None:
+            profile = self.profiles[key] = Profile(incident, incident.rule_id)
+        new_keys = [t for t in f.tokens if t not in profile.tokens]
+        new_keys += ["w:" + w for w in f.words if "w:" + w not in profile.tokens]
+        new_keys += [] if f.sig in profile.sigs else ["s:" + f.sig]
+        profile.add(f)
+        for word in f.words:
+            profile.tokens.setdefault("w:" + word, 0)
+        for key in new_keys:
+            self.index.setdefault(key, []).append(profile)
+
+    def place(self, alert: Alert, rule: CorrelationRule) -> Decision:
+        """Score the alert against its candidate incidents and decide."""
+        f = self.features[alert.pk]
+        window = rule.window_minutes * 60
+        tau = window / TIME_DECAY_DIVISOR
+        best: tuple[float, Evidence, Profile] | None = None
+        for profile in self._candidates(f):
+            if profile.rule_id != rule.pk:
+                continue
+            gap = profile.gap(f.at)
+            if gap > window:
+                continue
+            evidence = self._evidence(f, profile, gap, tau)
+            confidence = evidence.confidence()
+            if best is None or confidence > best[0]:
+                best = (confidence, evidence, profile)
+        if best is None:
+            return Decision(None, 0.0, "no open incident of this rule fired near it")
+        confidence, evidence, profile = best
+        if confidence >= JOIN_THRESHOLD:
+            return Decision(profile.incident, confidence, evidence.reason())
+        suggest = profile.incident if confidence >= SUGGEST_THRESHOLD else None
+        reason = evidence.reason()
+        return Decision(None, confidence, reason, suggest)
+
+    def _candidates(self, f: AlertFeatures) -> set[Profile]:
+        keys = [*f.tokens, *("w:" + w for w in f.words), "s:" + f.sig]
+        keys += ["s:" + s for s in self.memory.partners.get(f.sig, ())]
+        found: set[Profile] = set()
+        for key in keys:
+            posting = self.index.get(key)
+            if posting and (len(posting) <= MAX_POSTING or key[:2] == "s:"):
+                found.update(posting[-MAX_POSTING:])
+        return found
+
+    def _evidence(self, f: AlertFeatures, profile: Profile, gap: float, tau: float) -> Evidence:
+        idf = self.idf
+        evidence = Evidence(time=math.exp(-gap / tau), gap_seconds=gap)
+        weights = {t: idf.weight("l:" + t) for t in f.tokens}
+        total = sum(weights.values())
+        shared = sorted((t for t in f.tokens if t in profile.tokens), key=lambda t: -weights[t])
+        if total:
+            evidence.labels = sum(weights[t] for t in shared) / total
+            evidence.shared_labels = shared
+        centroid = profile.centroid
+        if f.vector:
+            evidence.title = sum(v * centroid.get(g, 0.0) for g, v in f.vector.items()) / profile.norm
+        fired = self.memory.fired
+        together = apart = 0.0
+        for sig in profile.sigs:
+            if sig == f.sig:
+                evidence.same_alert = 1.0
+                continue
+            pair = self.memory.pair(f.sig, sig)
+            if pair is None:
+                continue
+            found = history_evidence(f.sig, sig, pair, fired)
+            if found and found[0] > evidence.history:
+                evidence.history, evidence.history_text = found
+            if pair.together > together:
+                together = pair.together
+                evidence.together = math.log1p(together)
+            if pair.apart > apart:
+                apart = pair.apart
+                evidence.apart = math.log1p(apart)
+        texts = []
+        if together >= 0.5:
+            texts.append(f"people merged these kinds of alerts {round(together)} time(s)")
+        if apart >= 0.5:
+            texts.append(f"people split them apart {round(apart)} time(s)")
+        evidence.feedback_text = " but ".join(texts)
+        return evidence
+
+    def joined(self, alert: Alert, incident: Incident, decision: Decision) -> None:
+        """Record where the alert went (a later alert of the batch may join the same incident)."""
+        self._add(incident, self.features[alert.pk])
+        if decision.suggest is not None and decision.suggest is not incident:
+            key = (id(incident), id(decision.suggest))
+            if key not in self.suggestions or self.suggestions[key][2] < decision.confidence:
+                self.suggestions[key] = (incident, decision.suggest, decision.confidence, decision.reason)
+
+    def finish(self) -> None:
+        """After the batch's incidents are saved: store merge suggestions and count co-firings
+        (of every firing alert of the batch, whatever its rule)."""
+        MergeSuggestion.objects.bulk_create(
+            [
+                MergeSuggestion(incident=new, other=old, confidence=confidence, reason=reason, created_at=self.now)
+                for new, old, confidence, reason in self.suggestions.values()
+                if new.pk != old.pk
+            ],
+            ignore_conflicts=True,
+        )
+        memory.record_firings(self.firings, self.earlier, self.now)

@@ -1,6 +1,6 @@
 // Metric explorer: draws the chart, and reloads its data at the new window's resolution when one zooms
 // (drag, double-click back, or a range button); the URL follows, so the view stays shareable.
-// The picker's selects are htmx (partials); at most OVERLAY series can be ticked.
+// The picker's selects ask for its htmx partial; at most data-overlay series can be ticked.
 (function () {
   "use strict";
 
@@ -76,8 +76,8 @@
   function reload(start, end) {
     var params = new URLSearchParams(window.location.search);
     params.delete("range");
-    params.set("start", String(Math.floor(start / 1000)));
-    params.set("end", String(Math.ceil(end / 1000)));
+    params.set("start", String(Math.round(start / 1000)));
+    params.set("end", String(Math.round(end / 1000)));
     var width = Math.round(chart.clientWidth || 600);
     params.set("points", String(Math.max(20, Math.min(2000, width))));
     status("Loading…");
@@ -165,8 +165,21 @@
   });
 
   document.addEventListener("change", function (event) {
-    var form = event.target.closest && event.target.closest("#explore-form");
+    if (!event.target.closest) return;
+    var form = event.target.closest("#explore-form");
     if (form && event.target.name === "series") limitTicks(form);
+    // A metric or label filter chosen: the picker's partial is read again (htmx, on its container, which stays).
+    var picker = event.target.closest("#picker-form");
+    if (picker && typeof htmx !== "undefined") htmx.trigger("#metric-picker", "picker-change");
+  });
+  // "Find series": the picker for the selector typed in the box.
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("#picker-find")) return;
+    var form = document.getElementById("explore-form");
+    var params = new URLSearchParams(new FormData(form));
+    params.set("from", "q");
+    var url = document.getElementById("metric-picker").getAttribute("hx-get");
+    htmx.ajax("GET", url + "?" + params.toString(), { target: "#metric-picker" });
   });
   document.addEventListener("htmx:afterSettle", function () {
     var form = document.getElementById("explore-form");

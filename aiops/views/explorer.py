@@ -263,7 +263,7 @@ def markers_for(incident: Incident | None) -> list[Marker]:
 
 def figure_for(view: View, series: list[Series]) -> tuple[dict, Drawn]:
     drawn = draw(view, series)
-    rate_only = {f for f in drawn.functions.values()} == {"rate"}
+    rate_only = set(drawn.functions.values()) == {"rate"}
     figure = metric_charts.explorer_chart(
         drawn.lines,
         start=view.start,

@@ -21,9 +21,9 @@ from opsportal.accounts.services import create_api_token
 from opsportal.encryption import encrypt
 
 from . import services
-from .services import status_pages
 from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
+from .services import status_pages
 
 DEMO_STATUS_PAGE = "demo"
 SERVICES = ["checkout", "payments", "search", "auth", "inventory", "notifications"]

@@ -1,0 +1,36 @@
+"""The form of the threshold rule pages (field names are `save_threshold_rule`'s keyword arguments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from .metric_forms import ServiceForm
+from .models import SEVERITY_CHOICES, ThresholdRule
+
+
+class ThresholdForm(ServiceForm):
+    name = forms.CharField(max_length=100, help_text="The alert's name (alertname).")
+    selector = forms.CharField(
+        widget=forms.TextInput(attrs={"class": "font-monospace", "placeholder": 'up{job="node"}'}),
+        help_text="A series selector: each series it matches is watched on its own.",
+    )
+    comparison = forms.ChoiceField(choices=ThresholdRule.Comparison.choices, label="Fires when the value is")
+    value = forms.FloatField(label="Threshold")
+    for_seconds = forms.IntegerField(
+        initial=0, label="For (seconds)", help_text="How long it must stay over the line before it fires."
+    )
+    severity = forms.ChoiceField(choices=SEVERITY_CHOICES, initial="warning")
+    service = forms.CharField(
+        required=False, max_length=200, help_text="The incident's service; empty: the series' service label."
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    @classmethod
+    def initial_for(cls, rule: ThresholdRule) -> dict[str, Any]:
+        return {name: getattr(rule, name) for name in cls.base_fields}
+
+    def service_values(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)

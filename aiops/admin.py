@@ -163,6 +163,10 @@ class StatusPageAdmin(admin.ModelAdmin):
 _COLLECTION = (
     ScrapeTarget, PromSource, WatchedQuery, Series, Rollup5m, RollupCheckpoint, ThresholdRule, ThresholdState,
 )  # fmt: skip
-for _model in _COLLECTION:
+from .models import AlertPairStats, AlertSignatureStats, CorrelationLearningCursor, MergeSuggestion  # noqa: E402
+
+# Learned correlation's memory (read-mostly; the scorer and the merge/split feedback write it).
+_LEARNED = (AlertSignatureStats, AlertPairStats, CorrelationLearningCursor, MergeSuggestion)
+for _model in _COLLECTION + _LEARNED:
     if _model._meta.pk.__class__.__name__ != "CompositePrimaryKey":
         admin.site.register(_model)

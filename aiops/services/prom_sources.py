@@ -89,11 +89,32 @@ class SourceReport:
     duration_seconds: float
 
 
-def test_prom_source(*, source: PromSource) -> SourceReport:
-    """Ask the source for `1` (an instant query): proves the URL, the auth and that it speaks the API."""
+def test_prom_source(
+    *,
+    source: PromSource | None = None,
+    base_url: str | None = None,
+    auth: str = PromSource.Auth.NONE,
+    username: str = "",
+    secret: str = "",
+    timeout_seconds: float = 30.0,
+) -> SourceReport:
+    """Ask the source for `vector(1)`: proves the URL, the auth and that it speaks the API.
+
+    With `base_url`, the values are tested unsaved (the form's "Test" button before saving); `source`,
+    when given too, lends its stored secret if `secret` is empty (editing without retyping it).
+    Without `base_url`, the saved `source` is tested as it is.
+    """
+    if base_url is not None:
+        source = _probe(source, base_url, auth, username, secret, timeout_seconds)
+    elif source is None:
+        raise InvalidInput("required.", field="base_url")
+    try:
+        headers = auth_headers(source)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="secret") from None
     spec = remote.QuerySpec(
         id=0, name="test", base_url=source.base_url, query="vector(1)", start=0, end=0, step=1,
-        timeout=source.timeout_seconds, headers=auth_headers(source), labels={},
+        timeout=source.timeout_seconds, headers=headers, labels={},
     )  # fmt: skip
     now = time.time()
     spec.start, spec.end = now - 60, now
@@ -101,6 +122,23 @@ def test_prom_source(*, source: PromSource) -> SourceReport:
     return SourceReport(
         ok=outcome.ok, error=outcome.error[:MAX_ERROR_CHARS], duration_seconds=round(outcome.duration, 4)
     )
+
+
+def _probe(
+    saved: PromSource | None, base_url: str, auth: str, username: str, secret: str, timeout_seconds: float
+) -> PromSource:
+    """An unsaved source of these values (validated as a save would), the saved one's secret kept if none is typed."""
+    probe = PromSource(name="test", auth=auth, username=(username or "").strip())
+    probe.base_url = valid_url(base_url, "base_url").rstrip("/")
+    probe.timeout_seconds = valid_seconds(
+        timeout_seconds, "timeout_seconds", minimum=0.1, maximum=MAX_TIMEOUT_SECONDS, integer=False
+    )
+    if secret:
+        probe.secret_encrypted = encrypt(secret)
+    elif saved is not None:
+        probe.secret_encrypted = saved.secret_encrypted
+    check_auth(probe, secret or None)
+    return probe
 
 
 @transaction.atomic

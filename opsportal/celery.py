@@ -94,6 +94,12 @@ BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Capacity forecasts (queue `collection`): each forecast is refitted hourly; a tick fits those due.
+    "aiops.collect-forecasts": {
+        "task": "aiops.tasks.collect_forecasts",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import checks, metrics, views
+from . import checks, forecasts, metrics, views
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
 
@@ -18,6 +18,7 @@ router.register("rules", views.CorrelationRuleViewSet, basename="rule")
 router.register("channels", views.NotificationChannelViewSet, basename="channel")
 router.register("checks", checks.CheckViewSet, basename="check")
 router.register("status-pages", StatusPageViewSet, basename="status-page")
+router.register("forecasts", forecasts.CapacityForecastViewSet, basename="forecast")
 for prefix, viewset, basename in metrics.ROUTES:
     router.register(prefix, viewset, basename=basename)
 

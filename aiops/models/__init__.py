@@ -420,4 +420,5 @@ class Notification(OutboxMessage):
 # Watching systems (issue 11): uptime checks and metric collection, one module each.
 from .checks import *  # noqa: E402, F403
 from .correlation_learning import *  # noqa: E402, F403  (learned alert correlation, issue 12)
+from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12)
 from .metrics import *  # noqa: E402, F403

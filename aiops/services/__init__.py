@@ -34,6 +34,18 @@ from .checks import (
     uptime,
 )
 from .correlation import group_of, process_pending_alerts, rule_for
+from .forecasts import (
+    ForecastRun,
+    compute_forecast,
+    delete_capacity_forecast,
+    forecast_history,
+    forecast_url,
+    full_text,
+    run_forecast_now,
+    save_capacity_forecast,
+    soonest_forecasts,
+    update_due_forecasts,
+)
 from .incidents import (
     acknowledge_incident,
     add_event,
@@ -205,4 +217,18 @@ __all__ += [
     "series_url",
     "test_prom_source",
     "test_scrape_target",
+]
+
+# Capacity forecasts (issue 12): when gauges reach their limit; warnings through raise_alert.
+__all__ += [
+    "ForecastRun",
+    "compute_forecast",
+    "delete_capacity_forecast",
+    "forecast_history",
+    "forecast_url",
+    "full_text",
+    "run_forecast_now",
+    "save_capacity_forecast",
+    "soonest_forecasts",
+    "update_due_forecasts",
 ]

@@ -1,0 +1,237 @@
+"""Capacity forecasts: a filling disk is full on time, flat usage never; warnings open and resolve incidents."""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from aiops import forecasting, services
+from aiops.metrics import partitions, store
+from aiops.models import Alert, CapacityForecast, CapacityForecastResult, Incident
+from opsportal.audit.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+GB = 1e9
+DAY = 86400
+STEP = 300
+FS = {"job": "node", "instance": "db1:9100", "device": "/dev/sda1", "mountpoint": "/data", "service": "db"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    store.CACHE.clear()
+    partitions.forget_known()
+    yield
+    store.CACHE.clear()
+    partitions.forget_known()
+
+
+def disk(
+    labels: dict[str, str],
+    *,
+    used_gb: float,
+    per_day_gb: float,
+    size_gb: float = 500.0,
+    days: float = 7.0,
+    end: datetime.datetime | None = None,
+    swing_gb: float = 10.0,
+    noise_gb: float = 1.0,
+    seed: int = 1,
+) -> float:
+    """`days` of a filesystem every 5 minutes up to `end`: used bytes growing `per_day_gb` a day with a daily swing.
+
+    Writes node_filesystem_used_bytes (at `used_gb` at `end`) and node_filesystem_size_bytes; returns the
+    days until the used bytes' trend and daily peak reach the size.
+    """
+    end = end or timezone.now()
+    rng = np.random.default_rng(seed)
+    count = int(days * DAY / STEP)
+    stamps = end.timestamp() - STEP * np.arange(count)[::-1]
+    ago = (stamps - stamps[-1]) / DAY  # 0 at the end, negative before
+    used = (used_gb + per_day_gb * ago + swing_gb * np.sin(2 * np.pi * stamps / DAY)) * GB
+    used += rng.normal(0, noise_gb * GB, count)
+    used_key = store.series_key("node_filesystem_used_bytes", labels)
+    size_key = store.series_key("node_filesystem_size_bytes", labels)
+    samples = [(used_key, float(at), float(value)) for at, value in zip(stamps, used, strict=True)]
+    samples += [(size_key, float(at), size_gb * GB) for at in stamps[::12]]
+    store.write_samples(samples, kinds={used_key: "gauge", size_key: "gauge"})
+    # Full when the trend plus the daily peak reaches the size.
+    return (size_gb - swing_gb - used_gb) / per_day_gb if per_day_gb else math.inf
+
+
+def disk_forecast(actor, **overrides) -> CapacityForecast:
+    values = {
+        "name": "Data disks",
+        "usage_selector": 'node_filesystem_used_bytes{mountpoint="/data"}',
+        "limit_kind": "series",
+        "limit_selector": "node_filesystem_size_bytes",
+        "match_labels": ["instance", "device", "mountpoint"],
+        "horizon_days": 14,
+        "severity": "warning",
+    }
+    return services.save_capacity_forecast(actor=actor, **{**values, **overrides})
+
+
+def days_from(now: datetime.datetime, at: datetime.datetime | None) -> float | None:
+    return None if at is None else (at - now).total_seconds() / DAY
+
+
+# --- The forecast ---------------------------------------------------------------------------------------------
+
+
+def test_a_filling_disk_with_daily_seasonality_is_full_on_time_with_mase(operator):
+    now = timezone.now()
+    expected = disk(FS, used_gb=300, per_day_gb=6, end=now)  # about 31.7 days
+    forecast = disk_forecast(operator)
+    run = services.compute_forecast(forecast_id=forecast.pk, now=now)
+    assert run.series == 1 and run.errors == 0
+    result = CapacityForecastResult.objects.get()
+    assert result.error == "" and result.limit == 500 * GB and result.limit_series.name == "node_filesystem_size_bytes"
+    full, earliest, latest = (
+        days_from(now, at) for at in (result.full_at, result.full_at_earliest, result.full_at_latest)
+    )
+    assert abs(full - expected) < 2.5, (full, expected)
+    assert earliest <= full <= latest
+    assert earliest > expected - 5 and latest < expected + 5
+    # The daily swing was found: a seasonal model at an hourly step, and it beats the naive forecast.
+    assert result.model == "ETS(A,A,A) season 24 steps" and result.step_seconds == 3600
+    assert result.mase is not None and 0 < result.mase < 1
+    assert not result.alerting and result.state == "ok"
+    forecast.refresh_from_db()
+    assert forecast.state == "ok" and forecast.last_error == "" and forecast.last_run_at == now
+    text = services.full_text(result, now)
+    assert text.startswith(f"full in {full:.0f} days (") and "\u2013" in text
+    # The drawn forecast runs past the latest full time, mean between the interval's lines.
+    curve = result.curve
+    assert curve["times"][-1] >= result.full_at_latest.timestamp()
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(curve["lower"], curve["mean"], curve["upper"], strict=True))
+    assert not Alert.objects.exists()
+
+
+def test_flat_usage_is_never_full(operator):
+    now = timezone.now()
+    disk(FS, used_gb=200, per_day_gb=0, swing_gb=5, end=now)
+    forecast = disk_forecast(operator)
+    services.compute_forecast(forecast_id=forecast.pk, now=now)
+    result = CapacityForecastResult.objects.get()
+    assert result.error == ""
+    assert result.full_at is None and result.full_at_earliest is None and result.full_at_latest is None
+    assert services.full_text(result, now) == "not full within 365 days"
+    assert result.mase is not None and result.state == "ok" and not Alert.objects.exists()
+
+
+def test_constant_and_percentage_limits_and_the_pure_model():
+    rng = np.random.default_rng(5)
+    step = 3600
+    times = 1.7e9 + step * np.arange(24 * 6)
+    values = 40 + 2 * (times - times[0]) / DAY + rng.normal(0, 0.3, len(times))  # 2 points a day from 40
+    result = forecasting.forecast(times, values, step=step, limit=100, horizon_days=7)
+    days = (result.full_at - times[-1]) / DAY
+    assert abs(days - (100 - 52) / 2) < 2.5
+    assert result.full_at_earliest <= result.full_at <= result.full_at_latest
+    assert result.seasonal_period == 0  # no daily swing in this one: the backtest prefers no season
+    with pytest.raises(forecasting.ForecastError, match="at least 24"):
+        forecasting.forecast(times[:10], values[:10], step=step, limit=100, horizon_days=7)
+    gappy = values.copy()
+    gappy[::3] = np.nan
+    gappy[1::3] = np.nan
+    with pytest.raises(forecasting.ForecastError, match="missing"):
+        forecasting.forecast(times, gappy, step=step, limit=100, horizon_days=7)
+    assert forecasting.choose_step(DAY) == 300 and forecasting.choose_step(10 * DAY) == 3600
+    assert forecasting.choose_step(200 * DAY) == 10800
+
+
+def test_a_usage_series_without_its_limit_series_or_history_is_an_error_on_that_series(operator):
+    now = timezone.now()
+    disk(FS, used_gb=300, per_day_gb=6, end=now)
+    other = {**FS, "instance": "db2:9100"}
+    key = store.series_key("node_filesystem_used_bytes", other)
+    store.write_samples([(key, now.timestamp() - 60 * i, 10 * GB) for i in range(5)], kinds={key: "gauge"})
+    forecast = disk_forecast(operator, match_labels=["instance"])
+    run = services.compute_forecast(forecast_id=forecast.pk, now=now)
+    assert run.series == 2 and run.errors == 1
+    broken = CapacityForecastResult.objects.get(series__labels__instance="db2:9100")
+    assert broken.error == "no series of node_filesystem_size_bytes has the same instance."
+    forecast.refresh_from_db()
+    assert forecast.state == "ok" and "1 of 2 series could not be forecast" in forecast.last_error
+    # With a constant limit the short series is refused for its history instead.
+    services.save_capacity_forecast(actor=operator, forecast=forecast, limit_kind="constant", limit_value=500 * GB)
+    services.compute_forecast(forecast_id=forecast.pk, now=now)
+    broken.refresh_from_db()
+    assert broken.error.startswith("only 1 values in the history") or "history" in broken.error
+
+
+# --- Alerts ---------------------------------------------------------------------------------------------------
+
+
+def test_a_disk_full_within_the_horizon_warns_and_the_warning_resolves_after_a_clean_up(operator):
+    start = timezone.now() - datetime.timedelta(days=1)
+    disk(FS, used_gb=420, per_day_gb=12, end=start, days=6)  # about 5.8 days from `start`
+    forecast = disk_forecast(operator, horizon_days=7, severity="error", service="storage")
+    run = services.compute_forecast(forecast_id=forecast.pk, now=start)
+    assert run.fired == 1 and run.alerting == 1
+    result = CapacityForecastResult.objects.get()
+    assert result.alerting and result.state == "warning"
+    assert days_from(start, result.full_at_earliest) <= 7
+    alert = Alert.objects.get(source="metrics")
+    assert alert.fingerprint == f"forecast:{forecast.pk}:{result.series_id}"
+    assert alert.severity == "error" and alert.service == "storage" and alert.status == "firing"
+    assert alert.title.startswith("Data disks: node_filesystem_used_bytes full in ")
+    assert alert.labels["mountpoint"] == "/data" and alert.labels["alertname"] == "Data disks"
+    assert alert.annotations["forecast_id"] == str(forecast.pk) and float(alert.annotations["mase"]) > 0
+    assert [link["text"] for link in alert.links] == ["Forecast", "Series"]
+    services.process_pending_alerts()
+    incident = Incident.objects.get()
+    assert incident.status == "triggered"
+    forecast.refresh_from_db()
+    assert forecast.state == "warning"
+    # Computed again while still filling: the same alert, no second incident.
+    again = services.compute_forecast(forecast_id=forecast.pk, now=start)
+    assert again.fired == 0 and Alert.objects.filter(source="metrics").count() == 1
+    # A clean-up: usage falls to 100 GB and stays flat for the last day.
+    now = timezone.now()
+    labels_key = store.series_key("node_filesystem_used_bytes", FS)
+    stamps = np.arange(start.timestamp() + STEP, now.timestamp(), STEP)
+    rng = np.random.default_rng(9)
+    store.write_samples([(labels_key, float(at), float(100 * GB + rng.normal(0, GB))) for at in stamps])
+    run = services.compute_forecast(forecast_id=forecast.pk, now=now)
+    assert run.resolved == 1 and run.alerting == 0
+    result.refresh_from_db()
+    assert not result.alerting and (result.full_at_earliest is None or days_from(now, result.full_at_earliest) > 7)
+    services.process_pending_alerts()
+    assert Alert.objects.get(source="metrics").status == "resolved"
+    assert Incident.objects.get().status == "resolved"
+
+
+def test_deleting_or_disabling_a_forecast_resolves_its_warnings(operator):
+    now = timezone.now()
+    disk(FS, used_gb=450, per_day_gb=15, end=now)
+    forecast = disk_forecast(operator)
+    assert services.compute_forecast(forecast_id=forecast.pk, now=now).fired == 1
+    services.save_capacity_forecast(actor=operator, forecast=forecast, enabled=False)
+    assert Alert.objects.get(source="metrics").status == "resolved"
+    assert services.compute_forecast(forecast_id=forecast.pk, now=now) is None  # disabled: not fitted
+    services.save_capacity_forecast(actor=operator, forecast=forecast, enabled=True)
+    assert services.compute_forecast(forecast_id=forecast.pk, now=now).fired == 1
+    services.delete_capacity_forecast(forecast=forecast, actor=operator)
+    assert set(Alert.objects.values_list("status", flat=True)) == {"resolved"}
+    assert not CapacityForecastResult.objects.exists()
+    assert AuditEntry.objects.filter(action="delete", object_repr="Data disks").exists()
+
+
+def test_due_forecasts_are_refitted_hourly(operator):
+    now = timezone.now()
+    disk(FS, used_gb=300, per_day_gb=6, end=now, days=4)
+    forecast = disk_forecast(operator)  # due at once
+    now = timezone.now()
+    assert services.update_due_forecasts(now=now)["forecasts"] == 1
+    assert services.update_due_forecasts(now=now)["forecasts"] == 0  # not due again for an hour
+    later = now + datetime.timedelta(seconds=services.forecasts.REFRESH_SECONDS + 1)
+    assert services.update_due_forecasts(now=later)["forecasts"] == 1
+    forecast.refresh_from_db()
+    assert forecast.last_run_at == later

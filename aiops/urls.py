@@ -38,6 +38,7 @@ urlpatterns = [
     # Prometheus-compatible sources with their watched queries, and threshold rules.
     path("metrics/", include("aiops.explorer_urls")),
     path("metrics/", include("aiops.collection_urls")),
+    path("metrics/forecasts/", include("aiops.forecast_urls")),
     path("metrics/thresholds/", include("aiops.threshold_urls")),
     path("suggestions/", include("aiops.suggestion_urls")),
 ]

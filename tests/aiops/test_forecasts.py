@@ -14,8 +14,9 @@ from django.utils import timezone
 from aiops import forecasting, services
 from aiops.metrics import partitions, store
 from aiops.models import Alert, CapacityForecast, CapacityForecastResult, Incident
+from opsportal import enqueue
 from opsportal.audit.models import AuditEntry
-from tests.helpers import client_for
+from tests.helpers import client_for, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -400,3 +401,39 @@ def test_the_overview_shows_the_soonest_forecasts(operator, viewer):
     html = page.content.decode()
     assert 'id="aiops-soonest-full"' in html and "Capacity forecasts: soonest full" in html
     assert 'data-stat="forecasts-full-within-horizon">1<' in html
+
+
+# --- A real worker ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.services
+def test_a_worker_fits_a_saved_forecast_opens_the_incident_and_resolves_it(operator_api, worker):
+    now = timezone.now()
+    disk(FS, used_gb=440, per_day_gb=12, end=now)  # about 4 days to full
+    body = {
+        "name": "Data disks",
+        "usage_selector": 'node_filesystem_used_bytes{mountpoint="/data"}',
+        "limit_kind": "series",
+        "limit_selector": "node_filesystem_size_bytes",
+        "horizon_days": 7,
+        "service": "storage",
+    }
+    created = operator_api.post("/api/v1/aiops/forecasts/", body, format="json")
+    assert created.status_code == 201
+    forecast_id = created.json()["id"]
+    # Saving enqueued the fit; the worker fits it, raises the warning, and correlation opens the incident.
+    assert wait_for(lambda: Incident.objects.filter(service="storage").exists(), timeout=60)
+    result = CapacityForecastResult.objects.get()
+    assert result.alerting and 2 < days_from(now, result.full_at) < 6
+    alert = Alert.objects.get(source="metrics")
+    assert alert.status == "firing" and alert.incident.status == "triggered"
+    # A one-day horizon: the earliest full time is outside it now; the worker's refit resolves the incident.
+    patched = operator_api.patch(f"/api/v1/aiops/forecasts/{forecast_id}/", {"horizon_days": 1}, format="json")
+    assert patched.status_code == 200
+    assert wait_for(lambda: Incident.objects.get().status == "resolved", timeout=60)
+    assert Alert.objects.get(source="metrics").status == "resolved"
+    # The periodic task refits what is due: back to two weeks, the warning fires again.
+    CapacityForecast.objects.update(next_run_at=timezone.now() - datetime.timedelta(seconds=1), horizon_days=14)
+    enqueue.send("aiops.tasks.collect_forecasts")
+    assert wait_for(lambda: Alert.objects.filter(source="metrics", status="firing").exists(), timeout=60)

@@ -195,28 +195,42 @@ class TestSourceForm(SourceForm):
 
 
 class WatchedQueryForm(ServiceForm):
+    """A watched query; `service` is stored as the `service` label of every series it yields."""
+
     name = forms.CharField(
         max_length=200, help_text="The metric name its series are stored under (letters, digits, '_' and ':')."
     )
     query = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}), label="PromQL")
-    interval_seconds = forms.IntegerField(initial=60, label="Pull every (seconds)")
+    interval_seconds = forms.IntegerField(initial=60, label="Pull every (seconds)", help_text="1 s to a day (86400).")
     step_seconds = forms.IntegerField(initial=60, label="Step (seconds)", help_text="The resolution stored.")
+    service = forms.CharField(
+        required=False, max_length=100, help_text="Stored as the label service=<this> (e.g. for threshold rules)."
+    )
     labels = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="One per line: name=value. Added to every series it stores.",
     )
-    enabled = forms.BooleanField(required=False, initial=True)
+    enabled = forms.BooleanField(required=False, initial=True, help_text="Pulled on its interval.")
 
     @classmethod
     def initial_for(cls, watched: WatchedQuery) -> dict[str, Any]:
+        labels = dict(watched.labels)
+        service = labels.pop("service", "")
         return {
             "name": watched.name, "query": watched.query, "interval_seconds": watched.interval_seconds,
-            "step_seconds": watched.step_seconds, "labels": labels_text(watched.labels), "enabled": watched.enabled,
+            "step_seconds": watched.step_seconds, "service": service, "labels": labels_text(labels),
+            "enabled": watched.enabled,
         }  # fmt: skip
 
     def clean_labels(self) -> dict[str, str]:
-        return parse_labels(self.cleaned_data.get("labels", ""))
+        labels = parse_labels(self.cleaned_data.get("labels", ""))
+        if "service" in labels:
+            raise forms.ValidationError("Set the service in its own field.")
+        return labels
 
     def service_values(self) -> dict[str, Any]:
-        return dict(self.cleaned_data)
+        data = dict(self.cleaned_data)
+        service = data.pop("service").strip()
+        data["labels"] = {**data["labels"], "service": service} if service else data["labels"]
+        return data

@@ -12,9 +12,12 @@ import time
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import CharField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from opsportal.audit import services as audit
+from opsportal.audit.models import AuditEntry
 from opsportal.encryption import encrypt
 from opsportal.errors import InvalidInput
 
@@ -121,6 +124,28 @@ def test_prom_source(
     (outcome,) = remote.pull([spec])
     return SourceReport(
         ok=outcome.ok, error=outcome.error[:MAX_ERROR_CHARS], duration_seconds=round(outcome.duration, 4)
+    )
+
+
+TESTED = "Tested: "
+
+
+def record_prom_source_test(*, source: PromSource, actor: Actor) -> SourceReport:
+    """Test the saved `source` as it is and record the outcome in its history (the pages show the last one)."""
+    report = test_prom_source(source=source)
+    outcome = f"ok in {report.duration_seconds * 1000:.0f} ms" if report.ok else f"failed: {report.error}"
+    audit.record(action=audit.Action.STATE, actor=actor, obj=source, message=f"{TESTED}{outcome}"[:300])
+    return report
+
+
+def with_last_test(sources: QuerySet[PromSource]) -> QuerySet[PromSource]:
+    """`sources` annotated with their last recorded test: `last_test` ("ok in 12 ms", "failed: ...") and
+    `last_test_at`, None if never tested; each a lookup on the audit log's per-object index."""
+    tests = AuditEntry.objects.filter(
+        app_label="aiops", model="promsource", object_id=Cast(OuterRef("pk"), CharField()), message__startswith=TESTED
+    ).order_by("-at", "-id")
+    return sources.annotate(
+        last_test=Subquery(tests.values("message")[:1]), last_test_at=Subquery(tests.values("at")[:1])
     )
 
 

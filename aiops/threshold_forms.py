@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 
+from opsportal.portal.forms import StyledForm
+
 from .metric_forms import ServiceForm
 from .models import SEVERITY_CHOICES, ThresholdRule
 
@@ -29,8 +31,38 @@ class ThresholdForm(ServiceForm):
     enabled = forms.BooleanField(required=False, initial=True)
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The initial values of a new rule's form."""
+        return {name: f.initial for name, f in cls.base_fields.items() if f.initial is not None}
+
+    @classmethod
     def initial_for(cls, rule: ThresholdRule) -> dict[str, Any]:
         return {name: getattr(rule, name) for name in cls.base_fields}
 
     def service_values(self) -> dict[str, Any]:
         return dict(self.cleaned_data)
+
+
+class ThresholdFilterForm(StyledForm):
+    q = forms.CharField(required=False, label="Search", help_text="Name or selector.")
+    state = forms.MultipleChoiceField(
+        choices=[("firing", "Firing"), ("pending", "Pending"), ("ok", "OK"), ("error", "Error"),
+                 ("disabled", "Disabled")],
+        required=False,
+    )  # fmt: skip
+
+
+class PreviewForm(forms.Form):
+    """What the live preview reads as the form is typed: every field optional, a bad value is left out."""
+
+    selector = forms.CharField(required=False)
+    comparison = forms.ChoiceField(choices=ThresholdRule.Comparison.choices, required=False)
+    value = forms.FloatField(required=False)
+    for_seconds = forms.IntegerField(required=False, min_value=0)
+
+    def values(self) -> dict[str, Any]:
+        """The fields that are valid (invalid ones as None), with the selector stripped."""
+        self.is_valid()
+        data = {name: self.cleaned_data.get(name) for name in self.fields}
+        data["selector"] = (data["selector"] or "").strip()
+        return data

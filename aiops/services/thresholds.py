@@ -7,13 +7,16 @@ import math
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import CharField, F, Func, IntegerField, QuerySet, Subquery, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
 from opsportal.audit import services as audit
 from opsportal.errors import InvalidInput
 
 from ..metrics import promql, query
-from ..models import SEVERITY_RANK, Series, ThresholdRule, ThresholdState
+from ..models import SEVERITY_RANK, Alert, Series, ThresholdRule, ThresholdState
 from .actor import Actor
 from .alerts import raise_alert
 from .metric_fields import apply_values, ensure_unique, record_change, valid_name, valid_seconds
@@ -22,6 +25,7 @@ from .metrics import series_url
 ALERT_SOURCE = "metrics"
 MAX_FOR_SECONDS = 7 * 86400
 STALE_SECONDS = 300
+DEDUP_PREFIX = "threshold:"
 THRESHOLD_FIELDS = (
     "name", "selector", "comparison", "value", "for_seconds", "severity", "service", "description", "enabled",
 )  # fmt: skip
@@ -68,6 +72,12 @@ def save_threshold_rule(
     if rule.severity not in SEVERITY_RANK:
         raise InvalidInput(f"must be one of {', '.join(SEVERITY_RANK)}.", field="severity")
     ensure_unique(ThresholdRule, rule.name, rule.pk)
+    if not rule.enabled and not created:
+        # A disabled rule is no longer evaluated: what it fired resolves now rather than never.
+        for state in rule.states.filter(firing=True).select_related("series"):
+            _resolve(rule, state.series)
+        rule.states.all().delete()
+        rule.state = ThresholdRule.State.OK
     rule.save()
     record_change(rule, actor, created, before, THRESHOLD_FIELDS, None)
     return rule
@@ -83,7 +93,24 @@ def delete_threshold_rule(*, rule: ThresholdRule, actor: Actor) -> None:
 
 
 def _dedup_key(rule: ThresholdRule, series: Series) -> str:
-    return f"threshold:{rule.pk}:{series.pk}"
+    return f"{DEDUP_PREFIX}{rule.pk}:{series.pk}"
+
+
+def alerts_raised(rule: ThresholdRule) -> QuerySet[Alert]:
+    """The alerts the rule raised (one per breaching series and firing), newest first."""
+    return Alert.objects.filter(
+        integration__internal_source=ALERT_SOURCE, fingerprint__startswith=f"{DEDUP_PREFIX}{rule.pk}:"
+    )
+
+
+def firing_alert_count(rule_id: Combinable) -> Coalesce:
+    """An annotation: how many alerts of the rule `rule_id` (e.g. OuterRef("pk")) are firing now."""
+    prefix = Concat(Value(DEDUP_PREFIX), Cast(rule_id, CharField()), Value(":"), output_field=CharField())
+    firing = Alert.objects.filter(
+        integration__internal_source=ALERT_SOURCE, status=Alert.Status.FIRING, fingerprint__startswith=prefix
+    )
+    count = firing.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
 
 
 def _fire(rule: ThresholdRule, series: Series, value: float) -> None:
@@ -145,7 +172,7 @@ def evaluate_threshold_rules(*, now: datetime.datetime | None = None) -> dict[st
         with transaction.atomic():
             for series in matched:
                 times, values = data[series.id]
-                breach = _breach(rule, times, values, stamp)
+                breach = current_breach(rule, times, values, stamp)
                 state = states.get(series.id)
                 if breach is None:
                     continue
@@ -186,7 +213,9 @@ def evaluate_threshold_rules(*, now: datetime.datetime | None = None) -> dict[st
     return counts
 
 
-def _breach(rule: ThresholdRule, times: list[float], values: list[float], now: float) -> tuple[float, float] | None:
+def current_breach(
+    rule: ThresholdRule, times: list[float], values: list[float], now: float
+) -> tuple[float, float] | None:
     """(start of the current breach, latest value) when the latest fresh sample breaches, else None."""
     if not times or times[-1] <= now - STALE_SECONDS or not rule.breaches(values[-1]):
         return None

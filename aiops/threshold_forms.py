@@ -37,7 +37,10 @@ class ThresholdForm(ServiceForm):
 
     @classmethod
     def initial_for(cls, rule: ThresholdRule) -> dict[str, Any]:
-        return {name: getattr(rule, name) for name in cls.base_fields}
+        initial = {name: getattr(rule, name) for name in cls.base_fields}
+        if float(rule.value).is_integer() and abs(rule.value) < 1e15:
+            initial["value"] = int(rule.value)  # 30, not 30.0
+        return initial
 
     def service_values(self) -> dict[str, Any]:
         return dict(self.cleaned_data)

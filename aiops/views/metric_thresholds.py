@@ -36,7 +36,7 @@ from opsportal.portal.requests import query_without
 from .. import metric_charts, services
 from ..metric_charts import ChartSeries, Threshold
 from ..metrics import promql, query
-from ..models import Sample, Series, ThresholdRule, ThresholdState
+from ..models import Alert, Sample, Series, ThresholdRule, ThresholdState
 from ..services.thresholds import STALE_SECONDS, alerts_raised, current_breach, firing_alert_count
 from ..threshold_forms import PreviewForm, ThresholdFilterForm, ThresholdForm
 from .display import page_of
@@ -217,7 +217,8 @@ def chart_for(series: list[Series], *, name: str, value: float | None, compariso
     ]
     thresholds = [Threshold(name=name or "threshold", value=value, comparison=comparison)] if value is not None else []
     figure = metric_charts.explorer_chart(lines, start=start, end=end, thresholds=thresholds)
-    figure.update_layout(height=260, margin={"l": 48, "r": 12, "t": 28, "b": 28}, showlegend=len(lines) > 1)
+    figure.update_layout(height=260, margin={"l": 48, "r": 12, "t": 16, "b": 28}, showlegend=len(lines) > 1)
+    figure.update_xaxes(rangeselector={"visible": False})  # the data are the last hours only
     return figure_data(figure)
 
 
@@ -327,8 +328,8 @@ def metric_threshold(request: HttpRequest, pk: int) -> HttpResponse:
         "total": total,
         "problem": problem,
         "series_shown": SERIES_SHOWN,
-        "breaching": sum(1 for row in rows if row.breaching),
-        "firing": sum(1 for a in alerts if a.status == a.Status.FIRING),
+        "breaching": rule.states.count(),
+        "firing": alerts_raised(rule).filter(status=Alert.Status.FIRING).count(),
         "alerts": alerts,
         "alerts_shown": ALERTS_SHOWN,
         "incidents": incidents,

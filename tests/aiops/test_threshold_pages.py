@@ -227,10 +227,10 @@ def test_the_preview_counts_matches_and_shows_current_values_and_breaches(operat
     body = everything.content.decode()
     rows = re.findall(r"<tr>\s*<td class=\"small\">(.*?)</tr>", body, flags=re.S)
     cells = [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split()).replace(" ,", ",") for row in rows]
-    assert cells[0].startswith('temperature_celsius{job="dc",room="a",service="cooling"} 36 yes, since')
+    assert cells[0].startswith('temperature_celsius{job="dc",room="a",service="cooling"} 36 yes, for')
     assert cells[0].endswith("would fire")
     assert cells[1].endswith("22 no")
-    assert "31 yes, since" in cells[2] and cells[2].endswith("not yet for 60 s")
+    assert "31 yes, for" in cells[2] and cells[2].endswith("not yet for 60 s")
     figure = json_script(everything, "preview-figure")
     assert len(figure["data"]) == 3 and figure["layout"]["shapes"][0]["y0"] == 30
     narrower = text_of(client.get(PREVIEW, {"selector": 'temperature_celsius{room=~"a|b"}', "value": "21.5",
@@ -258,6 +258,7 @@ def test_editing_shows_the_stored_rule_and_its_preview_and_saves_changes(operato
     page = client.get(f"{LIST}{rule.pk}/edit/")
     body = page.content.decode()
     assert page.status_code == 200 and 'value="temperature_celsius{job=&quot;dc&quot;}"' in body
+    assert 'name="value" value="30"' in body  # as typed, not 30.0
     assert "Matches 1 series" in text_of(page)
     response = client.post(f"{LIST}{rule.pk}/edit/", rule_form(name=rule.name, value="40", comparison="above"))
     assert response.status_code == 302
@@ -275,8 +276,8 @@ def test_the_rule_page_shows_its_series_values_states_and_the_alerts_it_raised(v
     body = response.content.decode()
     series = {s.labels["room"]: s for s in Series.objects.filter(name="temperature_celsius")}
     hot = row_of(body, f"series-{series['a'].pk}")
-    assert hot.startswith('temperature_celsius{job="dc",room="a",service="cooling"} 36') and "Firing since" in hot
-    assert "Pending breaching since" in row_of(body, f"series-{series['c'].pk}")
+    assert hot.startswith('temperature_celsius{job="dc",room="a",service="cooling"} 36') and "Firing for" in hot
+    assert "Pending breaching for" in row_of(body, f"series-{series['c'].pk}")
     assert "22" in row_of(body, f"series-{series['b'].pk}") and "within the threshold" in body
     link = re.search(rf'<tr id="series-{series["a"].pk}">.*?href="([^"]+)"', body, flags=re.S).group(1)
     parsed = urlparse(link.replace("&amp;", "&"))

@@ -39,7 +39,6 @@ def forecast_chart(
     full_at_latest: datetime.datetime | None,
     horizon_end: datetime.datetime,
     level: float,
-    title: str,
 ) -> go.Figure:
     """History, the forecast's mean and prediction band, the limit line, the full date and its range, the horizon."""
     fig = go.Figure()
@@ -73,7 +72,7 @@ def forecast_chart(
         )  # fmt: skip
         annotations.append(
             {"xref": "paper", "x": 0, "xanchor": "left", "yref": "y", "y": limit, "yanchor": "bottom",
-             "text": f"limit {_short(limit)}", "showarrow": False,
+             "text": f"limit {short_number(limit)}", "showarrow": False,
              "font": {"color": THRESHOLD_COLOUR, "size": 11}, "name": "limit"}
         )  # fmt: skip
     if full_at_earliest is not None:
@@ -99,23 +98,23 @@ def forecast_chart(
          "y0": 0, "y1": 1, "line": {"color": HORIZON_COLOUR, "width": 1, "dash": "dash"}, "name": "horizon"}
     )  # fmt: skip
     annotations.append(
-        {"xref": "x", "x": horizon_end.isoformat(), "yref": "paper", "y": 0, "yanchor": "top", "text": "horizon",
-         "showarrow": False, "font": {"color": HORIZON_COLOUR, "size": 11}, "name": "horizon"}
+        {"xref": "x", "x": horizon_end.isoformat(), "xanchor": "right", "yref": "paper", "y": 0.02,
+         "yanchor": "bottom", "text": "horizon", "showarrow": False, "font": {"color": HORIZON_COLOUR, "size": 11},
+         "name": "horizon"}
     )  # fmt: skip
     fig.update_layout(
         base_layout(height=HEIGHT),
-        title={"text": title[:120], "font": {"size": 13}},
         shapes=shapes,
         annotations=annotations,
-        yaxis={"zeroline": False, "automargin": True, "rangemode": "tozero"},
+        yaxis={"zeroline": False, "automargin": True, "rangemode": "tozero", "exponentformat": "SI"},
         xaxis={"type": "date"},
         legend={"orientation": "h", "y": -0.12, "yanchor": "top", "x": 0, "xanchor": "left"},
-        margin={"l": 56, "r": 16, "t": 48, "b": 40},
+        margin={"l": 56, "r": 16, "t": 28, "b": 40},
     )
     return fig
 
 
-def _short(value: float) -> str:
+def short_number(value: float) -> str:
     """A value with an SI prefix for big numbers (bytes): 500 G, 1.5 T; small ones as they are."""
     for size, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= size:

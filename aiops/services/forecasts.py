@@ -49,6 +49,10 @@ FORECAST_FIELDS = (
     "name", "usage_selector", "limit_kind", "limit_value", "limit_selector", "match_labels", "horizon_days",
     "severity", "service", "description", "enabled",
 )  # fmt: skip
+RESULT_FIELDS = (
+    "limit_series", "limit", "last_value", "last_at", "full_at", "full_at_earliest", "full_at_latest", "mase", "model",
+    "step_seconds", "points", "lookahead_days", "curve", "fitted_at", "error",
+)  # fmt: skip
 UTC = datetime.UTC
 DASH = "\u2013"
 
@@ -312,41 +316,53 @@ def update_due_forecasts(*, now: datetime.datetime | None = None, budget_seconds
 
 
 def compute_forecast(*, forecast_id: int, now: datetime.datetime | None = None) -> ForecastRun | None:
-    """Fit each series the forecast matches, store the results, fire and resolve its alerts (None: gone or busy)."""
+    """Fit each series the forecast matches, store the results, fire and resolve its alerts (None: gone or disabled).
+
+    The fits run outside any transaction (seconds of CPU per series); storing them and the alerts is one
+    short transaction under the forecast's row lock. A forecast edited meanwhile is left to the fit its
+    save enqueued.
+    """
     now = now or timezone.now()
     started = time.monotonic()
+    forecast = CapacityForecast.objects.filter(pk=forecast_id, enabled=True).first()
+    if forecast is None:
+        return None
+    settings_then = audit.snapshot(forecast, FORECAST_FIELDS)
+    run = ForecastRun()
+    try:
+        usage, limits = _matched(forecast, now)
+    except InvalidInput as exc:
+        run.problems.append(str(exc))
+        usage, limits = [], {}
+    fitted = []
+    for series in usage:
+        result = CapacityForecastResult(forecast=forecast, series=series)
+        limit_series, limit, problem = limits.get(series.pk, (None, None, "no limit."))
+        _fit_one(forecast, series, result, limit_series, limit, problem, now)
+        fitted.append(result)
     with transaction.atomic():
-        forecast = CapacityForecast.objects.select_for_update(skip_locked=True).filter(pk=forecast_id).first()
-        if forecast is None or not forecast.enabled:
+        forecast = CapacityForecast.objects.select_for_update().filter(pk=forecast_id, enabled=True).first()
+        if forecast is None or audit.snapshot(forecast, FORECAST_FIELDS) != settings_then:
             return None
-        run = ForecastRun()
         known = {r.series_id: r for r in forecast.results.all()}
-        try:
-            usage, limits = _matched(forecast, now)
-        except InvalidInput as exc:
-            run.problems.append(str(exc))
-            usage, limits = [], {}
-        seen = set()
-        for series in usage:
-            seen.add(series.pk)
-            result = known.get(series.pk) or CapacityForecastResult(forecast=forecast, series=series)
-            limit_series, limit, problem = limits.get(series.pk, (None, None, "no limit."))
-            _fit_one(forecast, series, result, limit_series, limit, problem, now)
+        for new in fitted:
+            result = known.pop(new.series_id, None) or CapacityForecastResult(forecast=forecast, series=new.series)
+            for name in RESULT_FIELDS:
+                setattr(result, name, getattr(new, name))
             run.series += 1
             run.errors += bool(result.error)
             should_alert = _should_alert(forecast, result, now)
             if should_alert and not result.alerting:
-                _fire(forecast, series, result, now)
+                _fire(forecast, new.series, result, now)
                 run.fired += 1
             elif result.alerting and not should_alert:
-                _resolve(forecast, series.pk)
+                _resolve(forecast, new.series_id)
                 run.resolved += 1
             result.alerting = should_alert
             run.alerting += should_alert
             result.save()
         for series_id, result in known.items():
-            if series_id in seen:
-                continue
+            # No longer matched, or no longer reporting.
             if result.alerting:
                 _resolve(forecast, series_id)
                 run.resolved += 1

@@ -39,6 +39,8 @@ def _row(result: CapacityForecastResult, now: datetime.datetime) -> dict:
         "series": result.series,
         "summary": services.full_text(result, now),
         "used_percent": None if used is None else used * 100,
+        "limit": "" if result.limit is None else forecast_charts.short_number(result.limit),
+        "now": "" if result.last_value is None else forecast_charts.short_number(result.last_value),
         "state": result.state if result.forecast.enabled else "paused",
     }
 
@@ -84,7 +86,6 @@ def metric_forecast(request: HttpRequest, pk: int) -> HttpResponse:
             full_at_latest=chosen.full_at_latest,
             horizon_end=now + datetime.timedelta(days=forecast.horizon_days),
             level=forecasting.LEVEL,
-            title=chosen.series.selector(),
         )
         chart = figure_data(figure)
     context = {

@@ -155,7 +155,7 @@ def test_a_usage_series_without_its_limit_series_or_history_is_an_error_on_that_
     disk(FS, used_gb=300, per_day_gb=6, end=now)
     other = {**FS, "instance": "db2:9100"}
     key = store.series_key("node_filesystem_used_bytes", other)
-    store.write_samples([(key, now.timestamp() - 60 * i, 10 * GB) for i in range(5)], kinds={key: "gauge"})
+    store.write_samples([(key, now.timestamp() - 60 * i, 10 * GB) for i in range(30)], kinds={key: "gauge"})
     forecast = disk_forecast(operator, match_labels=["instance"])
     run = services.compute_forecast(forecast_id=forecast.pk, now=now)
     assert run.series == 2 and run.errors == 1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import CharField, F, Func, IntegerField, QuerySet, Subquery, Value
-from django.db.models.expressions import Combinable
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from opsportal.audit import services as audit
@@ -103,14 +102,19 @@ def alerts_raised(rule: ThresholdRule) -> QuerySet[Alert]:
     )
 
 
-def firing_alert_count(rule_id: Combinable) -> Coalesce:
-    """An annotation: how many alerts of the rule `rule_id` (e.g. OuterRef("pk")) are firing now."""
-    prefix = Concat(Value(DEDUP_PREFIX), Cast(rule_id, CharField()), Value(":"), output_field=CharField())
-    firing = Alert.objects.filter(
-        integration__internal_source=ALERT_SOURCE, status=Alert.Status.FIRING, fingerprint__startswith=prefix
-    )
-    count = firing.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
-    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
+def firing_alert_counts(rule_ids: Iterable[int]) -> dict[int, int]:
+    """How many alerts each of these rules has firing now (one query; rules with none are left out)."""
+    prefixes = [f"{DEDUP_PREFIX}{pk}:" for pk in rule_ids]
+    if not prefixes:
+        return {}
+    wanted = Q()
+    for prefix in prefixes:
+        wanted |= Q(fingerprint__startswith=prefix)
+    firing = Alert.objects.filter(wanted, integration__internal_source=ALERT_SOURCE, status=Alert.Status.FIRING)
+    counts: Counter[int] = Counter()
+    for fingerprint in firing.values_list("fingerprint", flat=True).iterator(chunk_size=5000):
+        counts[int(fingerprint.split(":", 2)[1])] += 1
+    return dict(counts)
 
 
 def _fire(rule: ThresholdRule, series: Series, value: float) -> None:

@@ -37,7 +37,7 @@ from .. import metric_charts, services
 from ..metric_charts import ChartSeries, Threshold
 from ..metrics import promql, query
 from ..models import Alert, Sample, Series, ThresholdRule, ThresholdState
-from ..services.thresholds import STALE_SECONDS, alerts_raised, current_breach, firing_alert_count
+from ..services.thresholds import STALE_SECONDS, alerts_raised, current_breach, firing_alert_counts
 from ..threshold_forms import PreviewForm, ThresholdFilterForm, ThresholdForm
 from .display import page_of
 
@@ -126,10 +126,6 @@ def _filtered(data) -> tuple[ThresholdFilterForm, list[str], object]:
             rules = rules.filter(wanted)
         if values["q"]:
             rules = rules.filter(Q(name__icontains=values["q"]) | Q(selector__icontains=values["q"]))
-    rules = rules.annotate(
-        breaching=Count("states", distinct=True),
-        firing_alerts=firing_alert_count(OuterRef("pk")),
-    )
     return form, problems, rules
 
 
@@ -140,8 +136,16 @@ def metric_thresholds(request: HttpRequest) -> HttpResponse:
     page = page_of(request, rules)
     rows = list(page)
     counts = match_counts(rows)
+    ids = [rule.pk for rule in rows]
+    breaching = dict(
+        ThresholdState.objects.filter(rule_id__in=ids).order_by().values("rule_id").annotate(n=Count("id"))
+        .values_list("rule_id", "n")
+    )  # fmt: skip
+    firing = firing_alert_counts(ids)
     for rule in rows:
         rule.matches = counts[rule.pk]
+        rule.breaching = breaching.get(rule.pk, 0)
+        rule.firing_alerts = firing.get(rule.pk, 0)
         rule.status = rule_status(rule)
         rule.condition = condition(rule.comparison, rule.value, rule.for_seconds)
     context = {

@@ -331,3 +331,19 @@ def test_viewers_read_only_and_everything_needs_login(client, viewer, operator):
     assert reader.post(f"{LIST}{rule.pk}/delete/").status_code == 403
     rule.refresh_from_db()
     assert rule.enabled and ThresholdRule.objects.count() == 1
+
+
+def test_the_rule_page_takes_the_same_queries_for_more_series_and_alerts(operator):
+    client = client_for(operator)
+    rule = hot_rule(operator, for_seconds=0)
+    temperature("a", [35.0, 36.0])
+    services.evaluate_threshold_rules()
+    services.process_pending_alerts()
+    one = _queries(client, f"{LIST}{rule.pk}/")
+    for room in "bcdefg":
+        temperature(room, [35.0, 36.0])
+    services.evaluate_threshold_rules()
+    services.process_pending_alerts()
+    assert Alert.objects.filter(status="firing").count() == 7
+    assert _queries(client, f"{LIST}{rule.pk}/") == one
+    assert "7 breaching · 7 firing" in text_of(client.get(f"{LIST}{rule.pk}/"))

@@ -86,18 +86,22 @@ def seasonal_period(span_seconds: float, step: int) -> int:
     return period if period >= 2 else 0
 
 
-def regular(times: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Values on a regular grid (NaN gaps), interpolated linearly; ForecastError when too much is missing."""
+def regular(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values on a regular grid from the first to the last value, gaps interpolated linearly.
+
+    ForecastError when too few values are known or too much is missing.
+    """
     known = np.isfinite(values)
     if known.sum() < MIN_POINTS:
         raise ForecastError(f"only {int(known.sum())} values in the history; at least {MIN_POINTS} are needed.")
     first = int(np.argmax(known))
-    times, values, known = times[first:], values[first:], known[first:]
+    last = len(known) - int(np.argmax(known[::-1]))
+    times, values, known = times[first:last], values[first:last], known[first:last]
     if 1 - known.mean() > MAX_GAP_SHARE:
         raise ForecastError(f"{(1 - known.mean()) * 100:.0f}% of the history is missing.")
     if not known.all():
         values = np.interp(times, times[known], values[known])
-    return values
+    return times, values
 
 
 def holdout_size(points: int, period: int) -> int:
@@ -172,8 +176,7 @@ def forecast(
     raw = np.asarray(values, dtype=float)
     if len(times) and times[-1] - times[0] < MIN_SPAN_SECONDS:
         raise ForecastError(f"the history spans less than {MIN_SPAN_SECONDS // 3600} hours.")
-    filled = regular(times, raw)
-    times = times[len(times) - len(filled) :]
+    times, filled = regular(times, raw)
     span = float(times[-1] - times[0])
     if span < MIN_SPAN_SECONDS:
         raise ForecastError(f"the history spans less than {MIN_SPAN_SECONDS // 3600} hours.")

@@ -40,7 +40,7 @@ ALERT_SOURCE = "metrics"
 TASK = "aiops.tasks.collect_forecast"
 REFRESH_SECONDS = 3600
 FIT_DAYS = 90
-STALE_SECONDS = 3600
+STALE_SECONDS = 86400
 LIMIT_LOOKBACK_SECONDS = 86400
 MAX_HORIZON_DAYS = 365
 MAX_SERIES = 200
@@ -369,7 +369,7 @@ def compute_forecast(*, forecast_id: int, now: datetime.datetime | None = None) 
             result.delete()
         if not usage and not run.problems:
             run.problems.append(
-                f"usage_selector: no series matching it has reported in the last {STALE_SECONDS // 60} minutes."
+                f"usage_selector: no series matching it has reported in the last {STALE_SECONDS // 3600} hours."
             )
         if run.problems:
             state = CapacityForecast.State.ERROR

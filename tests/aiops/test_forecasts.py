@@ -437,3 +437,14 @@ def test_a_worker_fits_a_saved_forecast_opens_the_incident_and_resolves_it(opera
     CapacityForecast.objects.update(next_run_at=timezone.now() - datetime.timedelta(seconds=1), horizon_days=14)
     enqueue.send("aiops.tasks.collect_forecasts")
     assert wait_for(lambda: Alert.objects.filter(source="metrics", status="firing").exists(), timeout=60)
+
+
+def test_the_demo_forecast_warns_for_the_filling_disk_only(operator):
+    from aiops.forecast_demo import seed_forecasts
+
+    assert seed_forecasts(actor=operator) is True
+    results = {r.series.labels["instance"]: r for r in CapacityForecastResult.objects.select_related("series")}
+    assert set(results) == {"db1:9100", "web1:9100"}
+    assert results["db1:9100"].alerting and 2 < days_from(timezone.now(), results["db1:9100"].full_at) < 6
+    assert not results["web1:9100"].alerting and results["web1:9100"].error == ""
+    assert seed_forecasts(actor=operator) is False

@@ -155,9 +155,17 @@ def backtest_mase(values: np.ndarray, period: int, start: float, step: int, scal
     return float(np.mean(np.abs(test - mean)) / scale)
 
 
-def _first_reaching(times: np.ndarray, line: np.ndarray, limit: float) -> float | None:
+def _first_reaching(times: np.ndarray, line: np.ndarray, limit: float, start: tuple[float, float]) -> float | None:
+    """When `line` first reaches `limit`, interpolated linearly between steps (`start`: the last known point)."""
     reached = np.nonzero(line >= limit)[0]
-    return float(times[reached[0]]) if len(reached) else None
+    if not len(reached):
+        return None
+    index = int(reached[0])
+    before_time, before = (float(times[index - 1]), float(line[index - 1])) if index else start
+    after = float(line[index])
+    if after <= before:
+        return float(times[index])
+    return before_time + (limit - before) / (after - before) * (float(times[index]) - before_time)
 
 
 def lookahead_points(step: int, horizon_days: float) -> int:
@@ -194,9 +202,10 @@ def forecast(
     if last_value >= limit:
         full_at = earliest = latest = float(times[-1])
     else:
-        full_at = _first_reaching(future, mean, limit)
-        earliest = _first_reaching(future, upper, limit)
-        latest = _first_reaching(future, lower, limit)
+        start = (float(times[-1]), float(filled[-1]))
+        full_at = _first_reaching(future, mean, limit, start)
+        earliest = _first_reaching(future, upper, limit, start)
+        latest = _first_reaching(future, lower, limit, start)
         # The interval's lines hold the mean between them; a crossing order broken by rounding is put right.
         if earliest is None and full_at is not None:
             earliest = full_at

@@ -1,0 +1,250 @@
+"""The streaming detectors: one class, configured by `Params`, with two paths that give the same scores.
+
+- `Detector.catch_up(state, stamps, values)` scores a stretch of one series' history with whole-array numpy
+  (order-statistic filters, linear recursions, cumulative maxima) and leaves the state where feeding the
+  samples one by one would have.
+- `Detector.update(batch, stamps, values)` takes one new sample for each of many series (a `StateBatch`) and
+  scores them all with one numpy operation per step: the live path.
+
+The score of a sample (in [0, 1), causal) is built in four stages:
+
+1. Residual models. *local*: the sample minus the median of the `level_window` samples before it (catches
+   spikes, dips and the onset of level shifts). *seasonal*: the sample minus the value last seen at the same
+   time of day (one of `day_slots` slots; catches a daily pattern that breaks, e.g. a peak that does not come).
+2. Each residual is a robust z-score against that residual's own last `residual_window` values (median and
+   interquartile range, so past anomalies barely move the baseline), with a floor of `floor_share` of the
+   range seen so far (flat series do not divide by zero).
+3. The model whose mean absolute residual (EWMA over about `selection_span` samples) has been smaller is the
+   one trusted: a daily peak is not surprising once the seasonal model predicts it. Its z-score becomes a
+   surprise, -log of the two-sided Gaussian tail probability.
+4. Calibration per series: the surprise is divided by the series' own recent peak surprise (a maximum that
+   decays by `peak_decay` per sample), so a series that is always spiky needs a bigger spike than before to
+   score high, and a burst scores high once, at its start. score = r / (1 + r) of that ratio r.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import windows
+from .state import SeriesState, StateBatch
+
+MODELS = ("local", "seasonal")
+
+
+@dataclass(frozen=True)
+class Params:
+    """A detector's settings (the defaults are the ones tuned on NAB; see bench/bench_anomaly.py)."""
+
+    models: tuple[str, ...] = MODELS
+    level_window: int = 32
+    residual_window: int = 256
+    day_slots: int = 288
+    selection_span: float = 100.0
+    seasonal_bias: float = 1.0
+    floor_share: float = 0.01
+    peak_decay: float = 0.995
+    peak_offset: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.models) - set(MODELS)
+        if unknown or not self.models:
+            raise ValueError(f"models must be some of {MODELS}, not {self.models}")
+        if self.level_window < 4 or self.residual_window < 8:
+            raise ValueError("level_window >= 4 and residual_window >= 8")
+
+    @property
+    def warmup(self) -> int:
+        """Samples before the first nonzero score."""
+        return self.level_window + self.residual_window
+
+
+class Detector:
+    """A named, configured streaming detector (see the module docstring)."""
+
+    def __init__(self, name: str, params: Params, description: str = "") -> None:
+        self.name = name
+        self.params = params
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"Detector({self.name!r})"
+
+    # --- state ---
+
+    def initial_state(self) -> SeriesState:
+        p = self.params
+        return SeriesState(
+            self.name,
+            {
+                "count": np.array(0, dtype=np.int64),
+                "values": np.full(p.level_window, np.nan),
+                "local": np.full(p.residual_window, np.nan),
+                "seasonal": np.full(p.residual_window, np.nan),
+                "slots": np.full(p.day_slots, np.nan),
+                "error_local": np.array(0.0),
+                "error_seasonal": np.array(0.0),
+                "high": np.array(-np.inf),
+                "low": np.array(np.inf),
+                "peak": np.array(0.0),
+            },
+        )
+
+    def initial_batch(self, size: int) -> StateBatch:
+        return StateBatch.stack([self.initial_state()] * size) if size else StateBatch.stack([self.initial_state()])
+
+    def _check(self, detector: str) -> None:
+        if detector != self.name:
+            raise ValueError(f"a state of detector {detector!r} given to {self.name!r}")
+
+    # --- catch-up: one series, many samples ---
+
+    def score(self, stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Scores of a whole series from a fresh state."""
+        return self.catch_up(self.initial_state(), stamps, values)
+
+    def catch_up(self, state: SeriesState, stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Score `values` (taken at unix seconds `stamps`) after what `state` has seen; updates `state`."""
+        self._check(state.detector)
+        p = self.params
+        a = state.arrays
+        x = np.asarray(values, dtype=float)
+        stamps = np.asarray(stamps, dtype=np.int64)
+        m = len(x)
+        if len(stamps) != m:
+            raise ValueError(f"{len(stamps)} timestamps for {m} values")
+        if m == 0:
+            return np.empty(0)
+        n0 = int(a["count"])
+        index = n0 + np.arange(m)
+        w, rw = p.level_window, p.residual_window
+
+        high = np.maximum.accumulate(np.concatenate(([a["high"]], x)))[1:]
+        low = np.minimum.accumulate(np.concatenate(([a["low"]], x)))[1:]
+        floor = np.maximum(p.floor_share * (high - low), 1e-9)
+
+        kept = min(n0, w)
+        extended = np.concatenate((a["values"][w - kept :], x))
+        median_before = np.full(m, np.nan)
+        if len(extended) >= w:
+            median = windows.trailing_quantiles(extended, w)[1]
+            # the window ending at the row before new row i is extended[kept + i - w .. kept + i - 1]
+            rows = kept + np.arange(m) - 1
+            ok = rows >= w - 1
+            median_before[ok] = median[rows[ok]]
+        has_residual = index >= w
+        local = x - median_before
+
+        slot = windows.day_slot(stamps, p.day_slots)
+        previous, slots_after = windows.previous_in_slot(slot, x, a["slots"])
+        seasonal = np.where(np.isnan(previous), local, x - previous)
+
+        valid = np.flatnonzero(has_residual)
+        residuals_before = n0 - w if n0 > w else 0  # residuals already in the state's buffers
+        ready = np.zeros(m, dtype=bool)
+        z_local = np.zeros(m)
+        z_seasonal = np.zeros(m)
+        err_local = np.zeros(m)
+        err_seasonal = np.zeros(m)
+        new_buffers = {}
+        for key, resid, z_out in (("local", local, z_local), ("seasonal", seasonal, z_seasonal)):
+            r = resid[valid]
+            kept_r = min(residuals_before, rw)
+            ext = np.concatenate((a[key][rw - kept_r :], r))
+            if len(valid):
+                # residual k of the new ones sits at ext[kept_r + k]; its window is the rw entries before it
+                count_before = residuals_before + np.arange(len(valid))
+                ok = count_before >= rw
+                if ok.any():
+                    q = windows.trailing_quantiles(ext, rw)
+                    rows = kept_r + np.arange(len(valid)) - 1
+                    z = windows.robust_z(r[ok], q[:, rows[ok]], floor[valid][ok])
+                    z_out[valid[ok]] = z
+                    ready[valid[ok]] = True
+            tail = ext[-rw:]
+            new_buffers[key] = np.concatenate((np.full(rw - len(tail), np.nan), tail))
+        alpha = 1.0 / p.selection_span
+        for key, resid, err_out in (("local", local, err_local), ("seasonal", seasonal, err_seasonal)):
+            e = windows.ewma(np.abs(resid[valid]), alpha, float(a[f"error_{key}"]))
+            before = np.concatenate(([a[f"error_{key}"]], e[:-1])) if len(valid) else e
+            err_out[valid] = before
+            new_buffers[f"error_{key}"] = np.array(e[-1] if len(valid) else a[f"error_{key}"])
+
+        z = self._choose(z_local, z_seasonal, err_local, err_seasonal)
+        s = np.where(ready, windows.surprise(z), 0.0)
+        peaks = windows.decaying_peak(s, p.peak_decay, float(a["peak"]))
+        peak_before = np.concatenate(([a["peak"]], peaks[:-1]))
+        ratio = s / (peak_before + p.peak_offset)
+        scores = ratio / (1.0 + ratio)
+
+        tail = extended[-w:]
+        a["values"] = np.concatenate((np.full(w - len(tail), np.nan), tail))
+        a["local"], a["seasonal"] = new_buffers["local"], new_buffers["seasonal"]
+        a["error_local"], a["error_seasonal"] = new_buffers["error_local"], new_buffers["error_seasonal"]
+        a["slots"] = slots_after
+        a["high"], a["low"] = np.array(high[-1]), np.array(low[-1])
+        a["peak"] = np.array(peaks[-1])
+        a["count"] = np.array(n0 + m, dtype=np.int64)
+        return scores
+
+    def _choose(self, z_local, z_seasonal, err_local, err_seasonal):
+        models = self.params.models
+        if models == ("local",):
+            return z_local
+        if models == ("seasonal",):
+            return z_seasonal
+        return np.where(err_seasonal < self.params.seasonal_bias * err_local, z_seasonal, z_local)
+
+    # --- live: many series, one sample each ---
+
+    def update(self, batch: StateBatch, stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """One new sample per series of `batch` (stamps and values of len(batch)); their scores. Updates batch."""
+        self._check(batch.detector)
+        p = self.params
+        a = batch.arrays
+        x = np.asarray(values, dtype=float)
+        stamps = np.asarray(stamps, dtype=np.int64)
+        n = a["count"]
+        if x.shape != n.shape or stamps.shape != n.shape:
+            raise ValueError(f"{len(x)} values and {len(stamps)} timestamps for {len(n)} series")
+        rows = np.arange(len(n))
+        w, rw = p.level_window, p.residual_window
+
+        a["high"] = np.maximum(a["high"], x)
+        a["low"] = np.minimum(a["low"], x)
+        floor = np.maximum(p.floor_share * (a["high"] - a["low"]), 1e-9)
+
+        has_residual = n >= w
+        median_before = windows.window_quantiles(a["values"])[1]
+        local = x - median_before
+        slot = windows.day_slot(stamps, p.day_slots)
+        previous = a["slots"][rows, slot]
+        seasonal = np.where(np.isnan(previous), local, x - previous)
+        a["slots"][rows, slot] = x
+
+        ready = has_residual & (n - w >= rw)
+        z_local = np.zeros(len(n))
+        z_seasonal = np.zeros(len(n))
+        if ready.any():
+            z_local[ready] = windows.robust_z(local[ready], windows.window_quantiles(a["local"][ready]), floor[ready])
+            z_seasonal[ready] = windows.robust_z(
+                seasonal[ready], windows.window_quantiles(a["seasonal"][ready]), floor[ready]
+            )
+        z = self._choose(z_local, z_seasonal, a["error_local"], a["error_seasonal"])
+        s = np.where(ready, windows.surprise(z), 0.0)
+        ratio = s / (a["peak"] + p.peak_offset)
+        a["peak"] = np.maximum(s, p.peak_decay * a["peak"])
+
+        alpha = 1.0 / p.selection_span
+        for key, resid in (("local", local), ("seasonal", seasonal)):
+            a[f"error_{key}"] = np.where(
+                has_residual, windows.ewma_step(a[f"error_{key}"], np.abs(resid), alpha), a[f"error_{key}"]
+            )
+            buffer = a[key]
+            shifted = np.concatenate((buffer[:, 1:], resid[:, None]), axis=1)
+            a[key] = np.where(has_residual[:, None], shifted, buffer)
+        a["values"] = np.concatenate((a["values"][:, 1:], x[:, None]), axis=1)
+        a["count"] = n + 1
+        return ratio / (1.0 + ratio)

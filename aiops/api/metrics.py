@@ -30,6 +30,7 @@ from opsportal.errors import InvalidInput
 from .. import services
 from ..metrics import query as metrics_query
 from ..models import PromSource, ScrapeTarget, Series, ThresholdRule, WatchedQuery
+from ..services import prom_sources
 
 LABELS_HELP = 'Label names to strings, e.g. {"env": "prod"}.'
 
@@ -220,9 +221,11 @@ class PromSourceViewSet(_ServiceViewSet):
     @extend_schema(request=None, responses=SourceReportSerializer)
     @action(detail=True, methods=["post"], url_path="test")
     def test(self, request: Request, pk: str | None = None) -> Response:
-        """Ask the source a trivial query: proves its URL, the credentials and that it speaks the API."""
+        """Ask the source a trivial query: proves its URL, the credentials and that it speaks the API.
+
+        The outcome is recorded as the source's last test (its history; the pages show it)."""
         try:
-            report = services.test_prom_source(source=self.get_object())
+            report = prom_sources.record_prom_source_test(source=self.get_object(), actor=request.user)
         except ValueError as exc:
             raise InvalidInput(str(exc), field="secret") from None
         return Response(SourceReportSerializer(report).data)

@@ -439,3 +439,17 @@ def test_the_source_pages_need_login(client):
                 f"/aiops/metrics/queries/{saved.pk}/", f"/aiops/metrics/queries/{saved.pk}/edit/"):  # fmt: skip
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_test_through_the_api_is_the_last_test_the_pages_show(operator, prometheus):
+    from rest_framework.test import APIClient
+
+    prom = source("prom", base_url=prometheus.url)
+    api = APIClient()
+    api.force_authenticate(operator)
+
+    answer = api.post(f"/api/v1/aiops/metrics/sources/{prom.pk}/test/").json()
+
+    assert answer["ok"] is True
+    text = text_of(client_for(operator).get("/aiops/metrics/sources/"))
+    assert re.search(r"Ok .* ago", text) and "never tested" not in text

@@ -316,7 +316,7 @@ def test_the_openapi_schema_documents_the_forecasts_api(viewer_api):
 # --- Pages ------------------------------------------------------------------------------------------------------
 
 
-def test_the_list_is_soonest_first_in_a_fixed_number_of_queries(operator, viewer):
+def test_the_list_is_soonest_first_in_a_fixed_number_of_queries(operator, viewer, viewer_api):
     now = timezone.now()
     disk(FS, used_gb=300, per_day_gb=6, end=now, days=4, seed=1)  # about 32 days
     disk({**FS, "instance": "db2:9100"}, used_gb=400, per_day_gb=10, end=now, days=4, seed=2)  # about 9 days
@@ -326,6 +326,9 @@ def test_the_list_is_soonest_first_in_a_fixed_number_of_queries(operator, viewer
     with CaptureQueriesContext(connection) as few:
         page = client.get("/aiops/metrics/forecasts/")
     assert page.status_code == 200
+    viewer_api.get("/api/v1/aiops/")  # the token is looked up once, then cached
+    with CaptureQueriesContext(connection) as few_api:
+        assert len(viewer_api.get("/api/v1/aiops/forecasts/").json()["results"][0]["results"]) == 2
     html = page.content.decode()
     assert html.index("db2:9100") < html.index("db1:9100")
     assert html.count("full in ") >= 2 and "MASE" in html
@@ -339,6 +342,10 @@ def test_the_list_is_soonest_first_in_a_fixed_number_of_queries(operator, viewer
     assert page.status_code == 200 and page.content.decode().count('id="forecast-result-') == 7
     assert "Quota" in page.content.decode() and "not computed yet" in page.content.decode()
     assert len(more.captured_queries) == len(few.captured_queries)
+    with CaptureQueriesContext(connection) as more_api:
+        listed = viewer_api.get("/api/v1/aiops/forecasts/").json()["results"]
+    assert sorted(len(f["results"]) for f in listed) == [0, 7]
+    assert len(more_api.captured_queries) == len(few_api.captured_queries)
 
 
 def test_the_forecast_page_draws_history_forecast_band_limit_and_full_date(operator, viewer):

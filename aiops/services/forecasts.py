@@ -13,6 +13,7 @@ is disabled or deleted. `update_due_forecasts` (the periodic task) refits each f
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from .actor import Actor
 from .alerts import raise_alert
 from .metric_fields import LABEL_NAME, apply_values, ensure_unique, record_change, valid_name
 from .metrics import series_url
+
+logger = logging.getLogger(__name__)
 
 ALERT_SOURCE = "metrics"
 TASK = "aiops.tasks.collect_forecast"
@@ -403,14 +406,20 @@ def _matched(
     """The usage series reporting lately, and each one's (limit series, limit value, problem)."""
     since = now.timestamp() - STALE_SECONDS
     selector = promql.parse_selector(forecast.usage_selector, field="usage_selector")
-    usage = query.select_series(selector, since=since, limit=MAX_SERIES)
+    try:
+        usage = query.select_series(selector, since=since, limit=MAX_SERIES)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field="usage_selector") from None
     kind = forecast.limit_kind
     if kind == CapacityForecast.LimitKind.CONSTANT:
         return usage, {s.pk: (None, forecast.limit_value, "") for s in usage}
     if kind == CapacityForecast.LimitKind.PERCENTAGE:
         return usage, {s.pk: (None, 100.0, "") for s in usage}
     limit_selector = promql.parse_selector(forecast.limit_selector, field="limit_selector")
-    candidates = [s for s in query.select_series(limit_selector, since=since, limit=query.MAX_SERIES)]
+    try:
+        candidates = query.select_series(limit_selector, since=since, limit=query.MAX_SERIES)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field="limit_selector") from None
     latest = _latest_values([s.pk for s in candidates], now)
     pairs: dict[int, tuple[Series | None, float | None, str]] = {}
     for series in usage:
@@ -510,8 +519,11 @@ def _fit_one(
             fitted = forecasting.forecast(times, values, step=step, limit=limit, horizon_days=forecast.horizon_days)
         except forecasting.ForecastError as exc:
             problem = str(exc)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            problem = f"the model could not be fitted ({exc})."[:500]
+        except Exception as exc:
+            # statsmodels' optimiser and linear algebra fail in many ways on odd data; one series' failure
+            # is that series' error, not the end of the whole forecast.
+            logger.warning("forecast %s, series %s: the fit failed", forecast.pk, series.pk, exc_info=True)
+            problem = f"the model could not be fitted ({type(exc).__name__}: {exc})."[:500]
     if fitted is None:
         result.error = problem
         result.full_at = result.full_at_earliest = result.full_at_latest = None

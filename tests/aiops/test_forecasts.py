@@ -455,3 +455,19 @@ def test_the_demo_forecast_warns_for_the_filling_disk_only(operator):
     assert results["db1:9100"].alerting and 2 < days_from(timezone.now(), results["db1:9100"].full_at) < 6
     assert not results["web1:9100"].alerting and results["web1:9100"].error == ""
     assert seed_forecasts(actor=operator) is False
+
+
+def test_a_selector_matching_too_many_series_is_an_error_naming_it(operator):
+    now = timezone.now().timestamp()
+    samples = [(store.series_key("quota_used", {"tenant": f"t{index}"}), now, 1.0) for index in range(201)]
+    store.write_samples(samples)
+    forecast = services.save_capacity_forecast(
+        actor=operator, name="Quotas", usage_selector="quota_used", limit_kind="constant", limit_value=10
+    )
+    run = services.compute_forecast(forecast_id=forecast.pk)
+    assert run.series == 0
+    forecast.refresh_from_db()
+    assert forecast.state == "error"
+    assert forecast.last_error == (
+        "usage_selector: the selector matches more than 200 series; add matchers to narrow it."
+    )

@@ -43,6 +43,7 @@ from .forecasts import (
     full_text,
     run_forecast_now,
     save_capacity_forecast,
+    series_forecasts,
     soonest_forecasts,
     update_due_forecasts,
 )
@@ -229,6 +230,7 @@ __all__ += [
     "full_text",
     "run_forecast_now",
     "save_capacity_forecast",
+    "series_forecasts",
     "soonest_forecasts",
     "update_due_forecasts",
 ]

@@ -568,3 +568,34 @@ def forecast_history(
     now = now or timezone.now()
     times, values, _step = history(result.series, now=now, step=result.step_seconds, days=HISTORY_SHOWN_DAYS)
     return [(float(at), float(value)) for at, value in zip(times, values, strict=True)]
+
+
+@dataclass(frozen=True)
+class SeriesForecast:
+    """What a page showing a series says of its capacity: "full in 12 days (9.5-15)", the MASE, the forecast's page."""
+
+    series_id: int
+    forecast: str
+    text: str
+    mase: float | None
+    alerting: bool
+    url: str
+
+
+def series_forecasts(*, series_ids: list[int], now: datetime.datetime | None = None) -> dict[int, list[SeriesForecast]]:
+    """The enabled forecasts' latest results for these series (one query), e.g. for the metric explorer's details."""
+    now = now or timezone.now()
+    out: dict[int, list[SeriesForecast]] = {}
+    rows = CapacityForecastResult.objects.filter(series_id__in=series_ids, forecast__enabled=True, error="")
+    for result in rows.select_related("forecast").order_by("forecast__name"):
+        out.setdefault(result.series_id, []).append(
+            SeriesForecast(
+                series_id=result.series_id,
+                forecast=result.forecast.name,
+                text=full_text(result, now),
+                mase=result.mase,
+                alerting=result.alerting,
+                url=f"{reverse('aiops:metric_forecast', args=[result.forecast_id])}?series={result.series_id}",
+            )
+        )
+    return out

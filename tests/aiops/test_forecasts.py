@@ -115,6 +115,9 @@ def test_a_filling_disk_with_daily_seasonality_is_full_on_time_with_mase(operato
     assert curve["times"][-1] >= result.full_at_latest.timestamp()
     assert all(lo <= mid <= hi for lo, mid, hi in zip(curve["lower"], curve["mean"], curve["upper"], strict=True))
     assert not Alert.objects.exists()
+    # What a page showing this series says of it (the explorer's details).
+    (said,) = services.series_forecasts(series_ids=[result.series_id], now=now)[result.series_id]
+    assert said.text == text and said.forecast == "Data disks" and said.url.endswith(f"?series={result.series_id}")
 
 
 def test_flat_usage_is_never_full(operator):

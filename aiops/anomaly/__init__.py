@@ -15,7 +15,7 @@ Both paths give the same scores for the same samples; see `detectors` for how a 
 
 from __future__ import annotations
 
-from .detectors import MODELS, Detector, Params
+from .detectors import PARTS, Detector, Params
 from .state import SeriesState, StateBatch
 
 DEFAULT_DETECTOR = "ensemble"
@@ -24,16 +24,22 @@ _REGISTRY: dict[str, Detector] = {
     "ensemble": Detector(
         "ensemble",
         Params(),
-        "Local and seasonal robust z-scores, the better predictor of the two trusted, calibrated per series.",
+        "Local and seasonal robust z-scores (the better predictor of the two trusted, calibrated per series) "
+        "and novelty of range.",
+    ),
+    "range": Detector(
+        "range",
+        Params(parts=("range",)),
+        "How far a sample lies beyond the range of everything the series did before.",
     ),
     "local": Detector(
         "local",
-        Params(models=("local",)),
+        Params(parts=("local",)),
         "Robust z-score of the sample against the median of the samples just before it.",
     ),
     "seasonal": Detector(
         "seasonal",
-        Params(models=("seasonal",)),
+        Params(parts=("seasonal",)),
         "Robust z-score of the sample against the value at the same time of day before.",
     ),
 }
@@ -53,7 +59,7 @@ def get_detector(name: str = DEFAULT_DETECTOR) -> Detector:
 
 __all__ = [
     "DEFAULT_DETECTOR",
-    "MODELS",
+    "PARTS",
     "Detector",
     "Params",
     "SeriesState",

@@ -6,7 +6,7 @@
 - `Detector.update(batch, stamps, values)` takes one new sample for each of many series (a `StateBatch`) and
   scores them all with one numpy operation per step: the live path.
 
-The score of a sample (in [0, 1), causal) is built in four stages:
+The score of a sample (in [0, 1), causal) is built in five stages:
 
 1. Residual models. *local*: the sample minus the median of the `level_window` samples before it (catches
    spikes, dips and the onset of level shifts). *seasonal*: the sample minus the value last seen at the same
@@ -19,7 +19,11 @@ The score of a sample (in [0, 1), causal) is built in four stages:
    surprise, -log of the two-sided Gaussian tail probability.
 4. Calibration per series: the surprise is divided by the series' own recent peak surprise (a maximum that
    decays by `peak_decay` per sample), so a series that is always spiky needs a bigger spike than before to
-   score high, and a burst scores high once, at its start. score = r / (1 + r) of that ratio r.
+   score high, and a burst scores high once, at its start: the ratio r.
+5. Novelty of range: how far the sample lies beyond the highest or lowest value the series ever had,
+   in parts of that range, times `range_gain` (a new extreme is rare in a healthy series: the number of
+   records in n samples of a stationary series grows like log n). The larger of the two ratios r gives
+   the score r / (1 + r).
 """
 
 from __future__ import annotations
@@ -31,14 +35,15 @@ import numpy as np
 from . import windows
 from .state import SeriesState, StateBatch
 
-MODELS = ("local", "seasonal")
+PARTS = ("local", "seasonal", "range")
+RESIDUAL_MODELS = ("local", "seasonal")
 
 
 @dataclass(frozen=True)
 class Params:
     """A detector's settings (the defaults are the ones tuned on NAB; see bench/bench_anomaly.py)."""
 
-    models: tuple[str, ...] = MODELS
+    parts: tuple[str, ...] = PARTS
     level_window: int = 32
     residual_window: int = 256
     day_slots: int = 288
@@ -47,11 +52,13 @@ class Params:
     floor_share: float = 0.01
     peak_decay: float = 0.995
     peak_offset: float = 1.0
+    range_gain: float = 3000.0
+    range_noise: float = 1.0
 
     def __post_init__(self) -> None:
-        unknown = set(self.models) - set(MODELS)
-        if unknown or not self.models:
-            raise ValueError(f"models must be some of {MODELS}, not {self.models}")
+        unknown = set(self.parts) - set(PARTS)
+        if unknown or not self.parts:
+            raise ValueError(f"parts must be some of {PARTS}, not {self.parts}")
         if self.level_window < 4 or self.residual_window < 8:
             raise ValueError("level_window >= 4 and residual_window >= 8")
 
@@ -146,6 +153,7 @@ class Detector:
         ready = np.zeros(m, dtype=bool)
         z_local = np.zeros(m)
         z_seasonal = np.zeros(m)
+        scale_local = np.ones(m)
         err_local = np.zeros(m)
         err_seasonal = np.zeros(m)
         new_buffers = {}
@@ -160,8 +168,10 @@ class Detector:
                 if ok.any():
                     q = windows.trailing_quantiles(ext, rw)
                     rows = kept_r + np.arange(len(valid)) - 1
-                    z = windows.robust_z(r[ok], q[:, rows[ok]], floor[valid][ok])
+                    z, scale = windows.robust_z(r[ok], q[:, rows[ok]], floor[valid][ok])
                     z_out[valid[ok]] = z
+                    if key == "local":
+                        scale_local[valid[ok]] = scale
                     ready[valid[ok]] = True
             tail = ext[-rw:]
             new_buffers[key] = np.concatenate((np.full(rw - len(tail), np.nan), tail))
@@ -177,6 +187,11 @@ class Detector:
         peaks = windows.decaying_peak(s, p.peak_decay, float(a["peak"]))
         peak_before = np.concatenate(([a["peak"]], peaks[:-1]))
         ratio = s / (peak_before + p.peak_offset)
+        if "range" in p.parts:
+            high_before = np.concatenate(([a["high"]], high[:-1]))
+            low_before = np.concatenate(([a["low"]], low[:-1]))
+            novelty = self._range_ratio(x, high_before, low_before, scale_local)
+            ratio = np.maximum(ratio, np.where(ready, novelty, 0.0))
         scores = ratio / (1.0 + ratio)
 
         tail = extended[-w:]
@@ -189,11 +204,23 @@ class Detector:
         a["count"] = np.array(n0 + m, dtype=np.int64)
         return scores
 
+    def _range_ratio(self, x: np.ndarray, high: np.ndarray, low: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """How far past the range seen before the sample lies, in `1 / range_gain` parts of that range; an
+        excess smaller than `range_noise` local standard deviations counts in proportion (chance records)."""
+        p = self.params
+        seen = np.isfinite(high) & np.isfinite(low)
+        with np.errstate(invalid="ignore"):
+            span = np.where(seen, np.maximum(high - low, 1e-9), 1.0)
+            excess = np.where(seen, np.maximum(np.maximum(x - high, low - x), 0.0), 0.0)
+        return p.range_gain * excess / span * np.minimum(1.0, excess / (p.range_noise * scale))
+
     def _choose(self, z_local, z_seasonal, err_local, err_seasonal):
-        models = self.params.models
-        if models == ("local",):
+        models = [part for part in self.params.parts if part in RESIDUAL_MODELS]
+        if not models:
+            return np.zeros_like(z_local)
+        if models == ["local"]:
             return z_local
-        if models == ("seasonal",):
+        if models == ["seasonal"]:
             return z_seasonal
         return np.where(err_seasonal < self.params.seasonal_bias * err_local, z_seasonal, z_local)
 
@@ -212,6 +239,7 @@ class Detector:
         rows = np.arange(len(n))
         w, rw = p.level_window, p.residual_window
 
+        high_before, low_before = a["high"], a["low"]
         a["high"] = np.maximum(a["high"], x)
         a["low"] = np.minimum(a["low"], x)
         floor = np.maximum(p.floor_share * (a["high"] - a["low"]), 1e-9)
@@ -227,15 +255,21 @@ class Detector:
         ready = has_residual & (n - w >= rw)
         z_local = np.zeros(len(n))
         z_seasonal = np.zeros(len(n))
+        scale_local = np.ones(len(n))
         if ready.any():
-            z_local[ready] = windows.robust_z(local[ready], windows.window_quantiles(a["local"][ready]), floor[ready])
-            z_seasonal[ready] = windows.robust_z(
+            z_local[ready], scale_local[ready] = windows.robust_z(
+                local[ready], windows.window_quantiles(a["local"][ready]), floor[ready]
+            )
+            z_seasonal[ready], _ = windows.robust_z(
                 seasonal[ready], windows.window_quantiles(a["seasonal"][ready]), floor[ready]
             )
         z = self._choose(z_local, z_seasonal, a["error_local"], a["error_seasonal"])
         s = np.where(ready, windows.surprise(z), 0.0)
         ratio = s / (a["peak"] + p.peak_offset)
         a["peak"] = np.maximum(s, p.peak_decay * a["peak"])
+        if "range" in p.parts:
+            novelty = self._range_ratio(x, high_before, low_before, scale_local)
+            ratio = np.maximum(ratio, np.where(ready, novelty, 0.0))
 
         alpha = 1.0 / p.selection_span
         for key, resid in (("local", local), ("seasonal", seasonal)):

@@ -42,11 +42,11 @@ def window_quantiles(windows: np.ndarray) -> np.ndarray:
     return part[:, picked].T
 
 
-def robust_z(value: np.ndarray, quartiles: np.ndarray, floor: np.ndarray) -> np.ndarray:
-    """|value - median| in robust standard deviations (IQR / 1.349, never below `floor`)."""
+def robust_z(value: np.ndarray, quartiles: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|value - median| in robust standard deviations (IQR / 1.349, never below `floor`), and that deviation."""
     q1, median, q3 = quartiles
     scale = np.maximum((q3 - q1) / IQR_TO_SIGMA, floor)
-    return np.abs(value - median) / scale
+    return np.abs(value - median) / scale, scale
 
 
 def surprise(z: np.ndarray) -> np.ndarray:

@@ -154,13 +154,31 @@ def _checked_cached_token(token_hash: str, request: HttpRequest | None) -> tuple
 
     Returns (token, None) for a valid cached token, (None, generation) when it must be looked up
     (stamped with the generation read before the look-up), (None, None) when nothing can be
-    trusted (no Redis). The same round trip counts the request against the user's rate limit when
-    the view will check it (throttling.CountedWindow, consumed by the throttle).
+    trusted (no Redis). The generation comes from this process's watch (token_cache.GenerationWatch,
+    no round trip while it is unchanged); while the watch is down, from a script that also counts the
+    request against the user's rate limit when the view will check it (throttling.CountedWindow,
+    consumed by the throttle), so that path stays at one round trip.
     """
     backend = token_cache.redis_backend()
     if backend is None:
         return None, None
     entry = token_cache.get(token_hash)
+    generation = token_cache.watched_generation(backend)
+    if generation is None:
+        generation = _generation_and_window(backend, entry, request)
+        if generation is None:
+            return None, None
+    if entry is None or entry.generation != generation:
+        return None, generation
+    token = entry.token
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        token_cache.forget(token_hash)
+        return None, generation
+    return _request_copy(token), None
+
+
+def _generation_and_window(backend, entry: token_cache.Entry | None, request: HttpRequest | None) -> str | None:
+    """The generation read by a round trip (None when Redis cannot be reached), the request counted with it."""
     keys = [token_cache.generation_key(backend)]
     args: list = [token_cache.new_generation()]
     throttle = getattr(request, "_opsportal_user_throttle", None) if entry is not None else None
@@ -173,8 +191,7 @@ def _checked_cached_token(token_hash: str, request: HttpRequest | None) -> tuple
         result = throttling.registered_script(backend, throttling.AUTH_WINDOW_SCRIPT)(keys=keys, args=args)
     except Exception:
         token_cache.clear()
-        return None, None
-    generation = result[0].decode() if isinstance(result[0], bytes) else str(result[0])
+        return None
     if throttle is not None:
         request._opsportal_window = throttling.CountedWindow(
             key=window_key,
@@ -185,13 +202,7 @@ def _checked_cached_token(token_hash: str, request: HttpRequest | None) -> tuple
             count=int(result[2]),
             oldest=float(result[3]) if result[3] else None,
         )
-    if entry is None or entry.generation != generation:
-        return None, generation
-    token = entry.token
-    if token.expires_at is not None and token.expires_at <= timezone.now():
-        token_cache.forget(token_hash)
-        return None, generation
-    return _request_copy(token), None
+    return result[0].decode() if isinstance(result[0], bytes) else str(result[0])
 
 
 def _request_copy(token: ApiToken) -> ApiToken:

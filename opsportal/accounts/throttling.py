@@ -1,4 +1,4 @@
-"""API rate limits with DRF's semantics at one cache round trip per request.
+"""API rate limits with DRF's semantics, counted in Redis without making the request wait.
 
 DRF's SimpleRateThrottle keeps each client's request times as a pickled list in the cache: a
 read and a write per request, and at the default 6,000/minute a list of up to 6,000 floats
@@ -9,17 +9,38 @@ oldest leaves the window) in a sorted set, checked and updated by one Lua script
 trip, atomic across workers. Without Redis they behave exactly as DRF's own classes. The cache
 key and the rates (`DEFAULT_THROTTLE_RATES`, `THROTTLE_RATES`) are DRF's, so settings and
 tools that clear a client's history keep working.
+
+Each worker process sends the script on a connection of its own (`WindowCounter`) and, while the
+client is far from its limit, does not wait for the reply: the next request on that process reads
+it (by then it has long arrived) and so learns the client's count. Within `sync_margin(limit)` of
+the limit, and whenever the count is unknown, the request waits for its reply, so limits up to
+`SYNC_MARGIN` are exact and larger ones are exact too unless other workers served more than the
+margin of the client's requests since this worker last heard its count (then at most one request
+per worker beyond the limit). A reply that never comes (the connection broke) is counted again
+through the cache's pool. When Redis cannot be reached at all, requests are let through and a
+warning logged: rate limits protect capacity, and a cache outage should not become an API outage.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import lru_cache
+from hashlib import sha1
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from django.core.signals import request_finished
+from redis.connection import Connection
+from redis.exceptions import NoScriptError
 from rest_framework import throttling
+
+from .process_connection import ProcessConnection
+
+log = logging.getLogger(__name__)
 
 _WINDOW_FUNCTION = """
 local function window(key, now, duration, limit, member)
@@ -81,6 +102,161 @@ def registered_script(backend: RedisCache, source: str):
 
 def _window_script(backend: RedisCache):
     return registered_script(backend, WINDOW_SCRIPT)
+
+
+# Within this many requests of the limit (or a tenth of it, if more) a request waits for its count.
+SYNC_MARGIN = 100
+# Clients whose last count each process remembers.
+KNOWN_COUNTS = 10_000
+_WINDOW_SHA = sha1(WINDOW_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+
+
+def sync_margin(limit: int) -> int:
+    return max(SYNC_MARGIN, limit // 10)
+
+
+@dataclass
+class _Known:
+    count: int
+    at: float  # the request time the count was taken at (the window's clock)
+
+
+class WindowCounter(ProcessConnection):
+    """This process's connection for the window script: far from the limit, a request's count is sent
+    without waiting and its reply read by the next request."""
+
+    purpose = "rate limit counter"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._unsent: list[tuple[str, list]] = []  # (key, script arguments) of answered requests, not yet sent
+        self._pending: deque[tuple[str, list]] = deque()  # sent, reply unread
+        self._known: OrderedDict[str, _Known] = OrderedDict()
+
+    def prepared(self, connection: Connection) -> None:
+        connection.send_command("SCRIPT", "LOAD", WINDOW_SCRIPT)
+        connection.read_response()
+
+    def forgotten(self) -> None:
+        # Replies that will never be read: count those requests again through the pool (at worst twice);
+        # a forked child's were the parent's to count.
+        pending, self._pending = [*self._pending, *self._unsent], deque()
+        self._unsent = []
+        if not self.forked():
+            self._count_through_pool(pending)
+
+    def _count_through_pool(self, counts: list[tuple[str, list]]) -> None:
+        backend = caches["default"]
+        for key, args in counts:
+            try:
+                _window_script(backend)(keys=[key], args=args)
+            except Exception:
+                log.warning("%d rate-limit counts lost: Redis cannot be reached", len(counts), exc_info=True)
+                return
+
+    def count(self, backend: RedisCache, key: str, args: list) -> tuple[int, int, str | bytes] | None:
+        """The script's answer for this request ({allowed, count, oldest}; an estimate when not waited for),
+        or None when this connection cannot be used now (count through the pool)."""
+        if not self.lock.acquire(timeout=0.01):
+            return None
+        try:
+            connection = self.connection(backend)
+            if connection is None:
+                unsent, self._unsent = self._unsent, []
+                self._count_through_pool(unsent)
+                return None
+            try:
+                self._send_unsent(connection)
+                while self._pending:
+                    self._learn(*self._pending[0], self._reply(connection, *self._pending[0]))
+                    self._pending.popleft()
+                now, limit = args[0], args[2]
+                known = self._known.get(key)
+                if known is not None and now >= known.at and known.count < limit - sync_margin(limit):
+                    self._unsent.append((key, args))
+                    known.count, known.at = known.count + 1, now
+                    return 1, known.count, ""
+                connection.send_packed_command(connection.pack_command("EVALSHA", _WINDOW_SHA, 1, key, *args))
+                result = self._reply(connection, key, args)
+            except Exception:
+                log.warning("rate limit counter connection failed", exc_info=True)
+                self.drop()
+                return None
+            self._learn(key, args, result)
+            return result
+        finally:
+            self.lock.release()
+
+    def send_unsent(self) -> None:
+        """Send the counts of the requests just answered (after the response went out: request_finished)."""
+        if not self._unsent or not self.lock.acquire(timeout=0.01):
+            return
+        try:
+            connection = self.connection(caches["default"])
+            if connection is None:
+                unsent, self._unsent = self._unsent, []
+                self._count_through_pool(unsent)
+                return
+            try:
+                self._send_unsent(connection)
+            except Exception:
+                log.warning("rate limit counter connection failed", exc_info=True)
+                self.drop()
+        finally:
+            self.lock.release()
+
+    def _send_unsent(self, connection: Connection) -> None:
+        if not self._unsent:
+            return
+        unsent, self._unsent = self._unsent, []
+        self._pending.extend(unsent)
+        connection.send_packed_command(
+            connection.pack_commands([("EVALSHA", _WINDOW_SHA, 1, key, *args) for key, args in unsent])
+        )
+
+    def _reply(self, connection: Connection, key: str, args: list) -> list:
+        try:
+            return connection.read_response()
+        except NoScriptError:
+            # The script cache was flushed: this request is counted now, and the script loaded again.
+            connection.send_command("EVAL", WINDOW_SCRIPT, 1, key, *args)
+            result = connection.read_response()
+            self.prepared(connection)
+            return result
+
+    def _learn(self, key: str, args: list, result: list) -> None:
+        self._known[key] = _Known(count=int(result[1]), at=args[0])
+        self._known.move_to_end(key)
+        if len(self._known) > KNOWN_COUNTS:
+            self._known.popitem(last=False)
+
+
+_counter = WindowCounter()
+
+
+def _send_unsent_counts(**kwargs) -> None:
+    _counter.send_unsent()
+
+
+# gunicorn has written the whole response before it closes it (which sends request_finished), so the
+# count is sent while the client already reads its answer.
+request_finished.connect(_send_unsent_counts, dispatch_uid="opsportal-throttle-send-counts")
+_warned_at = 0.0
+
+
+def _count(backend: RedisCache, key: str, args: list) -> tuple | None:
+    """The window script's answer for this request; None when Redis cannot be reached (let it through)."""
+    result = _counter.count(backend, key, args)
+    if result is not None:
+        return result
+    try:
+        return _window_script(backend)(keys=[key], args=args)
+    except Exception:
+        global _warned_at
+        if time.monotonic() - _warned_at > 60:
+            _warned_at = time.monotonic()
+            log.warning("rate limits are not enforced: Redis cannot be reached", exc_info=True)
+        return None
 
 
 @dataclass
@@ -149,9 +325,10 @@ class WindowThrottleMixin:
             self.now, self._window_count, self._window_oldest = counted.now, counted.count, counted.oldest
             return counted.allowed
         self.now = self.timer()
-        allowed, count, oldest = _window_script(backend)(
-            keys=[full_key], args=[self.now, self.duration, self.num_requests, new_member(self.now)]
-        )
+        result = _count(backend, full_key, [self.now, self.duration, self.num_requests, new_member(self.now)])
+        if result is None:
+            return True
+        allowed, count, oldest = result
         self._window_count = int(count)
         self._window_oldest = float(oldest) if oldest else None
         return bool(allowed)

@@ -24,8 +24,13 @@ _REGISTRY: dict[str, Detector] = {
     "ensemble": Detector(
         "ensemble",
         Params(),
-        "Local and seasonal robust z-scores (the better predictor of the two trusted, calibrated per series) "
-        "and novelty of range.",
+        "Local and seasonal robust z-scores (the better predictor of the two trusted), nearest-neighbour "
+        "distance of the recent shape, each calibrated per series, and novelty of range.",
+    ),
+    "knn": Detector(
+        "knn",
+        Params(parts=("knn",)),
+        "Distance from the last few samples to the nearest earlier stretch of the series (a new shape).",
     ),
     "range": Detector(
         "range",

@@ -35,7 +35,7 @@ import numpy as np
 from . import windows
 from .state import SeriesState, StateBatch
 
-PARTS = ("local", "seasonal", "range")
+PARTS = ("local", "seasonal", "range", "knn")
 RESIDUAL_MODELS = ("local", "seasonal")
 
 
@@ -47,13 +47,19 @@ class Params:
     level_window: int = 32
     residual_window: int = 256
     day_slots: int = 288
-    selection_span: float = 100.0
+    selection_span: float = 200.0
     seasonal_bias: float = 1.0
-    floor_share: float = 0.01
+    floor_share: float = 0.03
     peak_decay: float = 0.995
-    peak_offset: float = 1.0
+    peak_offset: float = 0.3
+    residual_weight: float = 0.5
     range_gain: float = 3000.0
     range_noise: float = 1.0
+    knn_length: int = 8
+    knn_reach: int = 400
+    knn_weight: float = 0.5
+    knn_decay: float = 0.995
+    knn_offset: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = set(self.parts) - set(PARTS)
@@ -61,6 +67,14 @@ class Params:
             raise ValueError(f"parts must be some of {PARTS}, not {self.parts}")
         if self.level_window < 4 or self.residual_window < 8:
             raise ValueError("level_window >= 4 and residual_window >= 8")
+        if self.knn_length < 1 or self.knn_reach < self.knn_length:
+            raise ValueError("knn_length >= 1 and knn_reach >= knn_length")
+
+    @property
+    def history(self) -> int:
+        """How many past values the state keeps."""
+        knn = self.knn_reach + self.knn_length - 1 if "knn" in self.parts else 0
+        return max(self.level_window, knn)
 
     @property
     def warmup(self) -> int:
@@ -87,7 +101,7 @@ class Detector:
             self.name,
             {
                 "count": np.array(0, dtype=np.int64),
-                "values": np.full(p.level_window, np.nan),
+                "values": np.full(p.history, np.nan),
                 "local": np.full(p.residual_window, np.nan),
                 "seasonal": np.full(p.residual_window, np.nan),
                 "slots": np.full(p.day_slots, np.nan),
@@ -96,6 +110,7 @@ class Detector:
                 "high": np.array(-np.inf),
                 "low": np.array(np.inf),
                 "peak": np.array(0.0),
+                "knn_peak": np.array(0.0),
             },
         )
 
@@ -132,8 +147,9 @@ class Detector:
         low = np.minimum.accumulate(np.concatenate(([a["low"]], x)))[1:]
         floor = np.maximum(p.floor_share * (high - low), 1e-9)
 
-        kept = min(n0, w)
-        extended = np.concatenate((a["values"][w - kept :], x))
+        history = p.history
+        kept = min(n0, history)
+        extended = np.concatenate((a["values"][history - kept :], x))
         median_before = np.full(m, np.nan)
         if len(extended) >= w:
             median = windows.trailing_quantiles(extended, w)[1]
@@ -186,16 +202,27 @@ class Detector:
         s = np.where(ready, windows.surprise(z), 0.0)
         peaks = windows.decaying_peak(s, p.peak_decay, float(a["peak"]))
         peak_before = np.concatenate(([a["peak"]], peaks[:-1]))
-        ratio = s / (peak_before + p.peak_offset)
+        ratio = p.residual_weight * s / (peak_before + p.peak_offset)
         if "range" in p.parts:
             high_before = np.concatenate(([a["high"]], high[:-1]))
             low_before = np.concatenate(([a["low"]], low[:-1]))
             novelty = self._range_ratio(x, high_before, low_before, scale_local)
             ratio = np.maximum(ratio, np.where(ready, novelty, 0.0))
+        if "knn" in p.parts:
+            surprise = np.zeros(m)
+            near = ready & (index >= p.knn_reach + p.knn_length - 1)
+            if near.any():
+                first = int(np.argmax(near))  # ready and enough history both hold from some row on
+                best = windows.nearest_window_distance(extended, p.knn_length, p.knn_reach, kept + first)
+                surprise[first:] = 0.5 * best / scale_local[first:] ** 2
+            knn_peaks = windows.decaying_peak(surprise, p.knn_decay, float(a["knn_peak"]))
+            knn_before = np.concatenate(([a["knn_peak"]], knn_peaks[:-1]))
+            ratio = np.maximum(ratio, p.knn_weight * surprise / (knn_before + p.knn_offset))
+            a["knn_peak"] = np.array(knn_peaks[-1])
         scores = ratio / (1.0 + ratio)
 
-        tail = extended[-w:]
-        a["values"] = np.concatenate((np.full(w - len(tail), np.nan), tail))
+        tail = extended[-history:]
+        a["values"] = np.concatenate((np.full(history - len(tail), np.nan), tail))
         a["local"], a["seasonal"] = new_buffers["local"], new_buffers["seasonal"]
         a["error_local"], a["error_seasonal"] = new_buffers["error_local"], new_buffers["error_seasonal"]
         a["slots"] = slots_after
@@ -245,7 +272,7 @@ class Detector:
         floor = np.maximum(p.floor_share * (a["high"] - a["low"]), 1e-9)
 
         has_residual = n >= w
-        median_before = windows.window_quantiles(a["values"])[1]
+        median_before = windows.window_quantiles(a["values"][:, -w:])[1]
         local = x - median_before
         slot = windows.day_slot(stamps, p.day_slots)
         previous = a["slots"][rows, slot]
@@ -265,11 +292,22 @@ class Detector:
             )
         z = self._choose(z_local, z_seasonal, a["error_local"], a["error_seasonal"])
         s = np.where(ready, windows.surprise(z), 0.0)
-        ratio = s / (a["peak"] + p.peak_offset)
+        ratio = p.residual_weight * s / (a["peak"] + p.peak_offset)
         a["peak"] = np.maximum(s, p.peak_decay * a["peak"])
         if "range" in p.parts:
             novelty = self._range_ratio(x, high_before, low_before, scale_local)
             ratio = np.maximum(ratio, np.where(ready, novelty, 0.0))
+        if "knn" in p.parts:
+            surprise = np.zeros(len(n))
+            near = ready & (n >= p.knn_reach + p.knn_length - 1)
+            if near.any():
+                recent = a["values"][near][:, p.history - (p.knn_reach + p.knn_length - 1) :]
+                best = windows.nearest_window_distance_step(
+                    np.concatenate((recent, x[near][:, None]), axis=1), p.knn_length, p.knn_reach
+                )
+                surprise[near] = 0.5 * best / scale_local[near] ** 2
+            ratio = np.maximum(ratio, p.knn_weight * surprise / (a["knn_peak"] + p.knn_offset))
+            a["knn_peak"] = np.maximum(surprise, p.knn_decay * a["knn_peak"])
 
         alpha = 1.0 / p.selection_span
         for key, resid in (("local", local), ("seasonal", seasonal)):

@@ -102,3 +102,37 @@ def previous_in_slot(slot: np.ndarray, values: np.ndarray, table: np.ndarray) ->
     updated = table.copy()
     updated[ordered_slot[last]] = values[order][last]
     return previous, updated
+
+
+def nearest_window_distance(values: np.ndarray, length: int, reach: int, start: int) -> np.ndarray:
+    """For each j >= start: the smallest squared distance between the `length` values ending at j and any
+    earlier `length` values ending 'length'..'reach' rows before (not overlapping it). start >= reach + length - 1.
+
+    The sum runs over the window from its newest value back, the order `nearest_window_distance_step` uses."""
+    n = len(values)
+    best = np.full(n - start, np.inf)
+    lagged = np.empty(n)
+    for offset in range(length, reach + 1):
+        lagged[offset:] = values[offset:] - values[:-offset]
+        lagged[offset:] *= lagged[offset:]
+        total = lagged[start:n].copy()
+        for back in range(1, length):
+            total += lagged[start - back : n - back]
+        np.minimum(best, total, out=best)
+    return best
+
+
+def nearest_window_distance_step(history: np.ndarray, length: int, reach: int, chunk: int = 2048) -> np.ndarray:
+    """The same for the newest row of each series: history is (N, reach + length) values, newest last."""
+    newest = history.shape[1] - 1
+    offsets = np.arange(length, reach + 1)
+    best = np.empty(history.shape[0])
+    for begin in range(0, history.shape[0], chunk):
+        rows = history[begin : begin + chunk]
+        total = None
+        for back in range(length):
+            diff = rows[:, newest - back][:, None] - rows[:, newest - back - offsets]
+            diff *= diff
+            total = diff if total is None else total + diff
+        best[begin : begin + chunk] = total.min(axis=1)
+    return best

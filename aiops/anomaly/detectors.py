@@ -53,12 +53,12 @@ class Params:
     peak_decay: float = 0.995
     peak_offset: float = 0.3
     residual_weight: float = 0.5
-    range_gain: float = 3000.0
+    range_gain: float = 1000.0
     range_noise: float = 1.0
     knn_length: int = 8
     knn_reach: int = 400
-    knn_weight: float = 0.5
-    knn_decay: float = 0.995
+    knn_weight: float = 1.0
+    knn_decay: float = 0.998
     knn_offset: float = 1.0
 
     def __post_init__(self) -> None:

@@ -137,6 +137,8 @@ class Detector:
         m = len(x)
         if len(stamps) != m:
             raise ValueError(f"{len(stamps)} timestamps for {m} values")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"value {x[~np.isfinite(x)][0]} at row {int(np.argmin(np.isfinite(x)))} is not finite")
         if m == 0:
             return np.empty(0)
         n0 = int(a["count"])
@@ -253,9 +255,20 @@ class Detector:
 
     # --- live: many series, one sample each ---
 
-    def update(self, batch: StateBatch, stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """One new sample per series of `batch` (stamps and values of len(batch)); their scores. Updates batch."""
+    def update(
+        self, batch: StateBatch, stamps: np.ndarray, values: np.ndarray, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One new sample per series of `batch` (stamps and values of len(batch)); their scores. Updates batch.
+
+        With `rows` (indices into the batch), only those series take a sample: stamps and values are then
+        of len(rows), and the other series' states stay as they were."""
         self._check(batch.detector)
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            part = batch.select(rows)
+            scores = self.update(part, stamps, values)
+            batch.assign(rows, part)
+            return scores
         p = self.params
         a = batch.arrays
         x = np.asarray(values, dtype=float)
@@ -263,6 +276,8 @@ class Detector:
         n = a["count"]
         if x.shape != n.shape or stamps.shape != n.shape:
             raise ValueError(f"{len(x)} values and {len(stamps)} timestamps for {len(n)} series")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"value {x[~np.isfinite(x)][0]} for series {int(np.argmin(np.isfinite(x)))} is not finite")
         rows = np.arange(len(n))
         w, rw = p.level_window, p.residual_window
 

@@ -109,6 +109,17 @@ class StateBatch:
     def __getitem__(self, index: int) -> SeriesState:
         return SeriesState(self.detector, {key: array[index].copy() for key, array in self.arrays.items()})
 
+    def select(self, rows: np.ndarray) -> StateBatch:
+        """A new batch of copies of the states at `rows`."""
+        return StateBatch(self.detector, {key: array[rows] for key, array in self.arrays.items()})
+
+    def assign(self, rows: np.ndarray, other: StateBatch) -> None:
+        """Put the states of `other` (of len(rows)) at `rows`."""
+        if other.detector != self.detector or len(other) != len(rows):
+            raise ValueError("assign needs a batch of the same detector with one state per row")
+        for key, array in self.arrays.items():
+            array[rows] = other.arrays[key]
+
     def unstack(self) -> list[SeriesState]:
         return [self[i] for i in range(len(self))]
 

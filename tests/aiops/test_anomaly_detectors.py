@@ -238,3 +238,37 @@ def test_command_refuses_missing_paths_and_unknown_detectors(tmp_path):
     with pytest.raises(CommandError, match="--detector: no anomaly detector 'magic'; choose from ensemble"):
         call_command("detect_anomalies", "--input-dir", str(tmp_path), "--output-dir", str(tmp_path / "o"),
                      "--detector", "magic")  # fmt: skip
+
+
+def test_live_update_of_some_rows_leaves_the_others_alone():
+    detector = anomaly.get_detector()
+    series = [with_anomaly(kind) for kind in ("spike", "level_shift", "variance")]
+    expected = [detector.score(stamps, values) for stamps, values in series]
+    batch = detector.initial_batch(3)
+    got = [[], [], []]
+    position = [0, 0, 0]
+    rng = np.random.default_rng(3)
+    while min(position) < 600:
+        rows = np.flatnonzero(rng.random(3) < 0.6)
+        if not len(rows):
+            continue
+        scores = detector.update(
+            batch,
+            np.array([series[i][0][position[i]] for i in rows]),
+            np.array([series[i][1][position[i]] for i in rows]),
+            rows=rows,
+        )
+        for i, score in zip(rows, scores, strict=True):
+            got[i].append(score)
+            position[i] += 1
+    for i in range(3):
+        np.testing.assert_allclose(got[i], expected[i][: position[i]], rtol=0, atol=1e-9)
+        assert batch[i].count == position[i]
+
+
+def test_values_that_are_not_finite_are_refused():
+    detector = anomaly.get_detector()
+    with pytest.raises(ValueError, match="row 1 is not finite"):
+        detector.score(np.array([0, 300]), np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="series 0 is not finite"):
+        detector.update(detector.initial_batch(2), np.array([0, 0]), np.array([np.inf, 1.0]))

@@ -166,6 +166,10 @@ def test_a_usage_series_without_its_limit_series_or_history_is_an_error_on_that_
     assert broken.error == "no series of node_filesystem_size_bytes has the same instance."
     forecast.refresh_from_db()
     assert forecast.state == "ok" and "1 of 2 series could not be forecast" in forecast.last_error
+    # Its page says why, on the series and above.
+    html = client_for(operator).get(f"/aiops/metrics/forecasts/{forecast.pk}/?series={broken.series_id}").content
+    assert b"Not forecast: no series of node_filesystem_size_bytes has the same instance." in html
+    assert b"1 of 2 series could not be forecast" in html
     # With a constant limit the short series is refused for its history instead.
     services.save_capacity_forecast(actor=operator, forecast=forecast, limit_kind="constant", limit_value=500 * GB)
     services.compute_forecast(forecast_id=forecast.pk, now=now)

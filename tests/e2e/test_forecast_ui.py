@@ -62,7 +62,11 @@ def test_create_a_forecast_and_read_full_in_n_days_beside_its_chart(page):
 
     page.get_by_label("Name").fill("Data disks")
     page.get_by_label("Usage").fill('node_filesystem_used_bytes{mountpoint="/data"}')
+    # The form shows the fields of the chosen kind of limit.
+    expect(page.get_by_label("Limit value")).to_be_visible()
+    expect(page.get_by_label("Limit series")).to_be_hidden()
     page.get_by_label("A series matched by labels").check()
+    expect(page.get_by_label("Limit value")).to_be_hidden()
     page.get_by_role("button", name="Save forecast").click()
     # No limit series given: the form says so on that field and nothing is saved.
     expect(page.locator("#id_limit_selector ~ .invalid-feedback")).to_contain_text("required for a limit series")

@@ -170,3 +170,26 @@ _LEARNED = (AlertSignatureStats, AlertPairStats, CorrelationLearningCursor, Merg
 for _model in _COLLECTION + _LEARNED:
     if _model._meta.pk.__class__.__name__ != "CompositePrimaryKey":
         admin.site.register(_model)
+
+# Live anomaly detection (issue 12): monitors, each series' stored detector state, the anomalies found.
+from .models import Anomaly, AnomalyMonitor, AnomalySeries  # noqa: E402
+
+
+@admin.register(AnomalyMonitor)
+class AnomalyMonitorAdmin(admin.ModelAdmin):
+    list_display = ["name", "selector", "detector", "sensitivity", "enabled", "last_run_at"]
+    list_filter = ["enabled", "sensitivity"]
+
+
+@admin.register(AnomalySeries)
+class AnomalySeriesAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "series", "last_time", "last_score", "threshold_steps"]
+    raw_id_fields = ["monitor", "series"]
+    exclude = ["state"]
+
+
+@admin.register(Anomaly)
+class AnomalyAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "series", "started_at", "ended_at", "peak_score", "feedback"]
+    list_filter = ["feedback"]
+    raw_id_fields = ["monitor", "series", "alert", "feedback_by"]

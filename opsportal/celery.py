@@ -100,6 +100,12 @@ BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 240},
     },
+    # Live anomaly detection (queue `collection`): each monitored series' new samples, scored every minute.
+    "aiops.collect-anomalies": {
+        "task": "aiops.tasks.collect_anomalies",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

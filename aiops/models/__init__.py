@@ -418,6 +418,7 @@ class Notification(OutboxMessage):
 
 
 # Watching systems (issue 11): uptime checks and metric collection, one module each.
+from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12)
 from .checks import *  # noqa: E402, F403
 from .correlation_learning import *  # noqa: E402, F403  (learned alert correlation, issue 12)
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12)

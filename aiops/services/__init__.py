@@ -234,3 +234,24 @@ __all__ += [
     "soonest_forecasts",
     "update_due_forecasts",
 ]
+
+# Live anomaly detection (issue 12): monitors scoring stored series, alerts through raise_alert, feedback.
+from .anomalies import (  # noqa: E402
+    MonitorRun,
+    delete_anomaly_monitor,
+    save_anomaly_monitor,
+    score_anomaly_monitors,
+    score_monitor,
+    series_overlays,
+    set_anomaly_feedback,
+)
+
+__all__ += [
+    "MonitorRun",
+    "delete_anomaly_monitor",
+    "save_anomaly_monitor",
+    "score_anomaly_monitors",
+    "score_monitor",
+    "series_overlays",
+    "set_anomaly_feedback",
+]

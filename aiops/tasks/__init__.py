@@ -28,6 +28,7 @@ def sweep_notifications() -> int:
 
 # Watching systems (issue 11): check and collection tasks, one module each (explicit names, so the
 # queue routes in opsportal/celery.py match them: aiops.tasks.run_check*, aiops.tasks.collect_*).
+from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12: aiops.tasks.collect_anomalies)
 from .checks import *  # noqa: E402, F403
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12: aiops.tasks.collect_forecast*)
 from .metrics import *  # noqa: E402, F403

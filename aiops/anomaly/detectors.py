@@ -115,11 +115,20 @@ class Detector:
         )
 
     def initial_batch(self, size: int) -> StateBatch:
-        return StateBatch.stack([self.initial_state()] * size) if size else StateBatch.stack([self.initial_state()])
+        """Fresh states for `size` series."""
+        fresh = self.initial_state().arrays
+        return StateBatch(self.name, {key: np.repeat(array[None], size, axis=0) for key, array in fresh.items()})
 
-    def _check(self, detector: str) -> None:
+    def _check(self, detector: str, arrays: dict[str, np.ndarray], batched: bool) -> None:
         if detector != self.name:
             raise ValueError(f"a state of detector {detector!r} given to {self.name!r}")
+        layout = {key: array.shape for key, array in self.initial_state().arrays.items()}
+        given = {key: array.shape[1:] if batched else array.shape for key, array in arrays.items()}
+        if given != layout:
+            raise ValueError(
+                f"the state does not fit detector {self.name!r} as configured now (stored with other settings?); "
+                "start from a fresh state"
+            )
 
     # --- catch-up: one series, many samples ---
 
@@ -129,7 +138,7 @@ class Detector:
 
     def catch_up(self, state: SeriesState, stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Score `values` (taken at unix seconds `stamps`) after what `state` has seen; updates `state`."""
-        self._check(state.detector)
+        self._check(state.detector, state.arrays, batched=False)
         p = self.params
         a = state.arrays
         x = np.asarray(values, dtype=float)
@@ -262,7 +271,7 @@ class Detector:
 
         With `rows` (indices into the batch), only those series take a sample: stamps and values are then
         of len(rows), and the other series' states stay as they were."""
-        self._check(batch.detector)
+        self._check(batch.detector, batch.arrays, batched=True)
         if rows is not None:
             rows = np.asarray(rows, dtype=np.int64)
             part = batch.select(rows)

@@ -272,3 +272,13 @@ def test_values_that_are_not_finite_are_refused():
         detector.score(np.array([0, 300]), np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="series 0 is not finite"):
         detector.update(detector.initial_batch(2), np.array([0, 0]), np.array([np.inf, 1.0]))
+
+
+def test_a_state_stored_with_other_settings_is_refused():
+    detector = anomaly.get_detector()
+    stored = detector.initial_state().to_dict()
+    stored["arrays"]["values"] = stored["arrays"]["values"][:-1]
+    with pytest.raises(ValueError, match="start from a fresh state"):
+        detector.catch_up(anomaly.SeriesState.from_dict(stored), np.array([0]), np.array([1.0]))
+    assert len(detector.initial_batch(0)) == 0
+    assert len(detector.initial_batch(5)) == 5

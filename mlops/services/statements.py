@@ -15,23 +15,21 @@ snapshot taken before the wait.)
 
 Rows are built from unsaved model instances (`insert_step`), so every column gets the value Django would
 save; only what the statement itself produces (ids, the number, texts that contain it) is SQL. On a
-persistent connection the statements are prepared once (`run`): parsing and planning them was a third
-of their time. `mlops.services.registered_models` and `.versions` use this module on PostgreSQL and
-their step-by-step ORM path elsewhere.
+persistent connection the statements are prepared once (`run`, opsportal.prepared): parsing and
+planning them was a third of their time. `mlops.services.registered_models` and `.versions` use this
+module on PostgreSQL and their step-by-step ORM path elsewhere.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import weakref
 from collections.abc import Iterable
 from functools import cache
 
-import psycopg
-from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
+from opsportal import prepared
 from opsportal.audit import services as audit
 from opsportal.enqueue import enqueue_on_commit
 
@@ -142,50 +140,11 @@ def with_tags(
 
 # --- Sending ---------------------------------------------------------------------------------------------------------
 
-# The statements prepared on each driver connection (a server session), by name.
-_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _numbered(sql: str) -> str:
-    """`sql` with its %s placeholders numbered ($1, $2 ...) for PREPARE (each is cast to its type)."""
-    parts = sql.split("%s")
-    return "".join(part + (f"${i + 1}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
-
-
-def _execute_prepared(cursor, statements: list[Sql]) -> None:
-    raw = connection.connection
-    ready = _prepared.setdefault(raw, set())
-    calls = []
-    for sql, params in statements:
-        name = "mlops_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
-        if name not in ready:
-            cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
-            ready.add(name)
-        calls.append(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}")
-    cursor.execute(";\n".join(calls), [param for _, params in statements for param in params])
-
 
 def run(cursor, statements: list[Sql]) -> None:
     """Send `statements` in one round trip (one implicit transaction outside a caller's); read their
-    results with fetchone() and nextset().
-
-    On a persistent connection each is prepared the first time (one round trip more, once per
-    connection); with a connection per request (CONN_MAX_AGE=0) they go as plain SQL.
-    """
-    if not connection.settings_dict.get("CONN_MAX_AGE"):
-        cursor.execute(";\n".join(sql for sql, _ in statements), [p for _, params in statements for p in params])
-        return
-    try:
-        _execute_prepared(cursor, statements)
-    except ProgrammingError as exc:
-        if not isinstance(exc.__cause__, psycopg.errors.InvalidSqlStatementName):
-            raise
-        # The session's statements were dropped (DISCARD ALL, DEALLOCATE): nothing was written, since the
-        # statements are one transaction. Prepare them again, unless a caller's transaction is now broken.
-        _prepared.pop(connection.connection, None)
-        if connection.in_atomic_block:
-            raise
-        _execute_prepared(cursor, statements)
+    results with fetchone() and nextset(). Prepared once per connection (opsportal.prepared)."""
+    prepared.execute(cursor, statements)
 
 
 # --- The registrations -----------------------------------------------------------------------------------------------

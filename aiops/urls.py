@@ -40,5 +40,6 @@ urlpatterns = [
     path("metrics/", include("aiops.collection_urls")),
     path("metrics/forecasts/", include("aiops.forecast_urls")),
     path("metrics/thresholds/", include("aiops.threshold_urls")),
+    path("metrics/anomalies/", include("aiops.anomaly_urls")),
     path("suggestions/", include("aiops.suggestion_urls")),
 ]

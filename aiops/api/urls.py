@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import checks, forecasts, metrics, views
+from . import anomalies, checks, forecasts, metrics, views
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
 
@@ -19,6 +19,8 @@ router.register("channels", views.NotificationChannelViewSet, basename="channel"
 router.register("checks", checks.CheckViewSet, basename="check")
 router.register("status-pages", StatusPageViewSet, basename="status-page")
 router.register("forecasts", forecasts.CapacityForecastViewSet, basename="forecast")
+router.register("anomalies/monitors", anomalies.AnomalyMonitorViewSet, basename="anomaly-monitor")
+router.register("anomalies", anomalies.AnomalyViewSet, basename="anomaly")
 for prefix, viewset, basename in metrics.ROUTES:
     router.register(prefix, viewset, basename=basename)
 

@@ -30,6 +30,7 @@ MAX_POSTING = 40
 MAX_MEMBERS_LOADED = 20_000
 # Time proximity decays as exp(-gap / tau) with tau = the rule's window / TIME_DECAY_DIVISOR.
 TIME_DECAY_DIVISOR = 6
+CLOSENESS_FADE = 60.0
 
 
 def fire_time(alert: Alert) -> float:
@@ -71,7 +72,7 @@ class Profile:
         self.tokens: dict[str, int] = {}
         self.centroid: dict[str, float] = {}
         self.norm = 0.0
-        self.sigs: dict[str, float] = {}
+        self.sigs: dict[str, list[float]] = {}
         self.times: list[float] = []
 
     def add(self, f: AlertFeatures) -> None:
@@ -81,14 +82,26 @@ class Profile:
         for gram, value in (f.vector or {}).items():
             centroid[gram] = centroid.get(gram, 0.0) + value
         self.norm = math.sqrt(sum(v * v for v in centroid.values())) or 1.0
-        self.sigs[f.sig] = max(self.sigs.get(f.sig, f.at), f.at)
+        bisect.insort(self.sigs.setdefault(f.sig, []), f.at)
         bisect.insort(self.times, f.at)
 
     def gap(self, at: float) -> float:
         """Seconds between `at` and the incident's nearest alert."""
-        i = bisect.bisect_left(self.times, at)
-        near = [abs(self.times[j] - at) for j in (i - 1, i) if 0 <= j < len(self.times)]
-        return min(near) if near else math.inf
+        return nearest_gap(self.times, at)
+
+
+def nearest_gap(times: list[float], at: float) -> float:
+    """Seconds between `at` and the nearest of the sorted `times`."""
+    i = bisect.bisect_left(times, at)
+    near = [abs(times[j] - at) for j in (i - 1, i) if 0 <= j < len(times)]
+    return min(near) if near else math.inf
+
+
+def closeness(gap: float) -> float:
+    """How much what is known about two kinds of alerts that fire together applies to these two
+    alerts: fully within COFIRE_SECONDS of each other (what "together" means in memory), fading
+    within a minute or two beyond (the same failure's alerts do not fire ten minutes apart)."""
+    return 1.0 if gap <= memory.COFIRE_SECONDS else math.exp(-(gap - memory.COFIRE_SECONDS) / CLOSENESS_FADE)
 
 
 @dataclass(slots=True)
@@ -140,16 +153,12 @@ class LearnedGrouping:
             for labels, title, service, seen in Alert.objects.filter(
                 first_seen_at__gte=earliest - datetime.timedelta(seconds=memory.COFIRE_SECONDS),
                 first_seen_at__lte=latest,
-            )
-            .exclude(pk__in=[a.pk for a in alerts])
-            .values_list("labels", "title", "service", "first_seen_at")[:MAX_MEMBERS_LOADED]
+                pending=False,
+            ).values_list("labels", "title", "service", "first_seen_at")[:MAX_MEMBERS_LOADED]
         ]
         for f in grouping.features.values():
             f.vector = tfidf(f.grams, grouping.idf)
-        sigs = {f.sig for f in grouping.features.values()}
-        for profile in grouping.profiles.values():
-            sigs.update(profile.sigs)
-        grouping.memory = Memory.load(sigs, now)
+        grouping.memory = Memory.load({f.sig for f in grouping.features.values()}, now)
         return grouping
 
     def _count(self, f: AlertFeatures) -> None:
@@ -199,13 +208,15 @@ class LearnedGrouping:
         window = rule.window_minutes * 60
         tau = window / TIME_DECAY_DIVISOR
         best: tuple[float, Evidence, Profile] | None = None
+        weights = {t: self.idf.weight("l:" + t) for t in f.tokens}
         for profile in self._candidates(f):
-            if profile.rule_id != rule.pk:
+            # One failure's alerts start within the window of its first one: incidents do not snowball.
+            if profile.rule_id != rule.pk or abs(f.at - profile.times[0]) > window:
                 continue
             gap = profile.gap(f.at)
             if gap > window:
                 continue
-            evidence = self._evidence(f, profile, gap, tau)
+            evidence = self._evidence(f, weights, profile, gap, tau)
             confidence = evidence.confidence()
             if best is None or confidence > best[0]:
                 best = (confidence, evidence, profile)
@@ -228,10 +239,12 @@ class LearnedGrouping:
                 found.update(posting[-MAX_POSTING:])
         return found
 
-    def _evidence(self, f: AlertFeatures, profile: Profile, gap: float, tau: float) -> Evidence:
-        idf = self.idf
+    def _evidence(
+        self, f: AlertFeatures, weights: dict[str, float], profile: Profile, gap: float, tau: float
+    ) -> Evidence:
+        """The evidence that the alert belongs to the profile's incident; `weights` are the IDF
+        weights of the alert's label tokens."""
         evidence = Evidence(time=math.exp(-gap / tau), gap_seconds=gap)
-        weights = {t: idf.weight("l:" + t) for t in f.tokens}
         total = sum(weights.values())
         shared = sorted((t for t in f.tokens if t in profile.tokens), key=lambda t: -weights[t])
         if total:
@@ -242,16 +255,21 @@ class LearnedGrouping:
             evidence.title = sum(v * centroid.get(g, 0.0) for g, v in f.vector.items()) / profile.norm
         fired = self.memory.fired
         together = apart = 0.0
-        for sig in profile.sigs:
+        for sig, times in profile.sigs.items():
             if sig == f.sig:
-                evidence.same_alert = 1.0
+                # Another instance of the same alert (a replica) fires alongside; the same alert
+                # again long after is another occurrence, which the rest of the evidence must carry.
+                evidence.same_alert = closeness(nearest_gap(times, f.at))
                 continue
             pair = self.memory.pair(f.sig, sig)
             if pair is None:
                 continue
-            found = history_evidence(f.sig, sig, pair, fired)
-            if found and found[0] > evidence.history:
-                evidence.history, evidence.history_text = found
+            near = closeness(nearest_gap(times, f.at))
+            found = history_evidence(f.sig, sig, pair, fired) if near > 0.01 else None
+            if found:
+                rate = found[0] * near
+                if rate > evidence.history:
+                    evidence.history, evidence.history_text = rate, found[1]
             if pair.together > together:
                 together = pair.together
                 evidence.together = math.log1p(together)

@@ -22,6 +22,9 @@ COFIRE_SECONDS = 300
 # Per firing, at most this many distinct other signatures (the nearest in time) are counted.
 MAX_NEIGHBOURS = 20
 MAX_PAIRS = 50_000
+# Incidents holding a kind of alert that fired with this one at least this often are candidates
+# (one coincidence does not make every incident with that alert worth scoring).
+MIN_PARTNER_COFIRED = 2.0
 FEEDBACK_EVENTS_PER_BATCH = 500
 # People's word weighs more than a coincidence: one merge counts as this many fired-together.
 FEEDBACK_WEIGHT = 1.0
@@ -62,8 +65,9 @@ class Memory:
         for a, b, cofired, lag, together, apart, updated in rows:
             factor = decay(1.0, updated, now)
             memory.pairs[(a, b)] = History(cofired * factor, lag * factor, together * factor, apart * factor)
-            memory.partners.setdefault(a, set()).add(b)
-            memory.partners.setdefault(b, set()).add(a)
+            if cofired * factor >= MIN_PARTNER_COFIRED or together * factor >= 0.5:
+                memory.partners.setdefault(a, set()).add(b)
+                memory.partners.setdefault(b, set()).add(a)
             seen.update((a, b))
         for sig, fired, updated in AlertSignatureStats.objects.filter(signature__in=sorted(seen)).values_list(
             "signature", "fired", "updated_at"

@@ -65,6 +65,7 @@ class Idf:
     def __init__(self) -> None:
         self.df: dict[str, int] = {}
         self.n = 0
+        self.cache: dict[str, float] = {}
 
     def add(self, tokens: object) -> None:
         self.n += 1
@@ -73,7 +74,11 @@ class Idf:
             df[token] = df.get(token, 0) + 1
 
     def weight(self, token: str) -> float:
-        return math.log((1 + self.n) / (1 + self.df.get(token, 0))) + 1.0
+        """The token's IDF; once read, fixed for the batch (later alerts of the batch do not shift it)."""
+        found = self.cache.get(token)
+        if found is None:
+            found = self.cache[token] = math.log((1 + self.n) / (1 + self.df.get(token, 0))) + 1.0
+        return found
 
 
 def tfidf(grams: dict[str, int], idf: Idf) -> dict[str, float]:
@@ -122,8 +127,8 @@ class Evidence:
         parts: list[tuple[float, str]] = []
         if self.history_text:
             parts.append((WEIGHTS["history"] * self.history, self.history_text))
-        if self.same_alert:
-            parts.append((WEIGHTS["same_alert"], "the same alert is already in it"))
+        if self.same_alert >= 0.5:
+            parts.append((WEIGHTS["same_alert"] * self.same_alert, "the same alert is already in it"))
         if self.feedback_text:
             parts.append((WEIGHTS["together"] * self.together - WEIGHTS["apart"] * self.apart, self.feedback_text))
         if self.shared_labels and self.labels >= 0.15:
@@ -161,5 +166,5 @@ def history_evidence(
         text = f"fired within {within} of {other_sig} {round(min(hits, mine))} of the last {round(mine)} times"
         return given_mine, text
     count = round(min(hits, theirs))
-    text = f"{other_sig} was followed within {within} by it {count} of its last {round(theirs)} times"
+    text = f"{other_sig} fired within {within} of it {count} of its last {round(theirs)} times"
     return given_theirs, text

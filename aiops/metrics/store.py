@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 
 from ..models import Sample, Series
@@ -51,10 +52,13 @@ class SeriesCache:
     def __init__(self) -> None:
         self.ids: dict[SeriesKey, int] = {}
         self.touched: dict[int, float] = {}
+        # Keys of series created inside a transaction not yet committed, by the atomic block they were made in.
+        self.provisional: dict[int, set[SeriesKey]] = {}
 
     def clear(self) -> None:
         self.ids.clear()
         self.touched.clear()
+        self.provisional.clear()
 
 
 CACHE = SeriesCache()
@@ -69,6 +73,8 @@ class WriteResult:
 
 def resolve_series(keys: Mapping[SeriesKey, str], *, now: datetime.datetime) -> dict[SeriesKey, int]:
     """The id of each key (its value is the series kind, stored when the series is new), creating new series."""
+    if CACHE.provisional:
+        _forget_rolled_back()
     cache = CACHE.ids
     missing = [key for key in keys if key not in cache]
     if missing:
@@ -84,12 +90,32 @@ def resolve_series(keys: Mapping[SeriesKey, str], *, now: datetime.datetime) -> 
             batch_size=LOOKUP_BATCH,
         )
         digests = list(hashes)
+        found: dict[SeriesKey, int] = {}
         for start in range(0, len(digests), LOOKUP_BATCH):
             chunk = digests[start : start + LOOKUP_BATCH]
             for digest, series_id in Series.objects.filter(hash__in=chunk).values_list("hash", "id"):
-                cache[hashes[digest]] = series_id
-                CACHE.touched[series_id] = now.timestamp()
+                found[hashes[digest]] = series_id
+        cache.update(found)
+        for series_id in found.values():
+            CACHE.touched[series_id] = now.timestamp()
+        if connection.in_atomic_block:
+            # A series made inside the caller's transaction exists only if it commits: until then its id is
+            # provisional, and forgotten if that transaction ends without committing (see above).
+            innermost = id(connection.atomic_blocks[-1]) if connection.atomic_blocks else 0
+            CACHE.provisional.setdefault(innermost, set()).update(found)
+            transaction.on_commit(lambda: CACHE.provisional.pop(innermost, None))
     return {key: cache[key] for key in keys}
+
+
+def _forget_rolled_back() -> None:
+    """Drop the cached ids of series made in atomic blocks that have ended without their transaction
+    committing (on commit their entry goes): rolled back, or released into one still open (a re-read)."""
+    open_blocks = {id(block) for block in connection.atomic_blocks} if connection.in_atomic_block else set()
+    for block, keys in list(CACHE.provisional.items()):
+        if block not in open_blocks:
+            for key in keys:
+                CACHE.ids.pop(key, None)
+            del CACHE.provisional[block]
 
 
 def _touch(ids: Iterable[int], now: datetime.datetime) -> None:
@@ -164,8 +190,10 @@ def _copy(samples: Sequence[tuple[SeriesKey, float, float]], ids: Mapping[Series
     try:
         with transaction.atomic():
             copy_rows(data)
-    except DatabaseError:
-        # A partition this process thought it had was dropped (retention, tests): make sure and retry once.
+    except (DatabaseError, psycopg.Error):
+        # A partition this process thought it had was dropped (retention, a rolled-back transaction that
+        # created it, tests): make sure and retry once. COPY raises psycopg's own errors (Django wraps only
+        # execute), so both kinds are caught.
         partitions.forget_known()
         partitions.ensure_sample_partitions(days)
         copy_rows(data)

@@ -231,6 +231,28 @@ def test_partitions_are_created_ahead_and_dropped_past_retention():
     assert partitions.rollup_partition_name(month) in done.dropped
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="partitions are PostgreSQL's")
+def test_samples_of_a_day_whose_partition_was_rolled_back_are_still_stored():
+    """The writer caches the partitions it made; one made in a transaction that rolled back is gone
+    (seed_demo, a failed task): the next write of that day makes it again instead of failing."""
+    from django.db import transaction
+
+    day = datetime.datetime.combine(
+        datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=5), datetime.time(23, 55), datetime.UTC
+    )
+    key = store.series_key("rolled_back", {})
+    with pytest.raises(RuntimeError), transaction.atomic():
+        store.write_samples([(key, day.timestamp(), 1.0)])
+        raise RuntimeError("the caller's transaction fails")
+    assert partitions.sample_partition_name(day.date()) not in partitions.partitions("aiops_sample")
+
+    store.write_samples([(key, day.timestamp(), 2.0)])
+
+    assert list(
+        Sample.objects.filter(series_id=Series.objects.get(name="rolled_back").id).values_list("value", flat=True)
+    ) == [2.0]
+
+
 def test_rollups_keep_min_max_sum_count_and_a_reset_aware_increase():
     start = rollups.floor_bucket(timezone.now() - datetime.timedelta(hours=1))
     key = store.series_key("requests_total", {"job": "api"})

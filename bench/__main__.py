@@ -17,6 +17,8 @@ from pathlib import Path
 BENCHMARKS = [
     "bench.bench_portal",
     "bench.bench_aiops",
+    "bench.bench_correlation",
+    "bench.bench_anomaly",
     "bench.bench_checks",
     "bench.bench_metrics",
     "bench.bench_mlops",

@@ -45,7 +45,8 @@ class LoginRequiredMiddleware:
             return None
         if not getattr(view_func, "login_required", True):
             return None
-        # The token check also counts the request against the user's rate limit (one Redis round trip).
+        # The token check also counts the request against the user's rate limit (usually without waiting on
+        # Redis: the count is sent after the response; see opsportal/accounts/throttling.py).
         request._opsportal_user_throttle = user_throttle_for(view_func)
         try:
             token_auth = authenticate_request(request)

@@ -535,7 +535,8 @@ def _score(monitor: AnomalyMonitor, now: datetime.datetime, run: MonitorRun) -> 
     tracks: list[_Track] = []
     for series in matched:
         row = rows.get(series.pk)
-        if row is None or row.detector != detector.name:
+        first_sight = row is None or row.detector != detector.name
+        if first_sight:
             row = row or AnomalySeries(monitor=monitor, series=series)
             row.detector = detector.name
             row.state = b""
@@ -551,7 +552,8 @@ def _score(monitor: AnomalyMonitor, now: datetime.datetime, run: MonitorRun) -> 
         row.series = series
         track = _Track(row, state, stamps, x, threshold_for(monitor.sensitivity, row.threshold_steps),
                        opened.get(series.pk))  # fmt: skip
-        track.first_eligible = max(0, probation - row.samples_seen)
+        # The history read on first sight only teaches the detector (its first daily cycle sets new extremes).
+        track.first_eligible = len(stamps) if first_sight else max(0, probation - row.samples_seen)
         tracks.append(track)
     run.series = len(tracks)
     _score_tracks(detector, tracks)

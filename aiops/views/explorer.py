@@ -2,7 +2,8 @@
 
 The URL holds the view: repeated `series=<id>`, `q=<selector>`, `range=1h|6h|24h|7d|30d` and/or
 `start`/`end` (RFC 3339 or unix seconds), `fn=<range function>` (or `value`; left out, counters
-are shown as rates), `incident=<id>` (its start and end marked). A bad parameter is named on the
+are shown as rates), `incident=<id>` (its start and end marked). A series an anomaly monitor scores, shown
+as its values, gets the monitor's expected band and its anomalies shaded (`anomaly_layers`). A bad parameter is named on the
 page (400), never a 500 or a silently empty chart. Zooming reloads the data at the new window's
 resolution from `metric_explorer_data` (JSON); the picker's partial is `metric_explorer_picker`.
 """
@@ -14,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import numpy as np
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
@@ -24,10 +26,11 @@ from opsportal.accounts.roles import Role, role_required
 from opsportal.errors import InvalidInput
 from opsportal.portal.charts import figure_data
 
-from .. import metric_charts, services
-from ..metric_charts import ChartSeries, Marker, Threshold
+from .. import anomaly, metric_charts, services
+from ..metric_charts import Band, ChartSeries, Marker, Threshold
 from ..metrics import promql, query
 from ..models import Incident, Sample, Series, ThresholdRule
+from ..services import anomalies as live
 
 RANGES = {
     "1h": datetime.timedelta(hours=1),
@@ -196,6 +199,7 @@ class Drawn:
     functions: dict[int, str | None]
     window_seconds: float
     step_seconds: float
+    overlays: dict[int, live.SeriesOverlay] = field(default_factory=dict)
 
 
 def draw(view: View, series: list[Series]) -> Drawn:
@@ -261,9 +265,67 @@ def markers_for(incident: Incident | None) -> list[Marker]:
     return marks
 
 
+def _plain(values) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def anomaly_layers(view: View, series: list[Series], drawn: Drawn) -> tuple[list[Band], list[dict], list[dict]]:
+    """For each series shown as its values that an anomaly monitor scores: the expected band over the window
+    (the detector's local model at the chart's step, see aiops.services.anomalies.chart_band), a shaded
+    rectangle per anomaly in the window, and a marker at each anomaly's peak whose hover tells its score and
+    expected range. Fills `drawn.overlays`."""
+    valued = [s for s in series if drawn.functions.get(s.pk) is None]
+    if not valued:
+        return [], [], []
+    drawn.overlays = services.series_overlays(series_ids=[s.pk for s in valued], start=view.start, end=view.end)
+    bands: list[Band] = []
+    shapes: list[dict] = []
+    peaks: list[dict] = []
+    step = drawn.step_seconds
+    half = datetime.timedelta(seconds=max(step / 2, 1))
+    for one in valued:
+        overlay = drawn.overlays.get(one.pk)
+        if overlay is None:
+            continue
+        try:
+            detector = anomaly.get_detector(overlay.monitor.detector)
+        except KeyError:
+            continue
+        warm = int(getattr(detector.params, "warmup", 288))
+        start, end = view.start.timestamp(), view.end.timestamp()
+        (result,) = query.evaluate_series([one], start=start - warm * step, end=end, step=step,
+                                          range_seconds=drawn.window_seconds)  # fmt: skip
+        times = np.array([at for at, _ in result.points], dtype=float)
+        values = np.array([value for _, value in result.points], dtype=float)
+        low, high = live.chart_band(times, values, threshold=overlay.threshold, detector=detector)
+        shown = times >= start
+        if shown.any():
+            bands.append(Band(name=f"expected band ({overlay.monitor.name})", times=list(times[shown]),
+                              lower=_plain(low[shown]), upper=_plain(high[shown])))  # fmt: skip
+        for found in overlay.anomalies:
+            until = found.ended_at or found.last_above_at
+            shown_value = query.format_value(float(f"{found.value:.6g}"))
+            text = (f"anomaly ({overlay.monitor.name}): score {found.peak_score:.2f}, {shown_value}, "
+                    f"expected {live.band_text(found.expected_low, found.expected_high)}"
+                    f"{' (not interesting)' if found.not_interesting else ''}")  # fmt: skip
+            shapes.append(
+                {"type": "rect", "xref": "x", "yref": "paper", "x0": (found.started_at - half).isoformat(),
+                 "x1": (max(until, found.last_above_at) + half).isoformat(), "y0": 0, "y1": 1, "layer": "below",
+                 "fillcolor": ANOMALY_NOT_INTERESTING if found.not_interesting else ANOMALY_FILL,
+                 "line": {"width": 0}, "name": text}
+            )  # fmt: skip
+            peaks.append({"at": found.peak_at.isoformat(), "value": found.value, "text": text})
+    return bands, shapes, peaks
+
+
+ANOMALY_FILL = "rgba(220, 53, 69, 0.22)"
+ANOMALY_NOT_INTERESTING = "rgba(108, 117, 125, 0.18)"
+
+
 def figure_for(view: View, series: list[Series]) -> tuple[dict, Drawn]:
     drawn = draw(view, series)
     rate_only = set(drawn.functions.values()) == {"rate"}
+    bands, shapes, peaks = anomaly_layers(view, series, drawn)
     figure = metric_charts.explorer_chart(
         drawn.lines,
         start=view.start,
@@ -271,7 +333,15 @@ def figure_for(view: View, series: list[Series]) -> tuple[dict, Drawn]:
         y_title="per second" if rate_only else "",
         thresholds=thresholds_for(series, drawn.functions),
         markers=markers_for(view.incident),
+        bands=bands,
+        shapes=shapes,
     )
+    if peaks:
+        figure.add_scatter(
+            name="anomalies", x=[p["at"] for p in peaks], y=[p["value"] for p in peaks], mode="markers",
+            marker={"color": "#dc3545", "size": 9, "symbol": "circle-open", "line": {"width": 2}},
+            text=[p["text"] for p in peaks], hovertemplate="%{text}<extra></extra>",
+        )  # fmt: skip
     return figure_data(figure), drawn
 
 
@@ -306,6 +376,7 @@ def series_details(series: list[Series], drawn: Drawn, view: View) -> list[dict]
                 "last_value": query.format_value(last_value) if last_value is not None else "",
                 "query_url": f"{api}?{urlencode(params)}",
                 "empty": not any(math.isfinite(v) for _, v in line.points),
+                "anomaly": drawn.overlays.get(one.pk),
             }
         )
     return rows

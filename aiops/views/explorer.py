@@ -2,10 +2,11 @@
 
 The URL holds the view: repeated `series=<id>`, `q=<selector>`, `range=1h|6h|24h|7d|30d` and/or
 `start`/`end` (RFC 3339 or unix seconds), `fn=<range function>` (or `value`; left out, counters
-are shown as rates), `incident=<id>` (its start and end marked). A series an anomaly monitor scores, shown
-as its values, gets the monitor's expected band and its anomalies shaded (`anomaly_layers`). A bad parameter is named on the
-page (400), never a 500 or a silently empty chart. Zooming reloads the data at the new window's
-resolution from `metric_explorer_data` (JSON); the picker's partial is `metric_explorer_picker`.
+are shown as rates), `incident=<id>` (its start and end marked). A series an anomaly monitor scores,
+shown as its values, gets the monitor's expected band and its anomalies shaded (`anomaly_layers`).
+A bad parameter is named on the page (400), never a 500 or a silently empty chart. Zooming reloads the
+data at the new window's resolution from `metric_explorer_data` (JSON);
+the picker's partial is `metric_explorer_picker`.
 """
 
 from __future__ import annotations

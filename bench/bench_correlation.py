@@ -26,6 +26,7 @@ import datetime
 import itertools
 import os
 import random
+import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -166,10 +167,11 @@ def generate(
     return alerts
 
 
-def replay(integration: Integration, alerts: list[FiredAlert], prefix: str) -> tuple[float, dict[int, str]]:
-    """Fire and resolve the alerts slice by slice; returns (seconds spent grouping, {alert id: true group})."""
+def replay(integration: Integration, alerts: list[FiredAlert], prefix: str) -> tuple[list[float], dict[int, str]]:
+    """Fire and resolve the alerts slice by slice; returns (seconds spent correlating each slice's
+    new alerts, {alert id: true group})."""
     truth: dict[int, str] = {}
-    grouping_seconds = 0.0
+    slice_seconds: list[float] = []
     open_alerts: list[tuple[datetime.datetime, int]] = []
     counter = itertools.count()
     start = alerts[0].at
@@ -201,7 +203,7 @@ def replay(integration: Integration, alerts: list[FiredAlert], prefix: str) -> t
             began = time.perf_counter()
             while services.process_pending_alerts():
                 pass
-            grouping_seconds += time.perf_counter() - began
+            slice_seconds.append(time.perf_counter() - began)
             ended = [pk for ends, pk in open_alerts if ends < end]
             open_alerts = [(ends, pk) for ends, pk in open_alerts if ends >= end]
             Alert.objects.filter(pk__in=ended).update(
@@ -210,7 +212,7 @@ def replay(integration: Integration, alerts: list[FiredAlert], prefix: str) -> t
             while services.process_pending_alerts():
                 pass
         start = end
-    return grouping_seconds, truth
+    return slice_seconds, truth
 
 
 def clock_at(at: datetime.datetime):
@@ -284,10 +286,12 @@ def run() -> Iterator[tuple[str, dict]]:
 
     default = CorrelationRule.objects.get(name__startswith="Default")
     learned = services.save_rule(actor=admin, name="Learned (bench)", kind="learned", position=1)
-    history_seconds, _ = replay(integration, history, "h")
+    history_slices, _ = replay(integration, history, "h")
+    history_seconds = sum(history_slices)
     learned_pairs = AlertPairStats.objects.count()
     clear_alerts()
-    learned_seconds, truth = replay(integration, stream, "t")
+    learned_slices, truth = replay(integration, stream, "t")
+    learned_seconds = sum(learned_slices)
     learned_scores = pairwise(truth)
     incidents = Incident.objects.filter(rule=learned).count()
     suggestions = MergeSuggestion.objects.count()
@@ -300,14 +304,16 @@ def run() -> Iterator[tuple[str, dict]]:
 
     clear_alerts()
     services.save_rule(actor=admin, rule=learned, enabled=False)
-    labels_seconds, truth = replay(integration, stream, "l")
+    labels_slices, truth = replay(integration, stream, "l")
+    labels_seconds = sum(labels_slices)
     labels_scores = pairwise(truth)
     services.save_rule(actor=admin, rule=learned, enabled=True)
 
     alerts = len(truth)
     result = {
-        "p50_ms": backlog_seconds * 1000,
-        "p95_ms": backlog_seconds * 1000,
+        # Per one-hour slice of the test stream (about 60 new alerts) under the learned rule.
+        "p50_ms": statistics.median(learned_slices) * 1000,
+        "p95_ms": statistics.quantiles(learned_slices, n=20)[-1] * 1000,
         "per_second": alerts / backlog_seconds,
         "backlog_seconds": round(backlog_seconds, 3),
         "labels_rule_backlog_seconds": round(labels_backlog_seconds, 3),

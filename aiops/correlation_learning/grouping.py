@@ -31,6 +31,8 @@ MAX_MEMBERS_LOADED = 20_000
 # Time proximity decays as exp(-gap / tau) with tau = the rule's window / TIME_DECAY_DIVISOR.
 TIME_DECAY_DIVISOR = 6
 CLOSENESS_FADE = 60.0
+# Kinds whose mean offset is within this many seconds fire "at the same time": no order between them.
+ORDER_SLACK = 30.0
 
 
 def fire_time(alert: Alert) -> float:
@@ -92,9 +94,23 @@ class Profile:
 
 def nearest_gap(times: list[float], at: float) -> float:
     """Seconds between `at` and the nearest of the sorted `times`."""
+    return abs(at - nearest_time(times, at))
+
+
+def nearest_time(times: list[float], at: float) -> float:
+    """The nearest of the sorted `times` to `at` (infinity when there are none)."""
     i = bisect.bisect_left(times, at)
-    near = [abs(times[j] - at) for j in (i - 1, i) if 0 <= j < len(times)]
-    return min(near) if near else math.inf
+    near = [times[j] for j in (i - 1, i) if 0 <= j < len(times)]
+    return min(near, key=lambda t: abs(t - at)) if near else math.inf
+
+
+def in_order(offset: float, usual: float) -> float:
+    """How well `offset` (this alert's time minus the other's) fits `usual`, the mean offset
+    history learned: a kind that usually fires well before the other (a database before the
+    pages it slows) firing after it now is likely another failure."""
+    if abs(usual) <= ORDER_SLACK or offset * usual >= 0:
+        return 1.0
+    return math.exp(-abs(offset - usual) / CLOSENESS_FADE)
 
 
 def closeness(gap: float) -> float:
@@ -264,7 +280,9 @@ class LearnedGrouping:
             pair = self.memory.pair(f.sig, sig)
             if pair is None:
                 continue
-            near = closeness(nearest_gap(times, f.at))
+            offset = f.at - nearest_time(times, f.at)
+            usual = pair.lag_seconds / pair.cofired if pair.cofired else 0.0
+            near = closeness(abs(offset)) * in_order(offset, -usual if f.sig < sig else usual)
             found = history_evidence(f.sig, sig, pair, fired) if near > 0.01 else None
             if found:
                 rate = found[0] * near

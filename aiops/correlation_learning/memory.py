@@ -81,8 +81,9 @@ class Memory:
 
 def record_firings(firings: list[tuple[str, float]], earlier: list[tuple[str, float]], now: datetime.datetime) -> None:
     """Count co-firings: `firings` are the (signature, epoch seconds) of a batch's new alerts, `earlier`
-    those that fired shortly before the batch. A signature firing again within COFIRE_SECONDS of
-    itself is the same episode and is not counted again."""
+    those that fired shortly before the batch. A pair's `lag_seconds` sums when `b` fired minus when
+    `a` fired, so its mean says which one usually comes first and how long after. A signature firing
+    again within COFIRE_SECONDS of itself is the same episode and is not counted again."""
     timeline = sorted([(at, False, sig) for sig, at in earlier] + [(at, True, sig) for sig, at in firings])
     fired: dict[str, float] = {}
     pairs: dict[tuple[str, str], list[float]] = {}
@@ -102,9 +103,11 @@ def record_firings(firings: list[tuple[str, float]], earlier: list[tuple[str, fl
             if other in counted:
                 continue
             counted.add(other)
-            totals = pairs.setdefault(pair_key(sig, other), [0.0, 0.0])
+            key = pair_key(sig, other)
+            totals = pairs.setdefault(key, [0.0, 0.0])
             totals[0] += 1
-            totals[1] += at - other_at
+            # Signed, as when b fired minus when a fired: which of the two usually comes first.
+            totals[1] += at - other_at if key[1] == sig else other_at - at
             if len(counted) >= MAX_NEIGHBOURS:
                 break
     _add_fired(fired, now)

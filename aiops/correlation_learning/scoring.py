@@ -97,7 +97,7 @@ class History:
     """What memory knows about one pair of signatures (decayed counts)."""
 
     cofired: float = 0.0
-    lag_seconds: float = 0.0
+    lag_seconds: float = 0.0  # summed, signed: when b fired minus when a fired (a < b)
     together: float = 0.0
     apart: float = 0.0
 
@@ -160,7 +160,7 @@ def history_evidence(
     hits = pair.cofired
     given_mine = smoothed_rate(min(hits, mine), mine) if mine else 0.0
     given_theirs = smoothed_rate(min(hits, theirs), theirs) if theirs else 0.0
-    lag = pair.lag_seconds / hits
+    lag = abs(pair.lag_seconds) / hits
     within = f"{lag:.0f} s" if lag < 90 else f"{lag / 60:.0f} min"
     if given_mine >= given_theirs:
         text = f"fired within {within} of {other_sig} {round(min(hits, mine))} of the last {round(mine)} times"

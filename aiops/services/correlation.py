@@ -221,7 +221,9 @@ def _opened_reason(decision: Decision) -> str:
             "below the join threshold; a merge is suggested"
         )
     if decision.confidence:
-        return f"no open incident looked like the same failure (closest at {decision.confidence:.0%})"
+        return (
+            f"no open incident looked like the same failure (closest at {decision.confidence:.0%}: {decision.reason})"
+        )
     return decision.reason
 
 

@@ -21,7 +21,7 @@ from opsportal.portal.requests import query_without, safe_next
 from .. import charts, services
 from ..api.filters import IncidentFilter
 from ..forms import AssignForm, CommentForm, SeverityForm
-from ..models import Alert, Incident, IncidentEvent
+from ..models import Alert, CorrelationRule, Incident, IncidentEvent
 from ..parsers import is_web_url
 from .display import field_problem, minutes, page_of, web_links
 from .explorer import explorer_link
@@ -111,6 +111,9 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "severity_form": SeverityForm(initial={"severity_override": incident.severity_override}),
         "activity_chart": figure_data(charts.incident_activity(incident)),
         "open_incidents": Incident.objects.open().exclude(pk=incident.pk).order_by("-created_at")[:50],
+        # Learned rules suggest merges; the panel loads after the page (aiops:suggestions), so it stays fast.
+        "show_merge_suggestions": incident.merged_into_id is None
+        and (incident.rule is not None and incident.rule.kind == CorrelationRule.Kind.LEARNED),
     }
     return render_page_or_partial(
         request, "aiops/incident_detail.html", "aiops/partials/incident_timeline.html", context

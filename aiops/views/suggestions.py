@@ -29,8 +29,9 @@ def suggestion_panel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required(Role.OPERATOR)
 def suggestion_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """accept / reject. From htmx the answer is the refreshed panel of the incident the page shows
-    (or a redirect to the incident that remains, when the page's own incident was merged away)."""
+    """accept / reject. From htmx, a rejection answers with the refreshed panel of the incident the
+    page shows; an acceptance sends the page to the incident that remains (its alerts and timeline
+    changed)."""
     suggestion = get_object_or_404(MergeSuggestion.objects.select_related("incident", "other"), pk=pk)
     shown_id = request.POST.get("incident", "")
     shown = suggestion.other if shown_id == str(suggestion.other_id) else suggestion.incident
@@ -54,7 +55,9 @@ def suggestion_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
     if not request.htmx:
         messages.success(request, note)
         return redirect(remaining)
-    if remaining.pk != shown.pk:
+    if action == "accept":
+        # The page's alerts and timeline changed too: htmx loads the remaining incident's page whole.
+        messages.success(request, note)
         response = HttpResponse(status=204)
         response["HX-Redirect"] = remaining.get_absolute_url()
         return response

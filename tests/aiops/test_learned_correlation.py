@@ -5,27 +5,18 @@ suggestions are accepted or rejected by operators."""
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 from django.test import Client
-from django.urls import include, path
 from django.utils import timezone
 
 from aiops import services
-from aiops import urls as aiops_urls
 from aiops.models import Alert, CorrelationRule, Incident, MergeSuggestion
-from opsportal import urls as portal_urls
 
 from .factories import am_alert, am_payload, deliver
 
-# The suggestion pages under the aiops namespace, as aiops/urls.py includes them.
-urlpatterns = [
-    path(
-        "aiops/", include(([*aiops_urls.urlpatterns, path("suggestions/", include("aiops.suggestion_urls"))], "aiops"))
-    ),
-    *portal_urls.urlpatterns,
-]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 DB = {"alertname": "PostgresDown", "service": "orders-db", "team": "data", "db": "orders"}
 API = {"alertname": "HTTP5xxRate", "service": "checkout-api", "team": "web", "path": "/pay"}
@@ -243,3 +234,48 @@ def test_admin_creates_a_learned_rule_on_the_page(admin_user):
          "reopen_cooldown_minutes": 30},
     )  # fmt: skip
     assert plain.status_code == 400 and b"At least one label key is required" in plain.content
+
+
+def test_the_incident_page_shows_why_an_alert_joined_and_how_sure(alertmanager, learned_rule, viewer):
+    integration, token = alertmanager
+    for _ in range(11):
+        cascade(integration, token)
+        resolve_all(integration, token)
+    db, _api = cascade(integration, token)
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(db.incident.get_absolute_url()).content.decode()
+    timeline = page[page.index('id="timeline"') :]
+    assert re.search(r"firing\. Joined with confidence (9\d|100)%: fired within 40 s of PostgresDown", timeline)
+    assert "fired within 40 s of PostgresDown on orders-db 11 of the last 11 times" in timeline
+    opened = "Opened by one failure: no open incident of this rule fired near it."
+    assert opened in timeline
+
+
+def test_the_incident_page_loads_its_merge_suggestions_with_htmx(suggestion, operator, alertmanager, learned_rule):
+    client = Client()
+    client.force_login(operator)
+    page = client.get(suggestion.incident.get_absolute_url()).content.decode()
+    panel_url = f"/aiops/suggestions/incident/{suggestion.incident_id}/"
+    assert f'hx-get="{panel_url}"' in page and 'hx-trigger="load"' in page
+    assert "Likely the same failure" not in page  # the page does not wait for the suggestions
+    panel = client.get(panel_url, HTTP_HX_REQUEST="true").content.decode()
+    assert f"#{suggestion.other_id} OrdersQueueBacklog" in panel and "Merge into" in panel
+    # An incident of a label rule has no suggestions to load.
+    services.save_rule(actor=operator, rule=learned_rule, matchers=[{"label": "team", "op": "=", "value": "orders"}])
+    integration, token = alertmanager
+    (plain,) = fire(integration, token, NOISE)
+    assert plain.incident.rule.kind == "labels"
+    plain_page = client.get(plain.incident.get_absolute_url()).content.decode()
+    assert "/aiops/suggestions/" not in plain_page
+
+
+def test_a_rejected_pair_is_not_suggested_again(suggestion, operator, alertmanager):
+    services.reject_merge_suggestion(suggestion=suggestion, actor=operator)
+    integration, token = alertmanager
+    resolve_all(integration, token)
+    fire(integration, token, SIMILAR_A, ago=60)
+    (again,) = fire(integration, token, SIMILAR_B)
+    assert again.incident_id != Alert.objects.filter(labels__alertname="OrdersQueueBacklog").last().incident_id
+    assert not MergeSuggestion.objects.filter(state="pending").exists()
+    assert "people split them apart 1 time" in again.incident.events.get(kind="opened").message

@@ -163,11 +163,20 @@ class StatusPageAdmin(admin.ModelAdmin):
 _COLLECTION = (
     ScrapeTarget, PromSource, WatchedQuery, Series, Rollup5m, RollupCheckpoint, ThresholdRule, ThresholdState,
 )  # fmt: skip
-from .models import AlertPairStats, AlertSignatureStats, CorrelationLearningCursor, MergeSuggestion  # noqa: E402
+from .models import (  # noqa: E402
+    AlertPairStats,
+    AlertSignatureStats,
+    CapacityForecast,
+    CapacityForecastResult,
+    CorrelationLearningCursor,
+    MergeSuggestion,
+)
 
 # Learned correlation's memory (read-mostly; the scorer and the merge/split feedback write it).
 _LEARNED = (AlertSignatureStats, AlertPairStats, CorrelationLearningCursor, MergeSuggestion)
-for _model in _COLLECTION + _LEARNED:
+# Capacity forecasts and their per-series results (people edit forecasts in the portal).
+_FORECASTS = (CapacityForecast, CapacityForecastResult)
+for _model in _COLLECTION + _LEARNED + _FORECASTS:
     if _model._meta.pk.__class__.__name__ != "CompositePrimaryKey":
         admin.site.register(_model)
 

@@ -53,7 +53,7 @@ class SeriesCache:
         self.ids: dict[SeriesKey, int] = {}
         self.touched: dict[int, float] = {}
         # Keys of series created inside a transaction not yet committed, by the atomic block they were made in.
-        self.provisional: dict[int, set[SeriesKey]] = {}
+        self.provisional: dict[object, set[SeriesKey]] = {}
 
     def clear(self) -> None:
         self.ids.clear()
@@ -101,7 +101,8 @@ def resolve_series(keys: Mapping[SeriesKey, str], *, now: datetime.datetime) -> 
         if connection.in_atomic_block:
             # A series made inside the caller's transaction exists only if it commits: until then its id is
             # provisional, and forgotten if that transaction ends without committing (see above).
-            innermost = id(connection.atomic_blocks[-1]) if connection.atomic_blocks else 0
+            # Keyed by the block object itself (held, so its id cannot be reused by a later block).
+            innermost = connection.atomic_blocks[-1] if connection.atomic_blocks else None
             CACHE.provisional.setdefault(innermost, set()).update(found)
             transaction.on_commit(lambda: CACHE.provisional.pop(innermost, None))
     return {key: cache[key] for key in keys}
@@ -110,9 +111,9 @@ def resolve_series(keys: Mapping[SeriesKey, str], *, now: datetime.datetime) -> 
 def _forget_rolled_back() -> None:
     """Drop the cached ids of series made in atomic blocks that have ended without their transaction
     committing (on commit their entry goes): rolled back, or released into one still open (a re-read)."""
-    open_blocks = {id(block) for block in connection.atomic_blocks} if connection.in_atomic_block else set()
+    open_blocks = list(connection.atomic_blocks) if connection.in_atomic_block else []
     for block, keys in list(CACHE.provisional.items()):
-        if block not in open_blocks:
+        if not any(block is candidate for candidate in open_blocks):
             for key in keys:
                 CACHE.ids.pop(key, None)
             del CACHE.provisional[block]

@@ -70,7 +70,7 @@ def test_a_scrape_target_is_made_with_test_and_scraped(page, exporter):
     page.get_by_role("link", name="New target").click()
     expect(page.get_by_role("heading", name="New scrape target")).to_be_visible()
 
-    page.get_by_role("textbox", name="Name").fill("app")
+    page.get_by_role("textbox", name="Name", exact=True).fill("app")
     page.get_by_role("textbox", name="URL").fill(exporter.url)
     page.get_by_label("Labels").fill("env=e2e")
     # The auth fields follow the chosen auth.
@@ -146,7 +146,7 @@ def test_a_source_is_made_with_test_against_prometheus_and_a_watched_query_pulle
     page.get_by_role("list", name="Metrics sections").get_by_role("link", name="Sources & queries").click()
     page.get_by_role("link", name="New source").click()
 
-    page.get_by_role("textbox", name="Name").fill("prom")
+    page.get_by_role("textbox", name="Name", exact=True).fill("prom")
     page.get_by_role("textbox", name="URL").fill("http://127.0.0.1:9")
     page.get_by_role("button", name="Test", exact=True).click()
     outcome = page.locator("#test-outcome")
@@ -165,7 +165,7 @@ def test_a_source_is_made_with_test_against_prometheus_and_a_watched_query_pulle
     expect(page.locator("#source-last-test")).to_contain_text("Ok")
 
     page.get_by_role("link", name="New watched query").click()
-    page.get_by_role("textbox", name="Name").fill("answer:value")
+    page.get_by_role("textbox", name="Name", exact=True).fill("answer:value")
     page.get_by_label("PromQL").fill("vector(42)")
     page.get_by_label("Service").fill("checkout")
     page.get_by_label("Step (seconds)").fill("60")

@@ -286,8 +286,9 @@ def test_with_redis_down_tokens_are_checked_in_the_database(django_db_blocker, t
             revoked, kept, admin_console = make_token(user, "revoked"), make_token(user, "kept"), make_token(user, "ui")
             for raw in (revoked, kept):
                 assert set(answers(port, raw)) == {(200, "operator")}
-            # Each worker watches the generation on a tracking connection of its own.
-            assert tracking_connections(redis_server) == 2
+            # Each worker watches the generation on a tracking connection of its own (opened at its first
+            # request; the kernel decides which worker accepts a connection, so ask until both have served).
+            assert wait_for(lambda: answers(port, kept) and tracking_connections(redis_server) == 2, timeout=10)
 
             redis_server.stop()
             assert set(answers(port, kept)) == {(200, "operator")}

@@ -21,6 +21,7 @@ from opsportal.accounts.services import create_api_token
 from opsportal.encryption import encrypt
 
 from . import services
+from .anomaly_demo import seed_anomalies
 from .forecast_demo import seed_forecasts
 from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
@@ -41,7 +42,7 @@ ALERTS = [
 @transaction.atomic
 def seed(*, actor: User | None, days: int = 21) -> bool:
     """Create the demo AIOps data once; returns False when it is already there."""
-    checks_created = _checks(actor, days) | _metrics(actor) | seed_forecasts(actor=actor)
+    checks_created = _checks(actor, days) | _metrics(actor) | seed_forecasts(actor=actor) | seed_anomalies(actor=actor)
     if Integration.objects.filter(name="Prometheus (demo)").exists():
         return checks_created
     prometheus, _ = services.create_integration(name="Prometheus (demo)", kind="alertmanager", actor=actor)

@@ -119,6 +119,15 @@ class Detector:
         fresh = self.initial_state().arrays
         return StateBatch(self.name, {key: np.repeat(array[None], size, axis=0) for key, array in fresh.items()})
 
+    def fits(self, state: SeriesState) -> bool:
+        """Whether `state` can be resumed by this detector as configured now (not another detector's,
+        nor stored under other settings)."""
+        try:
+            self._check(state.detector, state.arrays, batched=False)
+        except ValueError:
+            return False
+        return True
+
     def _check(self, detector: str, arrays: dict[str, np.ndarray], batched: bool) -> None:
         if detector != self.name:
             raise ValueError(f"a state of detector {detector!r} given to {self.name!r}")

@@ -529,20 +529,30 @@ def _score(monitor: AnomalyMonitor, now: datetime.datetime, run: MonitorRun) -> 
     opened = {a.series_id: a for a in monitor.anomalies.open()}
     stamp_now = now.timestamp()
     lower = stamp_now - CATCH_UP_SECONDS
+    states: dict[int, anomaly.SeriesState] = {}
+    fresh: set[int] = set()
+    for series in matched:
+        row = rows.get(series.pk)
+        state = _stored_state(detector, row)
+        if state is None:
+            # First sight, another detector's state, or one stored under other settings: start afresh
+            # (and read the history again, as for a new series).
+            fresh.add(series.pk)
+            row = rows[series.pk] = row or AnomalySeries(monitor=monitor, series=series)
+            row.detector = detector.name
+            row.state = b""
+            row.samples_seen = 0
+            row.last_time = None
+            state = detector.initial_state()
+        states[series.pk] = state
     known = [r.last_time.timestamp() for r in rows.values() if r.last_time is not None]
     since = max(lower, min(known)) if known and len(known) == len(by_id) else lower
     data = query.raw_points(list(by_id), since, stamp_now)
     tracks: list[_Track] = []
     for series in matched:
-        row = rows.get(series.pk)
-        first_sight = row is None or row.detector != detector.name
-        if first_sight:
-            row = row or AnomalySeries(monitor=monitor, series=series)
-            row.detector = detector.name
-            row.state = b""
-            row.samples_seen = 0
-            row.last_time = None
-        state = anomaly.SeriesState.from_bytes(bytes(row.state)) if row.state else detector.initial_state()
+        row = rows[series.pk]
+        state = states[series.pk]
+        first_sight = series.pk in fresh
         times, values = data.get(series.pk, ([], []))
         stamps = np.asarray(times, dtype=float)
         x = np.asarray(values, dtype=float)
@@ -568,6 +578,21 @@ def _score(monitor: AnomalyMonitor, now: datetime.datetime, run: MonitorRun) -> 
         old, ["detector", "state", "samples_seen", "last_time", "last_value", "last_score", "expected_low",
               "expected_high", "updated_at"], batch_size=200,
     )  # fmt: skip
+
+
+def _stored_state(detector: anomaly.Detector, row: AnomalySeries | None) -> anomaly.SeriesState | None:
+    """The row's stored state when the detector can resume it, else None (start afresh)."""
+    if row is None or row.detector != detector.name or not row.state:
+        return None
+    try:
+        state = anomaly.SeriesState.from_bytes(bytes(row.state))
+    except (ValueError, KeyError, TypeError):
+        logger.warning("anomaly state of series %s unreadable; starting afresh", row.series_id)
+        return None
+    if not detector.fits(state):
+        logger.warning("anomaly state of series %s does not fit %s now; starting afresh", row.series_id, detector.name)
+        return None
+    return state
 
 
 def _short(track: _Track) -> bool:

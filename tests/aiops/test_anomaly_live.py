@@ -140,6 +140,25 @@ def test_a_restart_resumes_from_the_stored_state_with_the_same_scores(operator, 
     assert again.samples == 0 and Anomaly.objects.count() == 1
 
 
+def test_a_state_the_detector_no_longer_fits_starts_the_series_afresh(operator, history):
+    """A state stored under other settings (an upgrade changed a window) is not resumed: the series is read
+    again from its history, as on first sight, and scoring goes on."""
+    watched = monitor(operator)
+    services.score_monitor(monitor_id=watched.pk, now=at(history["next"]))
+    row = AnomalySeries.objects.get()
+    stale = anomaly.SeriesState.from_bytes(bytes(row.state))
+    stale.arrays["values"] = stale.arrays["values"][:10]  # the layout of another configuration
+    row.state = stale.to_bytes()
+    row.save(update_fields=["state"])
+    times = write(normal(5, history["index"]), end=history["next"] + 4 * STEP)
+    run = services.score_monitor(monitor_id=watched.pk, now=at(times[-1]))
+    # The whole history is read again (600 old samples and the 5 new ones), none of it alarming.
+    assert run.series == 1 and run.samples == 605 and run.opened == 0
+    row.refresh_from_db()
+    assert row.samples_seen == 605 and row.last_time == at(times[-1])
+    assert anomaly.get_detector().fits(anomaly.SeriesState.from_bytes(bytes(row.state)))
+
+
 def test_history_read_on_first_sight_only_teaches_the_detector(operator):
     now = timezone.now().timestamp() // STEP * STEP
     values = normal(700)

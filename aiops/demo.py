@@ -22,6 +22,7 @@ from opsportal.encryption import encrypt
 
 from . import services
 from .anomaly_demo import seed_anomalies
+from .correlation_demo import seed_learned_grouping
 from .forecast_demo import seed_forecasts
 from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
@@ -51,6 +52,7 @@ def seed(*, actor: User | None, days: int = 21) -> bool:
     services.create_integration(name="Scripts (demo)", kind="generic", actor=actor)
     _history(prometheus, days)
     _present(prometheus, actor)
+    seed_learned_grouping(actor=actor, integration=prometheus)
     return True
 
 

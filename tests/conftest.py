@@ -34,6 +34,16 @@ def _generous_throttle(monkeypatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_metric_caches():
+    """Each test starts with empty per-process metric caches: series ids and partitions that an earlier
+    test's rolled-back transaction created must not be taken as existing."""
+    from aiops.metrics import partitions, store
+
+    store.CACHE.clear()
+    partitions.forget_known()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -18,6 +18,21 @@ def test_seed_demo_is_idempotent(capsys):
     incidents = Incident.objects.count()
     demo_integrations = Integration.objects.filter(name__endswith="(demo)")
     assert incidents > 20 and Incident.objects.open().exists() and demo_integrations.count() == 4
+    # The demo's filling disk is forecast full within its horizon: its warning is raised.
+    from aiops.models import CapacityForecastResult
+
+    assert CapacityForecastResult.objects.filter(forecast__name="Disks (demo)", alerting=True).exists()
+    # The learned rule grouped the payments cascade (three alert names on three services) into one incident.
+    from aiops.correlation_demo import demo_incident
+
+    learned = demo_incident()
+    assert learned is not None and learned.alert_count == 4 and learned.is_open
+    assert {a.service for a in learned.alerts.all()} == {"payments-db", "payments-api", "payments-worker"}
+    joined = learned.events.filter(kind="alert_firing", message__contains="Joined with confidence")
+    assert joined.count() == 3
+    api = joined.filter(message__startswith="HTTP5xxRate").first().message
+    # Nine episodes, the oldest 18 days ago: their decayed count (half-life 30 days) is about 7.
+    assert "fired within 30 s of DBConnectionsExhausted on payments-db 7 of the last 7 times" in api
     assert Incident.objects.filter(status="acknowledged", events__kind="comment").exists()
     users = set(User.objects.values_list("username", flat=True))
     assert {"oncall", "datasci", "reviewer"} <= users

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 
+import psycopg
 from django.db import connection, models
 
 
@@ -49,6 +50,9 @@ def fast_bulk_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int
         arrays = [
             [_value(field, obj, as_json) for obj in objs] for field, (_, as_json) in zip(columns, casts, strict=True)
         ]
+        for index, field in enumerate(columns):
+            if isinstance(field, models.FloatField):  # one type per array: no ints among the floats
+                arrays[index] = [None if v is None else float(v) for v in arrays[index]]
         names = [connection.ops.quote_name(field.column) for field in columns]
         assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
         unnest = ", ".join(f"%s::{cast}" for cast, _ in casts)
@@ -56,9 +60,7 @@ def fast_bulk_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int
             f"UPDATE {table} AS t SET {assignments} FROM unnest({unnest}) AS v({', '.join(names)}) "  # noqa: S608
             f"WHERE t.{names[0]} = v.{names[0]}"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, arrays)
-            return cursor.rowcount
+        return binary_execute(sql, arrays)
     assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in concrete)
     sql = f"UPDATE {table} SET {assignments} WHERE {connection.ops.quote_name(pk.column)} = %s"  # noqa: S608
     rows = [
@@ -138,3 +140,26 @@ def _copy_converter(field: models.Field) -> Callable[[object], object]:
     ):
         return lambda value: value
     return lambda value: field.get_db_prep_save(value, connection)
+
+
+def binary_query(sql: str, params: Sequence) -> list[tuple]:
+    """Run one statement with binary parameters and results (PostgreSQL only); returns its rows.
+
+    Django's cursors bind parameters on the client, as text: a big array parameter is quoted element by
+    element in Python and every returned timestamp or float parsed from text. A server-side binding
+    cursor on the same connection (so inside the caller's transaction) sends arrays and reads numbers as
+    bytes, several times cheaper for thousands of values. Every element of an array must have one
+    Python type (no ints among floats)."""
+    return _binary(sql, params)[0]
+
+
+def binary_execute(sql: str, params: Sequence) -> int:
+    """`binary_query` for a statement without results; returns the row count."""
+    return _binary(sql, params)[1]
+
+
+def _binary(sql: str, params: Sequence) -> tuple[list[tuple], int]:
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return (cursor.fetchall() if cursor.description else []), cursor.rowcount

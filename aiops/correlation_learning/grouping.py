@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import itertools
 import math
+import operator
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -121,6 +123,18 @@ def closeness(gap: float) -> float:
 
 
 @dataclass(slots=True)
+class _AlertContext:
+    """What scoring one alert against each candidate shares: its label weights (heaviest first)
+    and its title vector as parallel lists."""
+
+    weights: dict[str, float]
+    total_weight: float
+    ordered_tokens: list[str]
+    grams: list[str]
+    values: list[float]
+
+
+@dataclass(slots=True)
 class Decision:
     """Where an alert goes: `incident` to join (None: open a new one), with the best candidate's
     confidence and reason, and `suggest` when the best is worth a merge suggestion only."""
@@ -223,16 +237,21 @@ class LearnedGrouping:
         f = self.features[alert.pk]
         window = rule.window_minutes * 60
         tau = window / TIME_DECAY_DIVISOR
+        rule_pk, at = rule.pk, f.at
+        earliest, latest = at - window, at + window
         best: tuple[float, Evidence, Profile] | None = None
-        weights = {t: self.idf.weight("l:" + t) for t in f.tokens}
+        context: _AlertContext | None = None
         for profile in self._candidates(f):
             # One failure's alerts start within the window of its first one: incidents do not snowball.
-            if profile.rule_id != rule.pk or abs(f.at - profile.times[0]) > window:
+            first = profile.times[0]
+            if first < earliest or first > latest or profile.rule_id != rule_pk:
                 continue
-            gap = profile.gap(f.at)
+            gap = profile.gap(at)
             if gap > window:
                 continue
-            evidence = self._evidence(f, weights, profile, gap, tau)
+            if context is None:
+                context = self._context(f)
+            evidence = self._evidence(f, context, profile, gap, tau)
             confidence = evidence.confidence()
             if best is None or confidence > best[0]:
                 best = (confidence, evidence, profile)
@@ -245,6 +264,12 @@ class LearnedGrouping:
         reason = evidence.reason()
         return Decision(None, confidence, reason, suggest)
 
+    def _context(self, f: AlertFeatures) -> _AlertContext:
+        weights = {t: self.idf.weight("l:" + t) for t in f.tokens}
+        ordered = sorted(f.tokens, key=lambda t: -weights[t])
+        vector = f.vector or {}
+        return _AlertContext(weights, sum(weights.values()), ordered, list(vector), list(vector.values()))
+
     def _candidates(self, f: AlertFeatures) -> set[Profile]:
         keys = [*f.tokens, *("w:" + w for w in f.words), "s:" + f.sig]
         keys += ["s:" + s for s in self.memory.partners.get(f.sig, ())]
@@ -255,20 +280,19 @@ class LearnedGrouping:
                 found.update(posting[-MAX_POSTING:])
         return found
 
-    def _evidence(
-        self, f: AlertFeatures, weights: dict[str, float], profile: Profile, gap: float, tau: float
-    ) -> Evidence:
-        """The evidence that the alert belongs to the profile's incident; `weights` are the IDF
-        weights of the alert's label tokens."""
+    def _evidence(self, f: AlertFeatures, context: _AlertContext, profile: Profile, gap: float, tau: float) -> Evidence:
+        """The evidence that the alert belongs to the profile's incident."""
         evidence = Evidence(time=math.exp(-gap / tau), gap_seconds=gap)
-        total = sum(weights.values())
-        shared = sorted((t for t in f.tokens if t in profile.tokens), key=lambda t: -weights[t])
-        if total:
-            evidence.labels = sum(weights[t] for t in shared) / total
+        tokens = profile.tokens
+        shared = [t for t in context.ordered_tokens if t in tokens]
+        if context.total_weight:
+            weights = context.weights
+            evidence.labels = sum([weights[t] for t in shared]) / context.total_weight
             evidence.shared_labels = shared
-        centroid = profile.centroid
-        if f.vector:
-            evidence.title = sum(v * centroid.get(g, 0.0) for g, v in f.vector.items()) / profile.norm
+        if context.grams:
+            # The dot product of the title's TF-IDF vector with the incident's centroid, at C speed.
+            found = map(profile.centroid.get, context.grams, itertools.repeat(0.0))
+            evidence.title = sum(map(operator.mul, context.values, found)) / profile.norm
         fired = self.memory.fired
         together = apart = 0.0
         for sig, times in profile.sigs.items():

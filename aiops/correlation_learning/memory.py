@@ -10,8 +10,11 @@ import datetime
 import itertools
 from collections.abc import Iterable
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+
+from opsportal.bulk import binary_query
 
 from ..models import Alert, AlertPairStats, AlertSignatureStats, CorrelationLearningCursor, IncidentEvent
 from .scoring import History, signature
@@ -58,14 +61,10 @@ class Memory:
         signatures = sorted(set(signatures))
         if not signatures:
             return memory
-        rows = AlertPairStats.objects.filter(Q(a__in=signatures) | Q(b__in=signatures)).values_list(
-            "a", "b", "cofired", "lag_seconds", "together", "apart", "updated_at"
-        )
         seen = set(signatures)
-        for a, b, cofired, lag, together, apart, updated in rows:
-            factor = decay(1.0, updated, now)
-            memory.pairs[(a, b)] = History(cofired * factor, lag * factor, together * factor, apart * factor)
-            if cofired * factor >= MIN_PARTNER_COFIRED or together * factor >= 0.5:
+        for a, b, cofired, lag, together, apart in _decayed_pairs(signatures, now):
+            memory.pairs[(a, b)] = History(cofired, lag, together, apart)
+            if cofired >= MIN_PARTNER_COFIRED or together >= 0.5:
                 memory.partners.setdefault(a, set()).add(b)
                 memory.partners.setdefault(b, set()).add(a)
             seen.update((a, b))
@@ -77,6 +76,33 @@ class Memory:
 
     def pair(self, a: str, b: str) -> History | None:
         return self.pairs.get(pair_key(a, b))
+
+
+def _decay_factor_sql(table: str) -> str:
+    """The SQL for `decay(1.0, <table>.updated_at, %s)` (one timestamp parameter)."""
+    return (
+        f"power(0.5, greatest(0.0, extract(epoch from (%s - {table}.updated_at)))::float8 / {86400 * HALF_LIFE_DAYS})"
+    )
+
+
+def _decayed_pairs(signatures: list[str], now: datetime.datetime) -> Iterable[tuple]:
+    """(a, b, cofired, lag_seconds, together, apart) of the pairs touching `signatures`, decayed to `now`."""
+    if connection.vendor == "postgresql":
+        factor = _decay_factor_sql("p")
+        sql = (
+            f"SELECT a, b, cofired * f, lag_seconds * f, together * f, apart * f FROM "  # noqa: S608
+            f"(SELECT p.*, {factor} AS f FROM {AlertPairStats._meta.db_table} p "
+            "WHERE p.a = ANY(%s) OR p.b = ANY(%s)) AS decayed"
+        )
+        return binary_query(sql, [now, signatures, signatures])
+    rows = AlertPairStats.objects.filter(Q(a__in=signatures) | Q(b__in=signatures)).values_list(
+        "a", "b", "cofired", "lag_seconds", "together", "apart", "updated_at"
+    )
+    found = []
+    for a, b, cofired, lag, together, apart, updated in rows:
+        factor = decay(1.0, updated, now)
+        found.append((a, b, cofired * factor, lag * factor, together * factor, apart * factor))
+    return found
 
 
 def record_firings(firings: list[tuple[str, float]], earlier: list[tuple[str, float]], now: datetime.datetime) -> None:
@@ -147,6 +173,35 @@ def _add_pairs(changes: dict[tuple[str, str], tuple[float, float, float, float]]
     """Add (cofired, lag_seconds, together, apart) to each pair, decaying what was there."""
     if not changes:
         return
+    upsert = _upsert_pairs if connection.vendor == "postgresql" else _save_pairs
+    if upsert(changes, now):
+        prune()
+
+
+def _upsert_pairs(changes: dict[tuple[str, str], tuple[float, float, float, float]], now: datetime.datetime) -> int:
+    """One INSERT ... ON CONFLICT over arrays, the decay done by PostgreSQL; returns the rows inserted."""
+    keys = sorted(changes)  # one order for every worker: concurrent upserts do not deadlock
+    columns = list(zip(*(changes[key] for key in keys), strict=True))
+    factor = _decay_factor_sql("t")
+    table = AlertPairStats._meta.db_table
+    updates = ", ".join(
+        f"{name} = t.{name} * {factor} + excluded.{name}" for name in ("cofired", "lag_seconds", "together", "apart")
+    )
+    sql = (
+        f"WITH upserted AS (INSERT INTO {table} AS t (a, b, cofired, lag_seconds, together, apart, updated_at) "  # noqa: S608
+        "SELECT a, b, cofired, lag_seconds, together, apart, %s FROM "
+        "unnest(%s::text[], %s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]) "
+        "AS v(a, b, cofired, lag_seconds, together, apart) "
+        f"ON CONFLICT (a, b) DO UPDATE SET {updates}, updated_at = excluded.updated_at "
+        "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
+    )
+    params = [now, [a for a, _ in keys], [b for _, b in keys], *(list(map(float, c)) for c in columns)]
+    params += [now] * 4  # the decay factor of each updated column
+    return binary_query(sql, params)[0][0]
+
+
+def _save_pairs(changes: dict[tuple[str, str], tuple[float, float, float, float]], now: datetime.datetime) -> int:
+    """The same through the ORM (SQLite): read, decay and add in Python, write back."""
     firsts = sorted({a for a, _ in changes})
     existing = {
         (p.a, p.b): p
@@ -171,8 +226,7 @@ def _add_pairs(changes: dict[tuple[str, str], tuple[float, float, float, float]]
         update_fields=["cofired", "lag_seconds", "together", "apart", "updated_at"],
         batch_size=2000,
     )
-    if len(existing) < len(rows):
-        prune()
+    return len(rows) - len(existing)
 
 
 def prune(max_pairs: int = MAX_PAIRS) -> int:
@@ -201,26 +255,36 @@ def learn_from_feedback() -> int:
     )
     if not events:
         return 0
+    merges = [e for e in events if e.kind == IncidentEvent.Kind.MERGED and e.data.get("source")]
+    splits = [e for e in events if e.kind == IncidentEvent.Kind.SPLIT and e.data.get("alert")]
+    # A few queries for the whole batch of events, not a few per event.
+    moved: dict[int, set[int]] = {}
+    for source, alert_id in IncidentEvent.objects.filter(
+        incident_id__in={e.data["source"] for e in merges}, kind=IncidentEvent.Kind.ALERT_FIRING
+    ).values_list("incident_id", "data__alert"):
+        moved.setdefault(source, set()).add(alert_id)
+    split_ids = {e.data["alert"] for e in splits}
+    split_alerts = {a.pk: a for a in Alert.objects.filter(pk__in=split_ids).only("labels", "title", "service")}
+    members: dict[int, list[Alert]] = {}
+    for alert in Alert.objects.filter(incident_id__in={e.incident_id for e in merges + splits}).only(
+        "labels", "title", "service", "incident"
+    ):
+        members.setdefault(alert.incident_id, []).append(alert)
     together: list[tuple[str, str]] = []
     apart: list[tuple[str, str]] = []
-    for event in events:
-        if event.kind == IncidentEvent.Kind.MERGED and event.data.get("source"):
-            moved = set(
-                IncidentEvent.objects.filter(
-                    incident_id=event.data["source"], kind=IncidentEvent.Kind.ALERT_FIRING
-                ).values_list("data__alert", flat=True)
-            )
-            alerts = list(Alert.objects.filter(incident_id=event.incident_id).only("labels", "title", "service"))
-            source = {alert_signature(a) for a in alerts if a.pk in moved}
-            target = {alert_signature(a) for a in alerts if a.pk not in moved}
-            together += _capped(itertools.product(source, target))
-        elif event.kind == IncidentEvent.Kind.SPLIT and event.data.get("alert"):
-            alert = Alert.objects.filter(pk=event.data["alert"]).first()
-            if alert is None:
-                continue
-            rest = Alert.objects.filter(incident_id=event.incident_id).exclude(pk=alert.pk)
-            mine = alert_signature(alert)
-            apart += _capped((mine, alert_signature(a)) for a in rest.only("labels", "title", "service")[:200])
+    for event in merges:
+        came = moved.get(event.data["source"], set())
+        alerts = members.get(event.incident_id, [])
+        source = {alert_signature(a) for a in alerts if a.pk in came}
+        target = {alert_signature(a) for a in alerts if a.pk not in came}
+        together += _capped(itertools.product(sorted(source), sorted(target)))
+    for event in splits:
+        alert = split_alerts.get(event.data["alert"])
+        if alert is None:
+            continue
+        mine = alert_signature(alert)
+        rest = [a for a in members.get(event.incident_id, []) if a.pk != alert.pk][:200]
+        apart += _capped((mine, alert_signature(a)) for a in rest)
     teach(together=together, apart=apart)
     cursor.last_event_id = events[-1].pk
     cursor.save(update_fields=["last_event_id"])

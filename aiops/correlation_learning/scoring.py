@@ -119,7 +119,17 @@ class Evidence:
     feedback_text: str = ""
 
     def confidence(self) -> float:
-        z = BIAS + sum(WEIGHTS[name] * getattr(self, name) for name in WEIGHTS)
+        w = WEIGHTS
+        z = (
+            BIAS
+            + w["labels"] * self.labels
+            + w["title"] * self.title
+            + w["time"] * self.time
+            + w["history"] * self.history
+            + w["same_alert"] * self.same_alert
+            + w["together"] * self.together
+            + w["apart"] * self.apart
+        )
         return 1.0 / (1.0 + math.exp(-z))
 
     def reason(self) -> str:

@@ -31,7 +31,13 @@ class AlertPairStats(models.Model):
     a = models.CharField(max_length=200)
     b = models.CharField(max_length=200)
     cofired = models.FloatField(default=0.0)
-    lag_seconds = models.FloatField(default=0.0, help_text="Sum of the gaps between the two firings.")
+    lag_seconds = models.FloatField(
+        default=0.0,
+        help_text=(
+            "Signed sum over co-firings of when b fired minus when a fired (decayed); "
+            "its mean says which one usually fires first."
+        ),
+    )
     together = models.FloatField(default=0.0)
     apart = models.FloatField(default=0.0)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from opsportal.audit import services as audit
-from opsportal.bulk import fast_bulk_update
+from opsportal.bulk import fast_bulk_create, fast_bulk_update
 
 from .. import notifications
 from ..correlation_learning.grouping import Decision, LearnedGrouping
@@ -84,6 +84,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
         Alert.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(pending=True)
         .select_related("incident", "incident__rule")
+        .defer("raw", "annotations")
         .order_by("id")[:limit]
     )
     if not alerts:
@@ -105,7 +106,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
             batch.event(incident, IncidentEvent.Kind.STATUS, "Acknowledged by the sender.", status="acknowledged")
             batch.notify.append((incident, "acknowledged"))
         alert.pending, alert.pending_change = False, ""
-    Incident.objects.bulk_create(batch.new_incidents)
+    fast_bulk_create(batch.new_incidents)
     audit.record_many(
         action=audit.Action.CREATE, actor=None, objs=batch.new_incidents, changes={"status": [None, "triggered"]}
     )
@@ -114,7 +115,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
             alert.incident_id = alert.incident.pk  # set after the new incidents got their ids
     fast_bulk_update(alerts, ["pending", "pending_change", "incident"])
     fast_bulk_update(list(batch.touched.values()), INCIDENT_COUNTER_FIELDS)
-    IncidentEvent.objects.bulk_create(batch.events)
+    fast_bulk_create(batch.events)
     if batch.learned is not None:
         batch.learned.finish()
     queue_notifications(batch.notify)

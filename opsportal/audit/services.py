@@ -12,6 +12,8 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 
+from opsportal.bulk import fast_bulk_create
+
 from .context import current_ip
 from .models import AuditEntry
 
@@ -124,4 +126,5 @@ def record_many(
         )
         for obj in objs
     ]
-    return AuditEntry.objects.bulk_create(entries)
+    fast_bulk_create(entries)
+    return entries

@@ -19,7 +19,7 @@ from .scoring import (
     SUGGEST_THRESHOLD,
     Evidence,
     Idf,
-    history_evidence,
+    history_rate,
     label_tokens,
     signature,
     tfidf,
@@ -102,8 +102,12 @@ def nearest_gap(times: list[float], at: float) -> float:
 def nearest_time(times: list[float], at: float) -> float:
     """The nearest of the sorted `times` to `at` (infinity when there are none)."""
     i = bisect.bisect_left(times, at)
-    near = [times[j] for j in (i - 1, i) if 0 <= j < len(times)]
-    return min(near, key=lambda t: abs(t - at)) if near else math.inf
+    if i == len(times):
+        return times[-1] if times else math.inf
+    if i == 0:
+        return times[0]
+    before, after = times[i - 1], times[i]
+    return before if at - before <= after - at else after
 
 
 def in_order(offset: float, usual: float) -> float:
@@ -294,24 +298,26 @@ class LearnedGrouping:
             found = map(profile.centroid.get, context.grams, itertools.repeat(0.0))
             evidence.title = sum(map(operator.mul, context.values, found)) / profile.norm
         fired = self.memory.fired
+        pairs = self.memory.pairs
+        mine, at = f.sig, f.at
         together = apart = 0.0
         for sig, times in profile.sigs.items():
-            if sig == f.sig:
+            if sig == mine:
                 # Another instance of the same alert (a replica) fires alongside; the same alert
                 # again long after is another occurrence, which the rest of the evidence must carry.
-                evidence.same_alert = closeness(nearest_gap(times, f.at))
+                evidence.same_alert = closeness(nearest_gap(times, at))
                 continue
-            pair = self.memory.pair(f.sig, sig)
+            pair = pairs.get((mine, sig) if mine < sig else (sig, mine))
             if pair is None:
                 continue
-            offset = f.at - nearest_time(times, f.at)
-            usual = pair.lag_seconds / pair.cofired if pair.cofired else 0.0
-            near = closeness(abs(offset)) * in_order(offset, -usual if f.sig < sig else usual)
-            found = history_evidence(f.sig, sig, pair, fired) if near > 0.01 else None
-            if found:
-                rate = found[0] * near
-                if rate > evidence.history:
-                    evidence.history, evidence.history_text = rate, found[1]
+            if pair.cofired >= 0.5:
+                offset = at - nearest_time(times, at)
+                usual = pair.lag_seconds / pair.cofired
+                near = closeness(abs(offset)) * in_order(offset, -usual if mine < sig else usual)
+                if near > 0.01:
+                    rate = history_rate(mine, sig, pair, fired) * near
+                    if rate > evidence.history:
+                        evidence.history, evidence.history_of = rate, (mine, sig, pair, fired)
             if pair.together > together:
                 together = pair.together
                 evidence.together = math.log1p(together)

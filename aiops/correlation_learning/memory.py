@@ -17,7 +17,7 @@ from django.utils import timezone
 from opsportal.bulk import binary_query
 
 from ..models import Alert, AlertPairStats, AlertSignatureStats, CorrelationLearningCursor, IncidentEvent
-from .scoring import History, signature
+from .scoring import History, history_rate, signature
 
 HALF_LIFE_DAYS = 30.0
 # Two alerts fired "together" when the later one fired at most this long after the earlier one.
@@ -28,6 +28,9 @@ MAX_PAIRS = 50_000
 # Incidents holding a kind of alert that fired with this one at least this often are candidates
 # (one coincidence does not make every incident with that alert worth scoring).
 MIN_PARTNER_COFIRED = 2.0
+# ... and one of the two fired with the other at least this share of its firings (smoothed): kinds that met
+# by chance a few times among many firings are not worth the scoring.
+MIN_PARTNER_RATE = 0.2
 FEEDBACK_EVENTS_PER_BATCH = 500
 # People's word weighs more than a coincidence: one merge counts as this many fired-together.
 FEEDBACK_WEIGHT = 1.0
@@ -64,14 +67,17 @@ class Memory:
         seen = set(signatures)
         for a, b, cofired, lag, together, apart in _decayed_pairs(signatures, now):
             memory.pairs[(a, b)] = History(cofired, lag, together, apart)
-            if cofired >= MIN_PARTNER_COFIRED or together >= 0.5:
-                memory.partners.setdefault(a, set()).add(b)
-                memory.partners.setdefault(b, set()).add(a)
             seen.update((a, b))
         for sig, fired, updated in AlertSignatureStats.objects.filter(signature__in=sorted(seen)).values_list(
             "signature", "fired", "updated_at"
         ):
             memory.fired[sig] = decay(fired, updated, now)
+        for (a, b), pair in memory.pairs.items():
+            if pair.together >= 0.5 or (
+                pair.cofired >= MIN_PARTNER_COFIRED and history_rate(a, b, pair, memory.fired) >= MIN_PARTNER_RATE
+            ):
+                memory.partners.setdefault(a, set()).add(b)
+                memory.partners.setdefault(b, set()).add(a)
         return memory
 
     def pair(self, a: str, b: str) -> History | None:

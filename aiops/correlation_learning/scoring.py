@@ -112,11 +112,20 @@ class Evidence:
     time: float = 0.0
     gap_seconds: float = 0.0
     history: float = 0.0
-    history_text: str = ""
+    # (alert signature, other signature, their History, fired counts): the words are made only for the
+    # pair that is reported (see `history_text`), not for every candidate scored.
+    history_of: tuple | None = None
     same_alert: float = 0.0
     together: float = 0.0
     apart: float = 0.0
     feedback_text: str = ""
+
+    @property
+    def history_text(self) -> str:
+        if self.history_of is None:
+            return ""
+        found = history_evidence(*self.history_of)
+        return found[1] if found else ""
 
     def confidence(self) -> float:
         w = WEIGHTS
@@ -135,8 +144,9 @@ class Evidence:
     def reason(self) -> str:
         """The strongest pieces of evidence, in words, strongest first."""
         parts: list[tuple[float, str]] = []
-        if self.history_text:
-            parts.append((WEIGHTS["history"] * self.history, self.history_text))
+        history_text = self.history_text
+        if history_text:
+            parts.append((WEIGHTS["history"] * self.history, history_text))
         if self.same_alert >= 0.5:
             parts.append((WEIGHTS["same_alert"] * self.same_alert, "the same alert is already in it"))
         if self.feedback_text:
@@ -157,6 +167,18 @@ def describe_gap(seconds: float) -> str:
     if seconds < 90:
         return f"fired {seconds:.0f} s from"
     return f"fired {seconds / 60:.0f} min from"
+
+
+def history_rate(alert_sig: str, other_sig: str, pair: History, fired: dict[str, float]) -> float:
+    """The co-firing feature of two signatures: the likelier direction of "B fires when A does"
+    (0 when they have hardly fired together)."""
+    if pair.cofired < 0.5:
+        return 0.0
+    hits = pair.cofired
+    mine, theirs = fired.get(alert_sig, 0.0), fired.get(other_sig, 0.0)
+    given_mine = (min(hits, mine) + PRIOR_TOGETHER) / (mine + PRIOR_TOGETHER + PRIOR_APART) if mine else 0.0
+    given_theirs = (min(hits, theirs) + PRIOR_TOGETHER) / (theirs + PRIOR_TOGETHER + PRIOR_APART) if theirs else 0.0
+    return max(given_mine, given_theirs)
 
 
 def history_evidence(

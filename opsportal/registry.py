@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING
 from django.apps import AppConfig, apps
 
 if TYPE_CHECKING:
+    import datetime
+
     from django.contrib.auth.models import User
 
+    from opsportal.portal.changes import Change
     from opsportal.portal.summary import AppSummary
 
 
@@ -63,6 +66,14 @@ class PortalApp(AppConfig):
         `users` are the demo users by username (see `seed_demo`'s DEMO_USERS).
         """
         return "no demo data"
+
+    def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
+        """What people (or the app) changed in [start, end], newest first, at most `limit`.
+
+        Shown in the context panel of incidents that opened in that window (model promotions, prompt
+        label moves, rule and silence edits ...), each linking to its page. One query, no N+1.
+        """
+        return []
 
 
 def portal_apps() -> list[PortalApp]:

@@ -423,3 +423,4 @@ from .checks import *  # noqa: E402, F403
 from .correlation_learning import *  # noqa: E402, F403  (learned alert correlation, issue 12)
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12)
 from .metrics import *  # noqa: E402, F403
+from .incident_context import *  # noqa: E402, F403  (troubleshooting context on incidents, issue 13)

@@ -32,3 +32,4 @@ from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12:
 from .checks import *  # noqa: E402, F403
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12: aiops.tasks.collect_forecast*)
 from .metrics import *  # noqa: E402, F403
+from .incident_context import *  # noqa: E402, F403  (incident context, issue 13: aiops.tasks.*_incident_contexts)

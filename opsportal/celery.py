@@ -106,6 +106,12 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50},
     },
+    # Incident context: open incidents' context re-assembled every 2 minutes (and any an enqueue missed).
+    "aiops.refresh-incident-contexts": {
+        "task": "aiops.tasks.refresh_incident_contexts",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

@@ -20,6 +20,7 @@ from opsportal.bulk import fast_bulk_create, fast_bulk_update
 from .. import notifications
 from ..correlation_learning.grouping import Decision, LearnedGrouping
 from ..models import SEVERITY_RANK, Alert, CorrelationRule, Incident, IncidentEvent, Matcher
+from . import incident_context
 
 INCIDENT_COUNTER_FIELDS = [
     "status", "severity", "acknowledged_at", "resolved_at", "last_alert_at", "alert_count", "firing_count", "links",
@@ -119,6 +120,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     if batch.learned is not None:
         batch.learned.finish()
     queue_notifications(batch.notify)
+    incident_context.queue_context_assembly([i for i, event in batch.notify if event in ("opened", "reopened")])
     return len(alerts)
 
 

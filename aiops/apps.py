@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -8,6 +9,7 @@ from opsportal import registry
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+    from opsportal.portal.changes import Change
     from opsportal.portal.summary import AppSummary
 
 
@@ -34,3 +36,9 @@ class AIOpsConfig(registry.PortalApp):
 
         created = seed(actor=users.get("oncall"))
         return f"AIOps demo data {'created' if created else 'already there'}"
+
+    def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
+        """Edits of correlation rules, silences, checks and anomaly monitors, from the audit log (one query)."""
+        from .services.changes import recent_changes
+
+        return recent_changes(start=start, end=end, limit=limit)

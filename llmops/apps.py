@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -8,6 +9,7 @@ from opsportal import registry
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+    from opsportal.portal.changes import Change
     from opsportal.portal.summary import AppSummary
 
 
@@ -32,3 +34,43 @@ class LLMOpsConfig(registry.PortalApp):
 
         created = seed(author=users["promptdev"], admin=users["mllead"])
         return f"LLMOps demo data {'created' if created else 'already there'}"
+
+    def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
+        """Prompt label moves (and gate overrides), from the audit log: one query, no join."""
+        from django.urls import reverse
+
+        from opsportal.audit.models import AuditEntry
+        from opsportal.portal.changes import Change
+
+        entries = AuditEntry.objects.filter(
+            app_label=self.label,
+            model="prompt",
+            action__in=[AuditEntry.Action.MOVE_LABEL, AuditEntry.Action.OVERRIDE_GATE],
+            at__gte=start,
+            at__lte=end,
+        ).order_by("-at", "-id")[:limit]
+        changes = []
+        for entry in entries:
+            moves = []
+            for field, values in entry.changes.items():
+                if not field.startswith("label:") or not isinstance(values, list) or len(values) != 2:
+                    continue
+                before, after = values
+                label = field.removeprefix("label:")
+                if after is None:
+                    moves.append(f"@{label} removed (was v{before})")
+                else:
+                    moves.append(f"@{label} -> v{after}" + (f" (was v{before})" if before is not None else ""))
+            what = ", ".join(moves) or entry.message
+            if entry.action == AuditEntry.Action.OVERRIDE_GATE:
+                what += ", release gate overridden"
+            changes.append(
+                Change(
+                    title=f"Prompt {entry.object_repr}: {what}",
+                    at=entry.at,
+                    actor=entry.actor_name,
+                    url=reverse("llmops:prompt", args=[entry.object_repr]),
+                    app=self.label,
+                )
+            )
+        return changes

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -8,6 +9,7 @@ from opsportal import registry
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+    from opsportal.portal.changes import Change
     from opsportal.portal.summary import AppSummary
 
 
@@ -33,3 +35,32 @@ class MLOpsConfig(registry.PortalApp):
 
         created = seed(scientist=users["datasci"], admin=users["mllead"])
         return f"MLOps demo registry {'created' if created else 'already there'}"
+
+    def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
+        """Stage transitions (promotions, archiving, rollbacks) and alias moves of model versions (one query)."""
+        from opsportal.portal.changes import Change
+
+        from .models import VersionEvent
+
+        kinds = [VersionEvent.Kind.STAGE_CHANGED, VersionEvent.Kind.ALIAS_SET, VersionEvent.Kind.ALIAS_DELETED]
+        events = (
+            VersionEvent.objects.filter(kind__in=kinds, created_at__gte=start, created_at__lte=end)
+            .select_related("model", "version")
+            .order_by("-created_at", "-id")[:limit]
+        )
+        changes = []
+        for event in events:
+            if event.version is not None:
+                subject, url = f"{event.model.name} v{event.version.version}", event.version.get_absolute_url()
+            else:
+                subject, url = event.model.name, event.model.get_absolute_url()
+            changes.append(
+                Change(
+                    title=f"Model {subject}: {event.message}",
+                    at=event.created_at,
+                    actor=event.actor_name,
+                    url=url,
+                    app=self.label,
+                )
+            )
+        return changes

@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 from . import views
-from .views import checks, status_pages
+from .views import checks, context, status_pages
 
 app_name = "aiops"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.incident_list, name="index"),
     path("incidents/bulk/", views.incident_bulk, name="incident_bulk"),
     path("incidents/<int:pk>/", views.incident_detail, name="incident"),
+    path("incidents/<int:pk>/context/", context.incident_context_panel, name="incident_context"),
     path("incidents/<int:pk>/<slug:action>/", views.incident_action, name="incident_action"),
     path("analytics/", views.analytics, name="analytics"),
     path("alerts/", views.alert_list, name="alerts"),

@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 from opsportal.portal.api_views import AppApiRoot
 
 from . import anomalies, checks, forecasts, metrics, views
+from .context import IncidentContextView
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
 
@@ -27,6 +28,7 @@ for prefix, viewset, basename in metrics.ROUTES:
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:aiops"), name="root"),
     path("ingest/<int:integration_id>/", ingest, name="ingest"),
+    path("incidents/<int:pk>/context/", IncidentContextView.as_view(), name="incident-context"),
     *router.urls,
     *metrics.prometheus_urls(),
 ]

@@ -2,14 +2,16 @@
 
 The context panel on the incident page (and `GET /api/v1/aiops/incidents/<id>/context/`) shows a list
 of `ContextItem`s, assembled by the functions in `PROVIDERS` and stored in `IncidentContext` (one row
-per incident): when the incident opens (queued through the outbox by `process_pending_alerts`), every
-few minutes while it is open (`aiops.tasks.incident_context.refresh_open_incident_contexts`), and when
-someone views the page and the stored context is older than `STALE_AFTER`.
+per incident): when the incident opens or reopens (`process_pending_alerts` queues one task per batch
+after commit), every `REFRESH_EVERY` while it is open (`aiops.tasks.refresh_incident_contexts`, which
+also takes any open incident still without a context, e.g. when the broker was down), and when someone
+views the incident and the stored context is older than `STALE_AFTER` (the panel loads with htmx).
 
 A provider is a plain function `(incident, start, end) -> list[ContextItem]`: the items of its kind
 found in the window [start, end] (see `context_window`). It queries only what it needs (no N+1) and
 returns at most `MAX_ITEMS_PER_PROVIDER` items, the most relevant first. To add a kind of context,
-write such a function in its own module and add it to `PROVIDERS` (one line); a provider that raises
+write such a function in its own module and add it to `PROVIDERS` (one line), and its section title
+to `KIND_LABELS` (one line; where it goes there is where the section shows). A provider that raises
 is logged and left out, the others still show. For example::
 
     def log_patterns(incident: Incident, start: datetime, end: datetime) -> list[ContextItem]:
@@ -35,7 +37,6 @@ from dataclasses import asdict, dataclass
 
 from django.db import transaction
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -56,8 +57,9 @@ STALE_AFTER = datetime.timedelta(minutes=1)
 REFRESH_EVERY = datetime.timedelta(minutes=2)
 MAX_ITEMS_PER_PROVIDER = 20
 
+# The panel's sections, in this order, each shown even when empty ("none found"); an item of another kind
+# gets a section after these, titled after its kind.
 KIND_LABELS = {
-    "log_pattern": "Log patterns",
     "anomaly": "Anomalies",
     "check": "Checks down",
     "change": "Recent changes",
@@ -268,24 +270,27 @@ def queue_context_assembly(incidents: list[Incident]) -> None:
         enqueue_on_commit("aiops.tasks.assemble_incident_contexts", [incident.pk for incident in incidents])
 
 
-def incident_context(*, incident: Incident, max_age: datetime.timedelta | None = STALE_AFTER) -> IncidentContext:
-    """The incident's stored context, refreshed first when there is none or (with `max_age`) it is older."""
+def incident_context(*, incident: Incident, force: bool = False) -> IncidentContext:
+    """The incident's stored context, assembled first when there is none, when `force`, or when it is older
+    than STALE_AFTER and can have changed: the incident is open, or its window has moved on since (it
+    resolved after the last assembly)."""
     context = IncidentContext.objects.filter(incident=incident).first()
-    if context is None or (max_age is not None and context.refreshed_at < timezone.now() - max_age):
-        context = refresh_incident_context(incident=incident)
+    now = timezone.now()
+    if context is None or force:
+        return refresh_incident_context(incident=incident, now=now)
+    stale = context.refreshed_at < now - STALE_AFTER
+    if stale and (incident.is_open or context.window_end < context_window(incident, now=now)[1]):
+        return refresh_incident_context(incident=incident, now=now)
     return context
 
 
 def context_sections(context: IncidentContext) -> list[tuple[str, str, list[ContextItem]]]:
-    """The stored items grouped by kind for the panel: (kind, label, items), in PROVIDERS order."""
-    grouped: dict[str, list[ContextItem]] = {}
+    """The stored items grouped by kind for the panel: (kind, label, items); the kinds of KIND_LABELS first
+    (empty ones too, so the panel says "none"), then any other kind in the order the items came."""
+    grouped: dict[str, list[ContextItem]] = {kind: [] for kind in KIND_LABELS}
     for data in context.items:
         item = ContextItem.from_json(data)
         grouped.setdefault(item.kind, []).append(item)
     return [
         (kind, KIND_LABELS.get(kind, kind.replace("_", " ").capitalize()), items) for kind, items in grouped.items()
     ]
-
-
-def incident_context_url(incident: Incident) -> str:
-    return reverse("aiops:incident_context", args=[incident.pk])

@@ -34,7 +34,7 @@ LIST_ACTIONS = {"acknowledge", "resolve", "reopen"}
 ORDERINGS = ("created_at", "last_alert_at", "alert_count", "status", "severity")
 # Link buttons on the incident page, in this order, with their Bootstrap button style.
 LINK_KINDS = (
-    ("Runbook", "btn-outline-primary"),
+    ("Runbook", "btn-primary"),
     ("Dashboard", "btn-outline-secondary"),
     ("Source", "btn-outline-secondary"),
 )

@@ -83,6 +83,7 @@ def _present(integration: Integration) -> None:
             integration=integration, payload=parse("alertmanager", payload), digest=f"demo-learned-{number}"
         )
         services.process_pending_alerts()
+        services.learn_cofirings()
 
 
 def demo_incident() -> Incident | None:

@@ -160,8 +160,6 @@ class LearnedGrouping:
         self.index: dict[str, list[Profile]] = {}
         self.memory = Memory(now)
         self.features: dict[int, AlertFeatures] = {}
-        self.firings: list[tuple[str, float]] = []
-        self.earlier: list[tuple[str, float]] = []
         self.suggestions: dict[tuple[int, int], tuple[Incident, Incident, float, str]] = {}
 
     @classmethod
@@ -178,18 +176,8 @@ class LearnedGrouping:
         for alert in firing:
             f = grouping.features[alert.pk] = features_of(alert)
             grouping._count(f)
-            grouping.firings.append((f.sig, f.at))
         earliest = min(a.first_seen_at for a in firing)
-        latest = max(a.first_seen_at for a in firing)
         grouping._load_members(learned, earliest, {a.pk for a in alerts})
-        grouping.earlier = [
-            (signature({str(k): str(v) for k, v in labels.items()}, title, service), seen.timestamp())
-            for labels, title, service, seen in Alert.objects.filter(
-                first_seen_at__gte=earliest - datetime.timedelta(seconds=memory.COFIRE_SECONDS),
-                first_seen_at__lte=latest,
-                pending=False,
-            ).values_list("labels", "title", "service", "first_seen_at")[:MAX_MEMBERS_LOADED]
-        ]
         for f in grouping.features.values():
             f.vector = tfidf(f.grams, grouping.idf)
         grouping.memory = Memory.load({f.sig for f in grouping.features.values()}, now)
@@ -341,8 +329,8 @@ class LearnedGrouping:
                 self.suggestions[key] = (incident, decision.suggest, decision.confidence, decision.reason)
 
     def finish(self) -> None:
-        """After the batch's incidents are saved: store merge suggestions and count co-firings
-        (of every firing alert of the batch, whatever its rule)."""
+        """After the batch's incidents are saved: store merge suggestions. (Co-firings are counted
+        after the batch is committed, by `memory.learn_cofirings`.)"""
         MergeSuggestion.objects.bulk_create(
             [
                 MergeSuggestion(incident=new, other=old, confidence=confidence, reason=reason, created_at=self.now)
@@ -351,4 +339,3 @@ class LearnedGrouping:
             ],
             ignore_conflicts=True,
         )
-        memory.record_firings(self.firings, self.earlier, self.now)

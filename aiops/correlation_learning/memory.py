@@ -10,7 +10,7 @@ import datetime
 import itertools
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -46,7 +46,7 @@ def pair_key(a: str, b: str) -> tuple[str, str]:
 
 
 def alert_signature(alert: Alert) -> str:
-    return signature({str(k): str(v) for k, v in alert.labels.items()}, alert.title, alert.service)
+    return _signature_of(alert.labels, alert.title, alert.service)
 
 
 class Memory:
@@ -245,6 +245,49 @@ def prune(max_pairs: int = MAX_PAIRS) -> int:
     )
     AlertPairStats.objects.filter(id__in=weakest).delete()
     return len(weakest)
+
+
+LEARN_BATCH = 20_000
+
+
+def learn_cofirings(*, limit: int = LEARN_BATCH) -> int:
+    """Count the co-firings of the alerts correlated since last time (cursor "cofiring", in alert id
+    order, stopping before the first alert still pending), in one transaction with the cursor: each
+    alert is counted once, when it first fired, even when a worker dies half-way. Returns how many
+    alerts were read; a worker that finds another one doing it skips. Runs after each correlation
+    drain (aiops.tasks.process_alerts), off the path that groups alerts into incidents."""
+    with transaction.atomic():
+        cursor, _ = CorrelationLearningCursor.objects.get_or_create(name="cofiring")
+        cursor = CorrelationLearningCursor.objects.select_for_update(skip_locked=True).filter(pk=cursor.pk).first()
+        if cursor is None:
+            return 0
+        after = cursor.last_alert_id
+        new = Alert.objects.filter(id__gt=after)
+        first_pending = new.filter(pending=True).order_by("id").values_list("id", flat=True).first()
+        if first_pending is not None:
+            new = new.filter(id__lt=first_pending)
+        rows = list(new.order_by("id").values_list("id", "labels", "title", "service", "first_seen_at")[:limit])
+        if not rows:
+            return 0
+        firings = [(_signature_of(labels, title, service), at.timestamp()) for _, labels, title, service, at in rows]
+        earliest = min(row[4] for row in rows)
+        latest = max(row[4] for row in rows)
+        earlier = [
+            (_signature_of(labels, title, service), seen.timestamp())
+            for labels, title, service, seen in Alert.objects.filter(
+                id__lte=after,
+                first_seen_at__gte=earliest - datetime.timedelta(seconds=COFIRE_SECONDS),
+                first_seen_at__lte=latest,
+            ).values_list("labels", "title", "service", "first_seen_at")[:limit]
+        ]
+        record_firings(firings, earlier, timezone.now())
+        cursor.last_alert_id = rows[-1][0]
+        cursor.save(update_fields=["last_alert_id"])
+        return len(rows)
+
+
+def _signature_of(labels: dict, title: str, service: str) -> str:
+    return signature({str(k): str(v) for k, v in labels.items()}, title, service)
 
 
 def learn_from_feedback() -> int:

@@ -3,12 +3,31 @@
 from django.db import migrations, models
 
 
+def leave_room_for_hot_updates(apps, schema_editor) -> None:
+    """Every correlation batch rewrites thousands of pair rows: with free room in each page, PostgreSQL
+    updates them in place (HOT) instead of writing a new index entry per row."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE aiops_alertpairstats SET (fillfactor = 70)")
+
+
+def default_fillfactor(apps, schema_editor) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE aiops_alertpairstats RESET (fillfactor)")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("aiops", "0013_anomaly_detection"),
     ]
 
     operations = [
+        migrations.RemoveIndex(model_name="alertpairstats", name="alertpairstats_updated_idx"),
+        migrations.RunPython(leave_room_for_hot_updates, default_fillfactor),
+        migrations.AddField(
+            model_name="correlationlearningcursor",
+            name="last_alert_id",
+            field=models.BigIntegerField(default=0),
+        ),
         migrations.AlterField(
             model_name="alertpairstats",
             name="lag_seconds",

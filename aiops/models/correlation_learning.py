@@ -47,23 +47,24 @@ class AlertPairStats(models.Model):
             models.UniqueConstraint(fields=["a", "b"], name="alertpairstats_pair"),
             models.CheckConstraint(condition=Q(a__lt=F("b")), name="alertpairstats_ordered"),
         ]
-        indexes = [
-            models.Index(fields=["b"], name="alertpairstats_b_idx"),
-            models.Index(fields=["updated_at"], name="alertpairstats_updated_idx"),
-        ]
+        # No index on the columns every batch rewrites (counts, updated_at): the upsert's updates stay HOT
+        # (the table leaves room for them, migration 0014); pruning the weakest sorts the table.
+        indexes = [models.Index(fields=["b"], name="alertpairstats_b_idx")]
 
     def __str__(self) -> str:
         return f"{self.a} ~ {self.b}"
 
 
 class CorrelationLearningCursor(models.Model):
-    """The last incident timeline event (merges and splits) the learner has read."""
+    """How far the learner has read: the last incident timeline event (merges and splits, cursor
+    "feedback") or the last correlated alert whose co-firings it counted (cursor "cofiring")."""
 
     name = models.CharField(max_length=50, unique=True)
     last_event_id = models.BigIntegerField(default=0)
+    last_alert_id = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"{self.name} at event {self.last_event_id}"
+        return f"{self.name} at event {self.last_event_id}, alert {self.last_alert_id}"
 
 
 class MergeSuggestion(models.Model):

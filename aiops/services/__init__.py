@@ -33,7 +33,7 @@ from .checks import (
     update_check,
     uptime,
 )
-from .correlation import group_of, process_pending_alerts, rule_for
+from .correlation import group_of, learn_cofirings, process_pending_alerts, rule_for
 from .forecasts import (
     ForecastRun,
     compute_forecast,
@@ -122,6 +122,7 @@ __all__ = [
     "incidents_opened",
     "ingest_delivery",
     "latency_series",
+    "learn_cofirings",
     "matching_silence",
     "merge_incidents",
     "overview",

@@ -18,9 +18,10 @@ from opsportal.audit import services as audit
 from opsportal.bulk import fast_bulk_create, fast_bulk_update
 
 from .. import notifications
+from ..correlation_learning import memory
 from ..correlation_learning.grouping import Decision, LearnedGrouping
 from ..models import SEVERITY_RANK, Alert, CorrelationRule, Incident, IncidentEvent, Matcher
-from . import incident_context
+from . import incident_context, runbooks
 
 INCIDENT_COUNTER_FIELDS = [
     "status", "severity", "acknowledged_at", "resolved_at", "last_alert_at", "alert_count", "firing_count", "links",
@@ -121,7 +122,15 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
         batch.learned.finish()
     queue_notifications(batch.notify)
     incident_context.queue_context_assembly([i for i, event in batch.notify if event in ("opened", "reopened")])
+    if batch.new_incidents:  # automatic runbooks: one query, none more when no runbook is automatic
+        runbooks.trigger_for_new_incidents(batch.new_incidents, alerts)
     return len(alerts)
+
+
+def learn_cofirings() -> int:
+    """Count what fired together among the alerts correlated since last time (the learned rules'
+    memory); returns how many alerts were read (0: nothing new). Workers call it after each drain."""
+    return memory.learn_cofirings()
 
 
 def _candidate_incidents(alerts: list[Alert], rules: list[CorrelationRule], now: datetime.datetime):

@@ -7,10 +7,14 @@ from aiops import notifications, services
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=5, retry_backoff=True)
 def process_alerts() -> int:
-    """Correlate every pending alert change; also the periodic sweeper (it only finds work that is left)."""
+    """Correlate every pending alert change, then learn from what fired together; also the periodic
+    sweeper (it only finds work that is left)."""
     total = 0
     while processed := services.process_pending_alerts():
         total += processed
+    # Then the learned correlation counts what fired together (off the grouping path).
+    while services.learn_cofirings():
+        pass
     return total
 
 
@@ -31,5 +35,7 @@ def sweep_notifications() -> int:
 from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12: aiops.tasks.collect_anomalies)
 from .checks import *  # noqa: E402, F403
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12: aiops.tasks.collect_forecast*)
+from .logs import *  # noqa: E402, F403  (logs, issue 13: aiops.tasks.collect_log_*)
 from .metrics import *  # noqa: E402, F403
 from .incident_context import *  # noqa: E402, F403  (incident context, issue 13: aiops.tasks.*_incident_contexts)
+from .runbooks import *  # noqa: E402, F403  (runbooks, issue 13: aiops.tasks.*runbook*)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from aiops import services
 from aiops.models import Alert, CorrelationRule, Incident, MergeSuggestion
+from aiops.tasks import process_alerts
 
 from .factories import am_alert, am_payload, deliver
 
@@ -37,7 +38,7 @@ def fire(integration, token, *labels: dict, ago: float = 0) -> list[Alert]:
     new = Alert.objects.exclude(pk__in=before)
     if ago:
         new.update(first_seen_at=timezone.now() - datetime.timedelta(seconds=ago))
-    services.process_pending_alerts()
+    process_alerts()  # the worker's task: correlate, then learn what fired together
     return list(new)
 
 
@@ -49,7 +50,7 @@ def resolve_all(integration, token) -> None:
     ]
     if firing:
         deliver(integration, token, am_payload(*firing, group_key=f"r-{timezone.now().timestamp()}"))
-        services.process_pending_alerts()
+        process_alerts()
     day = datetime.timedelta(days=1)
     for alert in Alert.objects.all():
         Alert.objects.filter(pk=alert.pk).update(first_seen_at=alert.first_seen_at - day)
@@ -89,6 +90,27 @@ def test_cascade_learned_from_history_joins_with_reason_and_confidence(alertmana
     assert "fired within 40 s of PostgresDown on orders-db 5 of the last 5 times" in event.message
     assert event.data["confidence"] >= 0.6
     assert Incident.objects.get(pk=db.incident_id).alert_count == 2
+
+
+def test_co_firings_are_counted_once_and_only_once_correlated(alertmanager, learned_rule):
+    from aiops.models import AlertPairStats, AlertSignatureStats
+
+    integration, token = alertmanager
+    cascade(integration, token)  # the worker's task correlates, then learns
+    pair = AlertPairStats.objects.get()
+    assert (pair.a, pair.b) == ("HTTP5xxRate on checkout-api", "PostgresDown on orders-db")
+    assert pair.cofired == pytest.approx(1.0, abs=1e-3)
+    assert pair.lag_seconds == pytest.approx(-40, abs=2)  # b (the database) fired 40 s before a
+    # Learning again finds nothing new: nothing is counted twice.
+    assert services.learn_cofirings() == 0
+    assert AlertPairStats.objects.get().cofired == pytest.approx(1.0, abs=1e-3)
+    # An alert not yet correlated holds the learner back, with everything after it.
+    deliver(integration, token, am_payload(am_alert(**NOISE), group_key="pending"))
+    assert Alert.objects.filter(pending=True).count() == 1
+    assert services.learn_cofirings() == 0
+    assert not AlertSignatureStats.objects.filter(signature__startswith="BackupLate").exists()
+    process_alerts()
+    assert AlertSignatureStats.objects.get(signature="BackupLate on backup").fired == pytest.approx(1.0, abs=1e-3)
 
 
 def test_unrelated_noise_at_the_same_time_is_not_joined(alertmanager, learned_rule):

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from aiops import services
 from aiops.models import Alert, Incident, MergeSuggestion
+from aiops.tasks import process_alerts
 from opsportal.accounts.roles import Role
 from tests.aiops.conftest import am_alert, am_payload, deliver
 from tests.e2e.helpers import log_in
@@ -46,7 +47,7 @@ def fire(integration, token, labels: dict, *others: dict, ago: float = 0) -> Ale
         Alert.objects.filter(labels__alertname__in=names).update(
             first_seen_at=timezone.now() - datetime.timedelta(seconds=ago)
         )
-    services.process_pending_alerts()
+    process_alerts()  # the worker's task: correlate, then learn what fired together
     return Alert.objects.get(labels__alertname=labels["alertname"])
 
 

@@ -22,8 +22,9 @@ class AIOpsConfig(registry.PortalApp):
     colour = "#d63384"
     urls = "aiops.urls"
     api_urls = "aiops.api.urls"
-    # Public: published status pages, and heartbeat pings (no login; the ping URL's UUID is the secret).
-    extra_urls = (("status/", "aiops.status_urls"), ("ping/", "aiops.ping_urls"))
+    # Public: published status pages, and heartbeat pings (no login; the ping URL's UUID is the secret);
+    # Loki's push API for log senders (a logs integration token).
+    extra_urls = (("status/", "aiops.status_urls"), ("ping/", "aiops.ping_urls"), ("loki/", "aiops.loki_urls"))
 
     def summary(self, *, with_charts: bool) -> AppSummary:
         # Services import models, which exist only once the registry is ready: imported here, not above.

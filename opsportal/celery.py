@@ -106,6 +106,17 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50},
     },
+    # Logs (queue `collection`): template minutes become metric samples and burst checks; retention hourly.
+    "aiops.collect-log-templates": {
+        "task": "aiops.tasks.collect_log_templates",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "aiops.collect-log-partitions": {
+        "task": "aiops.tasks.collect_log_partitions",
+        "schedule": HOUR,
+        "options": {"expires": 0.9 * HOUR},
+    },
     # Incident context: open incidents' context re-assembled every 2 minutes (and any an enqueue missed).
     "aiops.refresh-incident-contexts": {
         "task": "aiops.tasks.refresh_incident_contexts",

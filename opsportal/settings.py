@@ -396,6 +396,12 @@ METRICS_ROLLUP_RETENTION_DAYS = env_int("METRICS_ROLLUP_RETENTION_DAYS", 400, 1)
 METRICS_SCRAPE_MAX_BYTES = env_int("METRICS_SCRAPE_MAX_BYTES", 32 * 1024 * 1024, 1024)
 METRICS_SCRAPE_SAMPLE_LIMIT = env_int("METRICS_SCRAPE_SAMPLE_LIMIT", 200_000, 1)
 
+# --- AIOps logs (docs/aiops.md "Logs") -----------------------------------------------------
+# Log records are kept this many days (daily partitions on PostgreSQL, dropped whole by a periodic task).
+LOGS_RETENTION_DAYS = env_int("LOGS_RETENTION_DAYS", 7, 1)
+# A log push larger than this, compressed or once decompressed, is refused with 413.
+LOGS_MAX_BODY_BYTES = env_int("LOGS_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024)
+
 # --- LLMOps evaluations --------------------------------------------------------------------
 # First retry delay of a failed model call (doubling per attempt, with jitter), when the provider
 # sends no Retry-After.

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import anomalies, checks, forecasts, metrics, views
+from . import anomalies, checks, forecasts, logs, metrics, views
 from .context import IncidentContextView
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
@@ -22,12 +22,16 @@ router.register("status-pages", StatusPageViewSet, basename="status-page")
 router.register("forecasts", forecasts.CapacityForecastViewSet, basename="forecast")
 router.register("anomalies/monitors", anomalies.AnomalyMonitorViewSet, basename="anomaly-monitor")
 router.register("anomalies", anomalies.AnomalyViewSet, basename="anomaly")
+router.register("logs", logs.LogRecordViewSet, basename="log-record")
+router.register("log-patterns", logs.LogPatternViewSet, basename="log-pattern")
 for prefix, viewset, basename in metrics.ROUTES:
     router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:aiops"), name="root"),
     path("ingest/<int:integration_id>/", ingest, name="ingest"),
+    path("otlp/v1/logs", logs.otlp_logs, name="otlp-logs"),
+    path("logs/ingest/", logs.json_lines, name="log-ingest"),
     path("incidents/<int:pk>/context/", IncidentContextView.as_view(), name="incident-context"),
     *router.urls,
     *metrics.prometheus_urls(),

@@ -26,6 +26,7 @@ class Integration(models.Model):
         GRAFANA = "grafana", "Grafana alerting"
         PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
         GENERIC = "generic", "Generic JSON"
+        LOGS = "logs", "Logs (OTLP, Loki push, JSON lines)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -422,5 +423,6 @@ from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12)
 from .checks import *  # noqa: E402, F403
 from .correlation_learning import *  # noqa: E402, F403  (learned alert correlation, issue 12)
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12)
+from .logs import *  # noqa: E402, F403  (log records and patterns, issue 13)
 from .metrics import *  # noqa: E402, F403
 from .incident_context import *  # noqa: E402, F403  (troubleshooting context on incidents, issue 13)

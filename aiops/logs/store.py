@@ -1,0 +1,167 @@
+"""The log record table: day partitions on PostgreSQL (`aiops_logrecord_pYYYYMMDD`), COPY writes, retention.
+
+A day's partition is created when a record of that day first arrives (and a few days ahead by the
+periodic task); retention drops whole partitions, so deleting a day of logs costs one `DROP TABLE`
+instead of a long DELETE and vacuum. SQLite has one plain table: retention is a DELETE there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from ..metrics import partitions as metric_partitions
+from ..models import LogRecord, LogTemplateBucket
+from .decode import ParsedRecord
+
+UTC = datetime.UTC
+TABLE = "aiops_logrecord"
+PARTITION = re.compile(r"aiops_logrecord_p(\d{8})")
+AHEAD_DAYS = 2
+FUTURE = datetime.timedelta(hours=1)
+COLUMNS = ("time", "service", "severity", "body", "attributes", "trace_id", "span_id", "template_id")
+# COPY's text format: backslash, tab, newline and carriage return are escaped.
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
+
+_known_days: set[datetime.date] = set()
+
+
+def partitioned() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def partition_name(day: datetime.date) -> str:
+    return f"aiops_logrecord_p{day:%Y%m%d}"
+
+
+def ensure_partitions(days: set[datetime.date]) -> list[str]:
+    """The daily partitions for `days`, created when missing (cached per process); names of those created."""
+    created = []
+    for day in sorted(days - _known_days):
+        name = partition_name(day)
+        if metric_partitions._create(TABLE, name, day, day + datetime.timedelta(days=1)):
+            created.append(name)
+        _known_days.add(day)
+    return created
+
+
+def forget_known() -> None:
+    _known_days.clear()
+
+
+def accepted_window(now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
+    """Records with a time outside [oldest, newest) are refused: past retention, or more than an hour ahead."""
+    return now - datetime.timedelta(days=settings.LOGS_RETENTION_DAYS), now + FUTURE
+
+
+def _text_row(record: ParsedRecord, template_id: int) -> str:
+    attributes = json.dumps(record.attributes, ensure_ascii=False) if record.attributes else "{}"
+    return "\t".join(
+        (
+            record.time.isoformat(sep=" "),
+            record.service.translate(COPY_ESCAPES),
+            record.severity,
+            record.body.translate(COPY_ESCAPES),
+            attributes.translate(COPY_ESCAPES),
+            record.trace_id,
+            record.span_id,
+            str(template_id),
+        )
+    )
+
+
+def write_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None:
+    """Store the records (each with its template id) in the caller's transaction."""
+    if not records:
+        return
+    if not partitioned():
+        LogRecord.objects.bulk_create(
+            [
+                LogRecord(
+                    time=r.time,
+                    service=r.service,
+                    severity=r.severity,
+                    body=r.body,
+                    attributes=r.attributes,
+                    trace_id=r.trace_id,
+                    span_id=r.span_id,
+                    template_id=t,
+                )
+                for r, t in zip(records, template_ids, strict=True)
+            ],
+            batch_size=500,
+        )
+        return
+    data = "\n".join(_text_row(r, t) for r, t in zip(records, template_ids, strict=True)) + "\n"
+    days = {r.time.date() for r in records}
+    ensure_partitions(days)
+    try:
+        with transaction.atomic():
+            copy_text(data)
+    except (DatabaseError, psycopg.Error):
+        # A partition this process thought it had was dropped (retention, or a rolled-back transaction
+        # created it): make sure and retry once.
+        forget_known()
+        ensure_partitions(days)
+        copy_text(data)
+
+
+def copy_text(data: str) -> None:
+    """COPY tab-separated lines in `COLUMNS` order into the record table."""
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        copy.write(data)
+
+
+@dataclass
+class Maintenance:
+    """What one retention run did."""
+
+    created: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    deleted_rows: int = 0
+    deleted_buckets: int = 0
+
+
+def maintain(now: datetime.datetime | None = None) -> Maintenance:
+    """Create the partitions ahead and drop (SQLite: delete) the days wholly past LOGS_RETENTION_DAYS."""
+    now = now or datetime.datetime.now(UTC)
+    done = Maintenance()
+    cutoff, _ = accepted_window(now)
+    if partitioned():
+        today = now.astimezone(UTC).date()
+        done.created = ensure_partitions({today + datetime.timedelta(days=n) for n in range(AHEAD_DAYS + 1)})
+        for name in metric_partitions.partitions(TABLE):
+            match = PARTITION.fullmatch(name)
+            if match is None:
+                continue
+            day = datetime.datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC)
+            if day + datetime.timedelta(days=1) <= cutoff:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE IF EXISTS {name}")
+                _known_days.discard(day.date())
+                done.dropped.append(name)
+    else:
+        done.deleted_rows = LogRecord.objects.filter(time__lt=cutoff)._raw_delete(LogRecord.objects.db)
+    done.deleted_buckets, _ = LogTemplateBucket.objects.filter(minute__lt=cutoff).delete()
+    return done
+
+
+def partition_sizes() -> list[tuple[str, int, int]]:
+    """(partition, estimated rows, bytes on disk incl. indexes) for each day, oldest first (PostgreSQL)."""
+    if not partitioned():
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_inherits i "
+            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE p.relname = %s ORDER BY 1",
+            [TABLE],
+        )
+        return [(name, max(rows, 0), size) for name, rows, size in cursor.fetchall()]

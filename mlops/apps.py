@@ -38,6 +38,8 @@ class MLOpsConfig(registry.PortalApp):
 
     def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
         """Stage transitions (promotions, archiving, rollbacks) and alias moves of model versions (one query)."""
+        from django.urls import reverse
+
         from opsportal.portal.changes import Change
 
         from .models import VersionEvent
@@ -46,12 +48,14 @@ class MLOpsConfig(registry.PortalApp):
         events = (
             VersionEvent.objects.filter(kind__in=kinds, created_at__gte=start, created_at__lte=end)
             .select_related("model", "version")
+            .only("message", "actor_name", "created_at", "model__name", "version__version")
             .order_by("-created_at", "-id")[:limit]
         )
         changes = []
         for event in events:
             if event.version is not None:
-                subject, url = f"{event.model.name} v{event.version.version}", event.version.get_absolute_url()
+                name, number = event.model.name, event.version.version
+                subject, url = f"{name} v{number}", reverse("mlops:version", args=[name, number])
             else:
                 subject, url = event.model.name, event.model.get_absolute_url()
             changes.append(

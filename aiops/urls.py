@@ -43,5 +43,6 @@ urlpatterns = [
     path("metrics/thresholds/", include("aiops.threshold_urls")),
     path("metrics/anomalies/", include("aiops.anomaly_urls")),
     path("suggestions/", include("aiops.suggestion_urls")),
+    path("runbooks/", include("aiops.runbook_urls")),
     path("logs/", include("aiops.log_urls")),
 ]

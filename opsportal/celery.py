@@ -123,6 +123,17 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50},
     },
+    # Runbooks (issue 13): runs and step calls a lost task left behind, and remediation verdicts.
+    "aiops.sweep-runbook-runs": {
+        "task": "aiops.tasks.sweep_runbook_runs",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "aiops.verify-runbook-runs": {
+        "task": "aiops.tasks.verify_runbook_runs",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     "accounts.clear-expired-sessions": {
         "task": "opsportal.accounts.tasks.clear_expired_sessions",
         "schedule": 24 * HOUR,

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import anomalies, checks, forecasts, logs, metrics, views
+from . import anomalies, checks, forecasts, logs, metrics, runbooks, views
 from .context import IncidentContextView
 from .ingest import ingest
 from .status_pages import StatusPageViewSet
@@ -22,6 +22,7 @@ router.register("status-pages", StatusPageViewSet, basename="status-page")
 router.register("forecasts", forecasts.CapacityForecastViewSet, basename="forecast")
 router.register("anomalies/monitors", anomalies.AnomalyMonitorViewSet, basename="anomaly-monitor")
 router.register("anomalies", anomalies.AnomalyViewSet, basename="anomaly")
+router.register("runbooks", runbooks.RunbookViewSet, basename="runbook")
 router.register("logs", logs.LogRecordViewSet, basename="log-record")
 router.register("log-patterns", logs.LogPatternViewSet, basename="log-pattern")
 for prefix, viewset, basename in metrics.ROUTES:

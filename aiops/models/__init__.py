@@ -264,6 +264,7 @@ class IncidentEvent(models.Model):
         MERGED = "merged", "Merged"
         SPLIT = "split", "Alert split out"
         NOTIFICATION = "notification", "Notification"
+        RUNBOOK = "runbook", "Runbook"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
@@ -426,3 +427,4 @@ from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12)
 from .logs import *  # noqa: E402, F403  (log records and patterns, issue 13)
 from .metrics import *  # noqa: E402, F403
 from .incident_context import *  # noqa: E402, F403  (troubleshooting context on incidents, issue 13)
+from .runbooks import *  # noqa: E402, F403  (runbooks, issue 13)

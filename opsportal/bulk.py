@@ -9,6 +9,7 @@ elsewhere (SQLite) one `executemany` of a plain UPDATE.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
@@ -94,20 +95,41 @@ def fast_bulk_create(objs: Sequence[models.Model]) -> None:
         )
         for obj, (new_id,) in zip(objs, cursor.fetchall(), strict=True):
             setattr(obj, pk.attname, new_id)
-    for obj in objs:
-        # Foreign keys to objects saved earlier in the same batch.
-        obj._prepare_related_fields_for_save(operation_name="fast_bulk_create")
+    _point_at_saved_relations(objs, meta)
     fields = list(meta.concrete_fields)
     converters = [_copy_converter(field) for field in fields]
-    attnames = [field.attname for field in fields]
-    copy_rows(
-        meta.db_table,
-        [field.column for field in fields],
-        ([convert(getattr(obj, name)) for convert, name in zip(converters, attnames, strict=True)] for obj in objs),
-    )
+    converted = [(i, convert) for i, convert in enumerate(converters) if convert is not _as_is]
+    values = operator.attrgetter(*(field.attname for field in fields))
+
+    def rows() -> Iterable[list]:
+        for obj in objs:
+            row = list(values(obj)) if len(fields) > 1 else [values(obj)]
+            for i, convert in converted:
+                row[i] = convert(row[i])
+            yield row
+
+    copy_rows(meta.db_table, [field.column for field in fields], rows())
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def _point_at_saved_relations(objs: Sequence[models.Model], meta) -> None:
+    """Foreign keys to objects saved earlier in the same batch (an event of an incident inserted just
+    before): their ids, as Django's save() takes them, without its per-object walk over every field."""
+    relations = [field for field in meta.concrete_fields if field.many_to_one]
+    for obj in objs:
+        for field in relations:
+            if not field.is_cached(obj):
+                continue
+            related = field.get_cached_value(obj)
+            if related is None:
+                continue
+            value = getattr(related, field.target_field.attname)
+            if value is None:
+                raise ValueError(f"fast_bulk_create() prohibited: unsaved related object {field.name!r}")
+            if getattr(obj, field.attname) != value:
+                setattr(obj, field.attname, value)
 
 
 def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -119,6 +141,10 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> N
     ):
         for row in rows:
             copy.write_row(row)
+
+
+def _as_is(value: object) -> object:
+    return value
 
 
 def _copy_converter(field: models.Field) -> Callable[[object], object]:
@@ -138,7 +164,7 @@ def _copy_converter(field: models.Field) -> Callable[[object], object]:
             models.GenericIPAddressField,
         ),
     ):
-        return lambda value: value
+        return _as_is
     return lambda value: field.get_db_prep_save(value, connection)
 
 

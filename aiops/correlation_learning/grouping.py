@@ -49,19 +49,37 @@ class AlertFeatures:
     grams: dict[str, int]
     words: frozenset[str]
     at: float
+    text: str = ""
     vector: dict[str, float] | None = None
+
+
+# Title 3-grams and words by title text: alerts of one kind repeat their text (replicas, recurrences), and
+# cutting a text into 3-grams is the costly part of an alert's features. Bounded; read-only values.
+_TEXTS: dict[str, tuple[dict[str, int], frozenset[str]]] = {}
+MAX_TEXTS = 50_000
+
+
+def _text_features(text: str) -> tuple[dict[str, int], frozenset[str]]:
+    found = _TEXTS.get(text)
+    if found is None:
+        if len(_TEXTS) >= MAX_TEXTS:
+            _TEXTS.clear()
+        found = _TEXTS[text] = (title_grams(text), title_words(text))
+    return found
 
 
 def features_of(alert: Alert) -> AlertFeatures:
     labels = {str(k): str(v) for k, v in alert.labels.items()}
     labels.setdefault("service", alert.service)
     text = f"{labels.get('alertname', '')} {alert.title}"
+    grams, words = _text_features(text)
     return AlertFeatures(
         sig=signature(labels, alert.title, alert.service),
         tokens=label_tokens(labels),
-        grams=title_grams(text),
-        words=title_words(text),
+        grams=grams,
+        words=words,
         at=fire_time(alert),
+        text=text,
     )
 
 
@@ -160,6 +178,7 @@ class LearnedGrouping:
         self.index: dict[str, list[Profile]] = {}
         self.memory = Memory(now)
         self.features: dict[int, AlertFeatures] = {}
+        self.vectors: dict[str, dict[str, float]] = {}
         self.suggestions: dict[tuple[int, int], tuple[Incident, Incident, float, str]] = {}
 
     @classmethod
@@ -179,7 +198,7 @@ class LearnedGrouping:
         earliest = min(a.first_seen_at for a in firing)
         grouping._load_members(learned, earliest, {a.pk for a in alerts})
         for f in grouping.features.values():
-            f.vector = tfidf(f.grams, grouping.idf)
+            f.vector = grouping._vector(f)
         grouping.memory = Memory.load({f.sig for f in grouping.features.values()}, now)
         return grouping
 
@@ -207,8 +226,15 @@ class LearnedGrouping:
             self._count(f)
             loaded.append((alert.incident, f))
         for incident, f in loaded:
-            f.vector = tfidf(f.grams, self.idf)
+            f.vector = self._vector(f)
             self._add(incident, f)
+
+    def _vector(self, f: AlertFeatures) -> dict[str, float]:
+        """The title's TF-IDF vector under this batch's IDF, once per distinct text."""
+        found = self.vectors.get(f.text)
+        if found is None:
+            found = self.vectors[f.text] = tfidf(f.grams, self.idf)
+        return found
 
     def _add(self, incident: Incident, f: AlertFeatures) -> None:
         key = incident.pk or id(incident)

@@ -112,17 +112,19 @@ def record_many(
     """Append the same kind of entry for many objects in one INSERT (e.g. incidents opened by a batch)."""
     user = actor if actor is not None and actor.is_authenticated else None
     ip = current_ip.get()
+    plain = _plain(changes or {})
+    actor_name = user.get_username() if user else ""
     entries = [
         AuditEntry(
             actor=user,
-            actor_name=user.get_username() if user else "",
+            actor_name=actor_name,
             ip=ip,
             action=action,
             app_label=obj._meta.app_label,
             model=obj._meta.model_name,
             object_id=str(obj.pk),
             object_repr=str(obj)[:200],
-            changes=_plain(changes or {}),
+            changes=plain,
         )
         for obj in objs
     ]

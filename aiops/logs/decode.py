@@ -183,7 +183,11 @@ def decode_otlp_protobuf(data: bytes) -> Batch:
                 index = len(records)
                 attributes = dict(resource)
                 for kv in log.attributes:
-                    attributes[kv.key] = _attr_text(_any_value_pb(kv.value))
+                    value = kv.value
+                    if value.WhichOneof("value") == "string_value":
+                        attributes[kv.key] = value.string_value
+                    else:
+                        attributes[kv.key] = _attr_text(_any_value_pb(value))
                 body = log.body
                 text = body.string_value if body.HasField("string_value") else _attr_text(_any_value_pb(body))
                 trace = log.trace_id.hex() if log.trace_id else ""

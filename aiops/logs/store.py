@@ -26,6 +26,7 @@ TABLE = "aiops_logrecord"
 PARTITION = re.compile(r"aiops_logrecord_p(\d{8})")
 AHEAD_DAYS = 2
 FUTURE = datetime.timedelta(hours=1)
+COPY_CHUNK = 500
 COLUMNS = ("time", "service", "severity", "body", "attributes", "trace_id", "span_id", "template_id")
 # COPY's text format: backslash, tab, newline and carriage return are escaped.
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
@@ -61,19 +62,28 @@ def accepted_window(now: datetime.datetime) -> tuple[datetime.datetime, datetime
     return now - datetime.timedelta(days=settings.LOGS_RETENTION_DAYS), now + FUTURE
 
 
-def _text_row(record: ParsedRecord, template_id: int) -> str:
-    attributes = json.dumps(record.attributes, ensure_ascii=False) if record.attributes else "{}"
-    return "\t".join(
-        (
-            record.time.isoformat(sep=" "),
-            record.service.translate(COPY_ESCAPES),
-            record.severity,
-            record.body.translate(COPY_ESCAPES),
-            attributes.translate(COPY_ESCAPES),
-            record.trace_id,
-            record.span_id,
-            str(template_id),
-        )
+def _escaped(text: str) -> str:
+    """`text` as a COPY text field (most log text has nothing to escape: checked first, in C)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text or "\x00" in text:
+        return text.translate(COPY_ESCAPES)
+    return text
+
+
+def _text_row(record: ParsedRecord, template_id: int, attributes_json: dict | None = None) -> str:
+    """One COPY text line; `attributes_json` caches the encoded attributes of a batch (records share them)."""
+    attributes = record.attributes
+    if not attributes:
+        encoded = "{}"
+    elif attributes_json is None:
+        encoded = _escaped(json.dumps(attributes, ensure_ascii=False))
+    else:
+        key = tuple(attributes.items())
+        encoded = attributes_json.get(key)
+        if encoded is None:
+            encoded = attributes_json[key] = _escaped(json.dumps(attributes, ensure_ascii=False))
+    return (
+        f"{record.time.isoformat(sep=' ')}\t{_escaped(record.service)}\t{record.severity}\t"
+        f"{_escaped(record.body)}\t{encoded}\t{record.trace_id}\t{record.span_id}\t{template_id}\n"
     )
 
 
@@ -99,18 +109,27 @@ def write_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) 
             batch_size=500,
         )
         return
-    data = "\n".join(_text_row(r, t) for r, t in zip(records, template_ids, strict=True)) + "\n"
     days = {r.time.date() for r in records}
     ensure_partitions(days)
     try:
         with transaction.atomic():
-            copy_text(data)
+            _copy_records(records, template_ids)
     except (DatabaseError, psycopg.Error):
         # A partition this process thought it had was dropped (retention, or a rolled-back transaction
         # created it): make sure and retry once.
         forget_known()
         ensure_partitions(days)
-        copy_text(data)
+        _copy_records(records, template_ids)
+
+
+def _copy_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None:
+    """COPY the records in chunks, so PostgreSQL indexes one chunk while the next is formatted."""
+    encoded: dict = {}
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for start in range(0, len(records), COPY_CHUNK):
+            end = start + COPY_CHUNK
+            chunk = zip(records[start:end], template_ids[start:end], strict=True)
+            copy.write("".join([_text_row(r, t, encoded) for r, t in chunk]))
 
 
 def copy_text(data: str) -> None:

@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from opsportal.accounts.models import hash_token
+from opsportal.bulk import binary_execute
 from opsportal.errors import InvalidInput
 
 from ..logs import bursts, mining, store
@@ -135,23 +136,40 @@ def _count(records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None
         if rank > entry.rank:
             entry.rank = rank
         entry.minutes[at.replace(second=0, microsecond=0)] += 1
-    for template_id in sorted(per):
+    ids = sorted(per)
+    if connection.vendor == "postgresql":
+        # One statement for every template of the batch (ids sorted: one lock order for every process).
+        binary_execute(
+            "UPDATE aiops_logtemplate AS t SET count = t.count + v.n, first_seen = LEAST(t.first_seen, v.first), "
+            "last_seen = GREATEST(t.last_seen, v.last), severity = CASE WHEN v.rank > "
+            "array_position(%s::text[], t.severity) - 1 THEN (%s::text[])[v.rank + 1] ELSE t.severity END "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]) "
+            "AS v(id, n, first, last, rank) WHERE t.id = v.id",
+            [list(LOG_SEVERITIES), list(LOG_SEVERITIES), ids, [per[i].count for i in ids],
+             [per[i].first for i in ids], [per[i].last for i in ids], [per[i].rank for i in ids]],
+        )  # fmt: skip
+        rows = [(i, minute, n) for i in ids for minute, n in per[i].minutes.items()]
+        binary_execute(
+            "INSERT INTO aiops_logtemplatebucket (template_id, minute, count) "
+            "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[]) "
+            "ON CONFLICT (template_id, minute) DO UPDATE SET count = aiops_logtemplatebucket.count + excluded.count",
+            [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+        )
+        return
+    for template_id in ids:
         entry = per[template_id]
         severity = LOG_SEVERITIES[entry.rank]
-        lower = LOG_SEVERITIES[: entry.rank]
         LogTemplate.objects.filter(pk=template_id).update(
             count=F("count") + entry.count,
             first_seen=Least(F("first_seen"), Value(entry.first)),
             last_seen=Greatest(F("last_seen"), Value(entry.last)),
-            severity=Case(When(severity__in=lower, then=Value(severity)), default=F("severity")),
+            severity=Case(When(severity__in=LOG_SEVERITIES[: entry.rank], then=Value(severity)), default=F("severity")),
         )
-    rows = [(template_id, minute, n) for template_id in sorted(per) for minute, n in per[template_id].minutes.items()]
-    table = LogTemplateBucket._meta.db_table
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {table} (template_id, minute, count) VALUES (%s, %s, %s) "  # noqa: S608
-            f"ON CONFLICT (template_id, minute) DO UPDATE SET count = {table}.count + excluded.count",
-            rows,
+            "INSERT INTO aiops_logtemplatebucket (template_id, minute, count) VALUES (%s, %s, %s) "
+            "ON CONFLICT (template_id, minute) DO UPDATE SET count = aiops_logtemplatebucket.count + excluded.count",
+            [(i, minute, n) for i in ids for minute, n in per[i].minutes.items()],
         )
 
 

@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench.bench_anomaly",
     "bench.bench_checks",
     "bench.bench_metrics",
+    "bench.bench_logs",
     "bench.bench_mlops",
     "bench.bench_mlflow_compare",
     "bench.bench_llmops",

@@ -24,6 +24,7 @@ from . import services
 from .anomaly_demo import seed_anomalies
 from .correlation_demo import seed_learned_grouping
 from .forecast_demo import seed_forecasts
+from .log_demo import seed_logs
 from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
 from .services import status_pages
@@ -44,6 +45,7 @@ ALERTS = [
 def seed(*, actor: User | None, days: int = 21) -> bool:
     """Create the demo AIOps data once; returns False when it is already there."""
     checks_created = _checks(actor, days) | _metrics(actor) | seed_forecasts(actor=actor) | seed_anomalies(actor=actor)
+    checks_created |= seed_logs(actor=actor)
     if Integration.objects.filter(name="Prometheus (demo)").exists():
         return checks_created
     prometheus, _ = services.create_integration(name="Prometheus (demo)", kind="alertmanager", actor=actor)

@@ -9,6 +9,10 @@ from .models import Integration
 
 def sender_configuration(integration: Integration, url: str, token: str) -> dict[str, str]:
     """{"title": ..., "text": ...} showing how to point the sender at `url` with `token`."""
+    if integration.kind == Integration.Kind.LOGS:
+        from .logs.senders import log_sender_configuration
+
+        return log_sender_configuration(url, token)
     if integration.kind == Integration.Kind.ALERTMANAGER:
         return {
             "title": "alertmanager.yml",

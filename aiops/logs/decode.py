@@ -69,6 +69,10 @@ def severity_from_word(word: str) -> str | None:
     return SEVERITY_WORDS.get(word.strip().lower())
 
 
+# The SeverityNumber enum's names as some JSON encoders write them (SEVERITY_NUMBER_ERROR2): the range's first number.
+OTLP_SEVERITY_NAMES = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
+
+
 def severity_from_otlp(number: int, text: str) -> str:
     """OTLP's SeverityNumber ranges (1-4 trace, 5-8 debug, 9-12 info, 13-16 warn, 17-20 error, 21-24 fatal)."""
     if number >= 21:
@@ -295,9 +299,12 @@ def decode_otlp_json(data: bytes) -> Batch:
                 for key, value in _kv_json(log.get("attributes") or [], index, "attributes").items():
                     attributes[key] = _attr_text(value)
                 body = _any_value_json(log.get("body") or {}, index, "body")
-                number = _uint(log.get("severityNumber"), index, "severityNumber")
-                if isinstance(log.get("severityNumber"), str) and not log["severityNumber"].isdigit():
-                    number = 0  # the enum's name (SEVERITY_NUMBER_ERROR); severityText decides
+                raw_number = log.get("severityNumber")
+                if isinstance(raw_number, str) and raw_number.startswith("SEVERITY_NUMBER_"):
+                    raw_number = OTLP_SEVERITY_NAMES.get(
+                        raw_number.removeprefix("SEVERITY_NUMBER_")[:5].rstrip("0123456789"), 0
+                    )
+                number = _uint(raw_number, index, "severityNumber")
                 text = log.get("severityText") or ""
                 if not isinstance(text, str):
                     raise LogPayloadError("severityText", "must be a string.", index)

@@ -27,7 +27,9 @@ from ..models import LogMinerState, LogTemplate
 
 MINED_CHARS = 300
 SHAPE_CACHE_LIMIT = 50_000
-DIGIT_TOKEN = re.compile(r"\S*\d\S*")
+# A whitespace-separated token with a digit; the lookbehind starts matches at token starts only (no
+# quadratic retries inside long tokens).
+DIGIT_TOKEN = re.compile(r"(?<!\S)[^\s\d]*\d\S*")
 # drain3's defaults, except a slightly lower similarity (log lines of one pattern differ in a few words).
 DRAIN_SETTINGS = {"depth": 4, "sim_th": 0.4, "max_children": 100, "max_clusters": None}
 

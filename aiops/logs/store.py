@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -87,11 +87,19 @@ def _text_row(record: ParsedRecord, template_id: int, attributes_json: dict | No
     )
 
 
-def write_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None:
-    """Store the records (each with its template id) in the caller's transaction."""
+def write_records(
+    records: Sequence[ParsedRecord], template_ids: Sequence[int], each_chunk: Callable[[int, int], None] | None = None
+) -> None:
+    """Store the records (each with its template id) in the caller's transaction.
+
+    `each_chunk(start, end)` is called for each chunk of records once it is on its way to PostgreSQL: work
+    done there (pure Python, no queries: the connection is busy with the COPY) overlaps the server's.
+    """
     if not records:
         return
     if not partitioned():
+        if each_chunk is not None:
+            each_chunk(0, len(records))
         LogRecord.objects.bulk_create(
             [
                 LogRecord(
@@ -113,16 +121,18 @@ def write_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) 
     ensure_partitions(days)
     try:
         with transaction.atomic():
-            _copy_records(records, template_ids)
+            _copy_records(records, template_ids, each_chunk)
     except (DatabaseError, psycopg.Error):
         # A partition this process thought it had was dropped (retention, or a rolled-back transaction
         # created it): make sure and retry once.
         forget_known()
         ensure_partitions(days)
-        _copy_records(records, template_ids)
+        _copy_records(records, template_ids, None)
 
 
-def _copy_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None:
+def _copy_records(
+    records: Sequence[ParsedRecord], template_ids: Sequence[int], each_chunk: Callable[[int, int], None] | None
+) -> None:
     """COPY the records in chunks, so PostgreSQL indexes one chunk while the next is formatted."""
     encoded: dict = {}
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
@@ -130,6 +140,8 @@ def _copy_records(records: Sequence[ParsedRecord], template_ids: Sequence[int]) 
             end = start + COPY_CHUNK
             chunk = zip(records[start:end], template_ids[start:end], strict=True)
             copy.write("".join([_text_row(r, t, encoded) for r, t in chunk]))
+            if each_chunk is not None:
+                each_chunk(start, min(end, len(records)))
 
 
 def copy_text(data: str) -> None:

@@ -62,6 +62,8 @@ class Integration(models.Model):
         return bool(self.internal_source)
 
     def ingest_path(self) -> str:
+        if self.kind == self.Kind.LOGS:  # log senders authenticate by token alone (aiops.api.logs)
+            return reverse("api:aiops:otlp-logs")
         return reverse("api:aiops:ingest", args=[self.pk])
 
 

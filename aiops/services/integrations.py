@@ -149,6 +149,8 @@ def send_test_alert(*, integration: Integration, actor: Actor, source_url: str =
         raise NotAllowed(
             f"the {integration.internal_source} app raises these alerts itself; there is no sender to test."
         )
+    if integration.kind == Integration.Kind.LOGS:
+        raise NotAllowed("a logs integration receives log records, not alerts; send a log line instead.")
     if not integration.enabled:
         raise Conflict("the integration is disabled and refuses deliveries; enable it first.", code="disabled")
     test_id = uuid.uuid4().hex[:12]

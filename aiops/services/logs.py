@@ -112,8 +112,9 @@ def ingest_logs(*, integration: Integration, batch: Batch) -> LogIngestResult:
                 template_ids[index] = template_id
             infos.update(mined.templates)
             created |= mined.created
-        store.write_records(records, template_ids)
-        _count(records, template_ids)
+        counts = _BatchCounts(records, template_ids)
+        store.write_records(records, template_ids, each_chunk=counts.add)
+        counts.save()
         _alert_new_error_templates(records, template_ids, infos)
         if integration.last_delivery_at is None or (now - integration.last_delivery_at).total_seconds() > 10:
             Integration.objects.filter(pk=integration.pk).update(last_delivery_at=now)
@@ -121,21 +122,37 @@ def ingest_logs(*, integration: Integration, batch: Batch) -> LogIngestResult:
     return result
 
 
-def _count(records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None:
+class _BatchCounts:
+    """Each template's records in a batch (count, first/last time, highest severity, per minute), added up
+    chunk by chunk while the chunks' COPY runs (`add`), then written in two statements (`save`)."""
+
+    def __init__(self, records: Sequence[ParsedRecord], template_ids: Sequence[int]) -> None:
+        self.records = records
+        self.template_ids = template_ids
+        self.per: dict[int, _TemplateBatch] = defaultdict(_TemplateBatch)
+
+    def add(self, start: int, end: int) -> None:
+        per = self.per
+        ranks = LOG_SEVERITY_RANK
+        for record, template_id in zip(self.records[start:end], self.template_ids[start:end], strict=True):
+            entry = per[template_id]
+            entry.count += 1
+            at = record.time
+            if entry.first is None or at < entry.first:
+                entry.first = at
+            if entry.last is None or at > entry.last:
+                entry.last = at
+            rank = ranks[record.severity]
+            if rank > entry.rank:
+                entry.rank = rank
+            entry.minutes[at.replace(second=0, microsecond=0)] += 1
+
+    def save(self) -> None:
+        _save_counts(self.per)
+
+
+def _save_counts(per: dict[int, _TemplateBatch]) -> None:
     """Move each template's counters (count, first/last seen, highest severity) and its per-minute buckets."""
-    per: dict[int, _TemplateBatch] = defaultdict(_TemplateBatch)
-    for record, template_id in zip(records, template_ids, strict=True):
-        entry = per[template_id]
-        entry.count += 1
-        at = record.time
-        if entry.first is None or at < entry.first:
-            entry.first = at
-        if entry.last is None or at > entry.last:
-            entry.last = at
-        rank = LOG_SEVERITY_RANK[record.severity]
-        if rank > entry.rank:
-            entry.rank = rank
-        entry.minutes[at.replace(second=0, microsecond=0)] += 1
     ids = sorted(per)
     if connection.vendor == "postgresql":
         # One statement for every template of the batch (ids sorted: one lock order for every process).
@@ -495,23 +512,22 @@ class LogContextItem:
 
 
 def log_context(
-    *, service: str, start: datetime.datetime, before_minutes: int = 30, after_minutes: int = 15
+    *, service: str, since: datetime.datetime, until: datetime.datetime, limit: int = 20
 ) -> list[LogContextItem]:
-    """The service's templates first seen, or bursting, between `before_minutes` before and `after_minutes`
-    after `start` (error-level new patterns first), each with a link to its records around then."""
+    """The service's templates first seen, or starting to burst, in [since, until]: bursts first, then by
+    severity (error patterns before info ones); each with a link to its records from `since` on."""
     if not service:
         return []
-    low, high = start - datetime.timedelta(minutes=before_minutes), start + datetime.timedelta(minutes=after_minutes)
-    since = low.isoformat()
-    items: list[LogContextItem] = []
-    seen: set[int] = set()
-    bursting = LogTemplate.objects.filter(service=service, bursting_since__gte=low, bursting_since__lte=high)
-    new = LogTemplate.objects.filter(service=service, first_seen__gte=low, first_seen__lte=high)
+    when = since.isoformat()
+    bursting = LogTemplate.objects.filter(service=service, bursting_since__gte=since, bursting_since__lte=until)
+    new = LogTemplate.objects.filter(service=service, first_seen__gte=since, first_seen__lte=until)
+    items: dict[int, LogContextItem] = {}
     for reason, queryset in (("burst", bursting.order_by("bursting_since")), ("new", new.order_by("first_seen"))):
-        for template in queryset[:20]:
-            if template.id in seen:
-                continue
-            seen.add(template.id)
-            items.append(LogContextItem(template, reason, records_url(template_id=template.id, since=since)))
-    items.sort(key=lambda item: (item.reason != "burst", -LOG_SEVERITY_RANK.get(item.template.severity, 0)))
-    return items
+        for template in queryset[:limit]:
+            items.setdefault(
+                template.id, LogContextItem(template, reason, records_url(template_id=template.id, since=when))
+            )
+    ordered = sorted(
+        items.values(), key=lambda item: (item.reason != "burst", -LOG_SEVERITY_RANK.get(item.template.severity, 0))
+    )
+    return ordered[:limit]

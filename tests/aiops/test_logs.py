@@ -391,3 +391,54 @@ def test_retention_drops_whole_days(settings):
     names = [name for name, _, _ in store.partition_sizes()]
     assert store.partition_name(old_day) not in names
     assert store.partition_name(now.date()) in names
+
+
+@pytest.mark.django_db
+def test_a_logs_integration_is_created_on_its_page_and_in_the_api(admin_user, admin_api):
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post("/aiops/integrations/", {"name": "app logs", "kind": "logs", "rate_limit_per_minute": 600})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    token = Integration.objects.get(name="app logs")
+    assert "/api/v1/aiops/otlp/v1/logs" in page and "/loki/api/v1/push" in page
+    assert "otlphttp/opsportal" in page and "loki.write" in page and "Send test alert" not in page
+    raw = page.split('id="token-value"')[0].rsplit('value="', 1)[1].split('"', 1)[0]
+    assert post(JSONL, jsonl({"body": "hello from a script"}), raw, "application/x-ndjson").status_code == 202
+    assert LogRecord.objects.get().body == "hello from a script"
+
+    created = admin_api.post("/api/v1/aiops/integrations/", {"name": "more logs", "kind": "logs"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["url"].endswith("/api/v1/aiops/otlp/v1/logs")
+    assert token.kind == "logs"
+
+
+@pytest.mark.django_db
+def test_the_demo_seeds_logs_with_patterns_and_a_burst():
+    from aiops.log_demo import seed_logs
+
+    assert seed_logs(actor=None) is True
+    assert seed_logs(actor=None) is False
+    services_ = set(LogTemplate.objects.values_list("service", flat=True))
+    assert services_ == {"checkout", "payments", "search"}
+    burst = LogTemplate.objects.get(template__contains="card processor timeout")
+    assert burst.severity == "error" and burst.bursting_since is not None
+    assert Alert.objects.filter(labels__alertname="LogErrorBurst", service="payments").exists()
+    assert Alert.objects.filter(labels__alertname="NewErrorLogPattern", service="payments").exists()
+    assert LogRecord.objects.count() > 3000
+
+
+@pytest.mark.django_db
+def test_log_context_lists_new_and_bursting_patterns_of_the_service(logs_integration):
+    _, token = logs_integration
+    old = timezone.now() - datetime.timedelta(hours=3)
+    lines = [{"service": "api", "body": f"request {n} ok", "time": old.isoformat()} for n in range(3)]
+    lines += [{"service": "api", "severity": "error", "body": "db pool exhausted"}, {"service": "web", "body": "hi"}]
+    assert post(JSONL, jsonl(*lines), token, "application/x-ndjson").status_code == 202
+    now = timezone.now()
+    items = log_services.log_context(service="api", since=now - datetime.timedelta(minutes=30), until=now)
+    assert [(item.reason, item.template.template) for item in items] == [("new", "db pool exhausted")]
+    assert f"template={items[0].template.pk}" in items[0].url
+    LogTemplate.objects.filter(template="request <*> ok").update(bursting_since=now - datetime.timedelta(minutes=5))
+    items = log_services.log_context(service="api", since=now - datetime.timedelta(minutes=30), until=now)
+    assert [item.reason for item in items] == ["burst", "new"]

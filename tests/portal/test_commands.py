@@ -17,7 +17,7 @@ def test_seed_demo_is_idempotent(capsys):
     call_command("seed_demo")
     incidents = Incident.objects.count()
     demo_integrations = Integration.objects.filter(name__endswith="(demo)")
-    assert incidents > 20 and Incident.objects.open().exists() and demo_integrations.count() == 4
+    assert incidents > 20 and Incident.objects.open().exists() and demo_integrations.count() == 5
     # The demo's filling disk is forecast full within its horizon: its warning is raised.
     from aiops.models import CapacityForecastResult
 

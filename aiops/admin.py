@@ -202,3 +202,13 @@ class AnomalyAdmin(admin.ModelAdmin):
     list_display = ["monitor", "series", "started_at", "ended_at", "peak_score", "feedback"]
     list_filter = ["feedback"]
     raw_id_fields = ["monitor", "series", "alert", "feedback_by"]
+
+
+from .models import IncidentContext  # noqa: E402  (incident context, issue 13)
+
+
+@admin.register(IncidentContext)
+class IncidentContextAdmin(admin.ModelAdmin):
+    list_display = ["incident", "refreshed_at", "window_start", "window_end"]
+    raw_id_fields = ["incident"]
+    readonly_fields = ["items", "window_start", "window_end", "refreshed_at"]

@@ -89,4 +89,4 @@ def test_search_live_tail_patterns_and_a_record_with_its_neighbours(page):
     expect(page.locator("#record-neighbours")).to_contain_text("order 11 placed")
     assert not page.console_errors, page.console_errors
     assert not page.outside_requests, page.outside_requests
-    assert LogRecord.objects.count() == 17
+    assert LogRecord.objects.count() == 16

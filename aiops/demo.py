@@ -27,6 +27,7 @@ from .forecast_demo import seed_forecasts
 from .log_demo import seed_logs
 from .models import Alert, Check, CheckHourlyStat, Incident, IncidentEvent, Integration, Ping, ScrapeTarget
 from .parsers import parse
+from .runbook_demo import seed_runbooks
 from .services import status_pages
 
 DEMO_STATUS_PAGE = "demo"
@@ -55,6 +56,7 @@ def seed(*, actor: User | None, days: int = 21) -> bool:
     _history(prometheus, days)
     _present(prometheus, actor)
     seed_learned_grouping(actor=actor, integration=prometheus)
+    seed_runbooks(actor=actor)
     return True
 
 

@@ -77,7 +77,7 @@ def test_anonymous_requests_are_refused(client, path):
         if path in PUBLIC:
             assert response.status_code == PUBLIC[path][index], f"{method} {path} answered {response.status_code}"
             continue
-        if path.startswith(("/api/", "/metrics", "/mlflow/")):
+        if path.startswith(("/api/", "/metrics", "/mlflow/", "/loki/")):  # token-authenticated APIs
             assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
         else:
             assert response.status_code in (301, 302), f"{method} {path} answered {response.status_code}"

@@ -74,6 +74,11 @@ def test_panel_shows_the_down_check_the_anomaly_and_the_promotion_each_linking_t
     promotion = panel.get_by_role("link", name="Model churn v2: Moved to Production from None.")
     expect(promotion).to_be_visible()
 
+    # A model promoted while the page is open shows once the panel is refreshed.
+    promote(admin, name="fraud")
+    panel.get_by_role("button", name="Refresh").click()
+    expect(panel.get_by_role("link", name="Model fraud v2: Moved to Production from None.")).to_be_visible()
+
     promotion.click()
     expect(page).to_have_url("/mlops/models/churn/versions/2/")
     page.go_back()

@@ -442,3 +442,16 @@ def test_log_context_lists_new_and_bursting_patterns_of_the_service(logs_integra
     LogTemplate.objects.filter(template="request <*> ok").update(bursting_since=now - datetime.timedelta(minutes=5))
     items = log_services.log_context(service="api", since=now - datetime.timedelta(minutes=30), until=now)
     assert [item.reason for item in items] == ["burst", "new"]
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_limit_is_refused_even_once_decompressed(logs_integration, settings):
+    _, token = logs_integration
+    settings.LOGS_MAX_BODY_BYTES = 4096
+    small_but_inflating = gzip.compress(jsonl(*[{"body": "x" * 100}] * 200))
+    assert len(small_but_inflating) < 4096
+    response = post(JSONL, small_but_inflating, token, "application/x-ndjson", Content_Encoding="gzip")
+    assert response.status_code == 413 and "decompressed" in response.json()["detail"]
+    response = post(JSONL, b"{}" * 3000, token, "application/x-ndjson")
+    assert response.status_code == 413
+    assert LogRecord.objects.count() == 0

@@ -1,0 +1,311 @@
+"""Evidently's default method selection, per-column overrides, and the dataset verdict.
+
+Defaults (Evidently's ``get_stattest``), with ``n`` the reference's non-missing rows and ``k`` the
+number of distinct values in reference and current together:
+
+========================  ==================================  =====================================
+column                    n <= 1,000 (p-value < 0.05)          n > 1,000 (distance >= 0.1)
+========================  ==================================  =====================================
+numerical, k > 5          ``ks``                               ``wasserstein`` (normed)
+numerical, 2 < k <= 5     ``chisquare``                        ``jensenshannon``
+numerical, k <= 2         ``z``                                ``jensenshannon``
+categorical, k > 2        ``chisquare``                        ``jensenshannon``
+categorical/boolean k<=2  ``z``                                ``jensenshannon``
+========================  ==================================  =====================================
+
+The dataset drifts when at least ``drift_share`` (0.5) of the compared columns drift. Every column's
+method and threshold can be set (`ColumnOptions`); a method for all columns and a threshold for all
+columns can be set too (``DriftOptions.method`` / ``.threshold``), a column's own setting winning.
+
+Usage::
+
+    from mlops.drift import compare, read_table
+
+    report = compare(read_table("ref.csv"), read_table("cur.csv"))
+    report.dataset_drift, report.to_dict()["columns"]
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .io import DriftInputError
+from .methods import METHODS, Method, get_method
+from .schema import DRIFT_TYPES, ColumnSchema, apply_overrides, infer_schema, numerical_values
+
+SMALL_REFERENCE = 1000
+DRIFT_SHARE = 0.5
+
+
+class EmptyColumnError(ValueError):
+    """A column with no non-missing value on one side: listed as skipped, not compared."""
+
+
+@dataclass(frozen=True)
+class ColumnOptions:
+    """A column's chosen method (a name from methods.METHODS) and threshold; None keeps the default."""
+
+    method: str | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class DriftOptions:
+    """Settings of a comparison: per-column options, options for every column, the dataset drift share."""
+
+    columns: dict[str, ColumnOptions] = field(default_factory=dict)
+    method: str | None = None
+    threshold: float | None = None
+    drift_share: float = DRIFT_SHARE
+
+    def for_column(self, name: str) -> ColumnOptions:
+        own = self.columns.get(name, ColumnOptions())
+        return ColumnOptions(own.method or self.method, own.threshold if own.threshold is not None else self.threshold)
+
+
+@dataclass
+class ColumnDrift:
+    """One column's drift: type, method, statistic, p-value (tests) or None (distances), threshold, verdict."""
+
+    column: str
+    type: str
+    method: str
+    statistic: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    reference_count: int
+    current_count: int
+    reference_missing: int
+    current_missing: int
+    role: str = "feature"
+
+    def to_dict(self) -> dict:
+        return {
+            "column": self.column,
+            "type": self.type,
+            "role": self.role,
+            "method": self.method,
+            "statistic": _finite(self.statistic),
+            "p_value": _finite(self.p_value),
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "reference_count": self.reference_count,
+            "current_count": self.current_count,
+            "reference_missing": self.reference_missing,
+            "current_missing": self.current_missing,
+        }
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no inf/NaN: an infinite statistic is written as a very large number, NaN as null."""
+    if value is None or np.isnan(value):
+        return None
+    if np.isinf(value):
+        return float(np.sign(value) * 1e308)
+    return value
+
+
+@dataclass
+class DriftReport:
+    """The result of a comparison: every compared column, the skipped ones and why, the dataset verdict."""
+
+    columns: list[ColumnDrift]
+    skipped: dict[str, str]
+    drift_share_threshold: float
+    schema: dict[str, ColumnSchema]
+    reference_rows: int
+    current_rows: int
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def drift_share(self) -> float:
+        return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.columns) and self.drift_share >= self.drift_share_threshold
+
+    def to_dict(self) -> dict:
+        """The document of the `drift_report` command (docs: CONTRACT "Drift and monitoring")."""
+        return {
+            "dataset_drift": self.dataset_drift,
+            "drift_share": self.drift_share,
+            "drift_share_threshold": self.drift_share_threshold,
+            "number_of_columns": len(self.columns),
+            "number_of_drifted_columns": len(self.drifted_columns),
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "columns": [c.to_dict() for c in self.columns],
+            "skipped": [{"column": name, "reason": why} for name, why in self.skipped.items()],
+        }
+
+
+def default_method(column_type: str, reference_count: int, distinct: int) -> Method:
+    """Evidently's choice for a column (the table in the module docstring)."""
+    small = reference_count <= SMALL_REFERENCE
+    if column_type == "numerical":
+        if small:
+            return METHODS["ks" if distinct > 5 else "chisquare" if distinct > 2 else "z"]
+        return METHODS["wasserstein" if distinct > 5 else "jensenshannon"]
+    if small:
+        return METHODS["chisquare" if distinct > 2 else "z"]
+    return METHODS["jensenshannon"]
+
+
+def encode_categories(reference: pa.ChunkedArray, current: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, list]:
+    """Codes of both columns over one dictionary (missing: -1) and the dictionary's values."""
+    both = pa.chunked_array(
+        [chunk.cast(pa.string()) for chunk in reference.chunks + current.chunks] or [pa.array([], pa.string())],
+        type=pa.string(),
+    )
+    encoded = pc.dictionary_encode(both).combine_chunks()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return codes[: len(reference)], codes[len(reference) :], encoded.dictionary.to_pylist()
+
+
+def column_values(
+    column_type: str, reference: pa.ChunkedArray, current: pa.ChunkedArray
+) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
+    """Non-missing values of both sides as numpy arrays, missing counts, and whether they are numbers.
+
+    Numerical: float64 (values that are not numbers count as missing; quality.py reports them).
+    Categorical and boolean: int codes over the categories of both sides.
+    """
+    if column_type == "numerical":
+        ref, _ = numerical_values(reference)
+        cur, _ = numerical_values(current)
+        ref_ok, cur_ok = ~np.isnan(ref), ~np.isnan(cur)
+        return ref[ref_ok], cur[cur_ok], len(ref) - int(ref_ok.sum()), len(cur) - int(cur_ok.sum()), True
+    ref_codes, cur_codes, _ = encode_categories(reference, current)
+    ref_codes, cur_codes = ref_codes[ref_codes >= 0], cur_codes[cur_codes >= 0]
+    return ref_codes, cur_codes, len(reference) - len(ref_codes), len(current) - len(cur_codes), False
+
+
+def _distinct(reference: np.ndarray, current: np.ndarray, numerical: bool, cap: int = 6) -> int:
+    """Distinct values of both sides, counted up to `cap` only (enough for the selection)."""
+    if not numerical:
+        return len(np.unique(np.concatenate([reference, current])))
+    seen: set = set()
+    for values in (reference, current):
+        head = values[:10_000]
+        seen.update(np.unique(head)[:cap].tolist())
+        if len(seen) >= cap:
+            return len(seen)
+        if len(values) > len(head):
+            seen.update(np.unique(values)[:cap].tolist())
+            if len(seen) >= cap:
+                return len(seen)
+    return len(seen)
+
+
+def compare_column(
+    schema: ColumnSchema, reference: pa.ChunkedArray, current: pa.ChunkedArray, options: ColumnOptions
+) -> ColumnDrift:
+    """One column's drift with its default or chosen method; ValueError if the method does not fit the column."""
+    ref, cur, ref_missing, cur_missing, numerical = column_values(schema.type, reference, current)
+    if len(ref) == 0 or len(cur) == 0:
+        side = "reference" if len(ref) == 0 else "current"
+        raise EmptyColumnError(f"column {schema.name!r}: no non-missing values in the {side} data")
+    distinct = _distinct(ref, cur, numerical)
+    if options.method:
+        method = get_method(options.method)
+        kind = schema.type if numerical else "categorical"
+        if kind not in method.kinds:
+            raise ValueError(
+                f"column {schema.name!r} ({schema.type}): method {method.name!r} "
+                f"takes {', '.join(sorted(method.kinds))} columns"
+            )
+    else:
+        method = default_method(schema.type, len(ref), distinct)
+    # Numbers with few distinct values are compared as categories (Evidently does the same).
+    as_numbers = numerical and "numerical" in method.kinds and method.name not in {"chisquare", "chisquare_gof", "z"}
+    if numerical and not as_numbers:
+        ref, cur = _as_codes(ref, cur)
+    result = method(ref, cur, options.threshold, numerical=as_numbers)
+    return ColumnDrift(
+        column=schema.name,
+        type=schema.type,
+        method=method.name,
+        statistic=result.statistic,
+        p_value=result.p_value,
+        threshold=result.threshold,
+        drifted=result.drifted,
+        reference_count=len(ref),
+        current_count=len(cur),
+        reference_missing=ref_missing,
+        current_missing=cur_missing,
+        role=schema.role,
+    )
+
+
+def _as_codes(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _values, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
+    return codes[: len(reference)], codes[len(reference) :]
+
+
+def compare(
+    reference: pa.Table,
+    current: pa.Table,
+    *,
+    column_types: dict[str, str] | None = None,
+    options: DriftOptions | None = None,
+    schema: dict[str, ColumnSchema] | None = None,
+) -> DriftReport:
+    """Drift of every numerical, categorical and boolean column of `current` against `reference`.
+
+    The schema is inferred from the reference unless given; `column_types` overrides types. Raises
+    DriftInputError for columns missing on one side, ValueError for a bad override or method.
+    """
+    options = options or DriftOptions()
+    missing = [c for c in reference.column_names if c not in current.column_names]
+    extra = [c for c in current.column_names if c not in reference.column_names]
+    if missing or extra:
+        raise DriftInputError(
+            "columns differ: "
+            + "; ".join(
+                part
+                for part in (
+                    f"missing from the current data: {', '.join(missing)}" if missing else "",
+                    f"not in the reference data: {', '.join(extra)}" if extra else "",
+                )
+                if part
+            )
+        )
+    schema = apply_overrides(schema or infer_schema(reference), column_types or {})
+    unknown = [name for name in options.columns if name not in schema]
+    if unknown:
+        raise ValueError(f"unknown column(s) in the method options: {', '.join(unknown)}")
+    skipped: dict[str, str] = {}
+    names = []
+    for name in reference.column_names:
+        if schema[name].type in DRIFT_TYPES:
+            names.append(name)
+        else:
+            skipped[name] = f"{schema[name].type} column: no drift method"
+
+    def one(name: str) -> ColumnDrift | str:
+        try:
+            return compare_column(schema[name], reference.column(name), current.column(name), options.for_column(name))
+        except EmptyColumnError as error:
+            return str(error)
+
+    # numpy's sorts and pyarrow's kernels release the GIL: columns run side by side on every core.
+    with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1) or 1) as pool:
+        outcomes = list(pool.map(one, names))
+    columns = []
+    for name, outcome in zip(names, outcomes, strict=True):
+        if isinstance(outcome, str):
+            skipped[name] = outcome
+        else:
+            columns.append(outcome)
+    return DriftReport(columns, skipped, options.drift_share, schema, reference.num_rows, current.num_rows)

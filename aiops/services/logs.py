@@ -492,11 +492,12 @@ def _raise_burst(template: LogTemplate, minute: datetime.datetime, count: int, b
 
 
 def maintain_log_storage(now: datetime.datetime | None = None) -> store.Maintenance:
-    """Partitions ahead, days past LOGS_RETENTION_DAYS dropped, and templates unseen for that long deleted."""
-    done = store.maintain(now)
-    cutoff, _ = store.accepted_window(now or timezone.now())
-    LogTemplate.objects.filter(last_seen__lt=cutoff, bursting_since__isnull=True).delete()
-    return done
+    """Partitions ahead, and the days past LOGS_RETENTION_DAYS dropped with their per-minute counts.
+
+    Templates stay (a row each, and the miners' state still holds their clusters): a pattern that comes
+    back after a quiet month keeps its id and is not new.
+    """
+    return store.maintain(now)
 
 
 # --- Incident context ----------------------------------------------------------------------------------------

@@ -34,16 +34,20 @@ import datetime
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from urllib.parse import urlencode
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import Truncator
 
 from opsportal.enqueue import enqueue_on_commit
 from opsportal.portal.changes import changes_between
 
 from ..models import Alert, Anomaly, AnomalyMonitor, Check, CheckOutage, Incident, IncidentContext, Series
+from . import logs as log_services
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +60,13 @@ STALE_AFTER = datetime.timedelta(minutes=1)
 # Open incidents' contexts are refreshed by the periodic task when older than this.
 REFRESH_EVERY = datetime.timedelta(minutes=2)
 MAX_ITEMS_PER_PROVIDER = 20
+# A log record's severity as the panel's badges show it.
+LOG_SEVERITY = {"critical": "critical", "error": "error", "warning": "warning", "info": "info", "debug": "info"}
 
 # The panel's sections, in this order, each shown even when empty ("none found"); an item of another kind
 # gets a section after these, titled after its kind.
 KIND_LABELS = {
+    "log_pattern": "Log patterns",
     "anomaly": "Anomalies",
     "check": "Checks down",
     "change": "Recent changes",
@@ -196,6 +203,29 @@ def checks_down(incident: Incident, start: datetime.datetime, end: datetime.date
     return sorted(items.values(), key=lambda item: (item.title.endswith("was down"), item.at))
 
 
+def log_patterns(incident: Incident, start: datetime.datetime, end: datetime.datetime) -> list[ContextItem]:
+    """The service's log patterns that started bursting, or were first seen, in the window (bursts first),
+    each linking to its records from the window's start (`aiops.services.logs.log_context`)."""
+    items = []
+    since = urlencode({"since": start.isoformat()})
+    for found in log_services.log_context(
+        service=incident.service, since=start, until=end, limit=MAX_ITEMS_PER_PROVIDER
+    ):
+        template, burst = found.template, found.reason == "burst"
+        first_seen = f"first seen {template.first_seen:%Y-%m-%d %H:%M} UTC"
+        items.append(
+            ContextItem(
+                kind="log_pattern",
+                title=f"{'Bursting' if burst else 'New'} log pattern: {Truncator(template.template).chars(200)}",
+                detail=f"{template.severity}, {template.count} record{pluralize(template.count)}, {first_seen}",
+                at=(template.bursting_since if burst else template.first_seen) or template.first_seen,
+                url=f"{template.records_url()}&{since}",
+                severity=LOG_SEVERITY.get(template.severity, "info"),
+            )
+        )
+    return items
+
+
 def changes(incident: Incident, start: datetime.datetime, end: datetime.datetime) -> list[ContextItem]:
     """Changes across the portal in the window, from every app's `recent_changes` hook."""
     return [
@@ -212,6 +242,7 @@ def changes(incident: Incident, start: datetime.datetime, end: datetime.datetime
 
 
 PROVIDERS: list[Provider] = [
+    log_patterns,
     anomalies,
     checks_down,
     changes,

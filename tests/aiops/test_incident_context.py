@@ -9,12 +9,13 @@ import urllib.request
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from aiops import services
 from aiops.metrics import store
-from aiops.models import Anomaly, AnomalyMonitor, Check, CheckOutage, Incident, IncidentContext, Series
+from aiops.models import Anomaly, AnomalyMonitor, Check, CheckOutage, Incident, IncidentContext, LogTemplate, Series
 from aiops.services import incident_context as ctx
 from aiops.tasks import refresh_incident_contexts
 from llmops import services as llm_services
@@ -131,6 +132,26 @@ def test_anomalies_on_the_service_series_in_the_window_but_not_others(operator, 
 def test_an_anomaly_marked_not_interesting_is_left_out(operator, checkout):
     anomaly(operator, feedback=Anomaly.Feedback.NOT_INTERESTING)
     assert items_of(checkout, "anomaly") == []
+
+
+def test_new_and_bursting_log_patterns_of_the_service_link_to_their_records(admin_user, checkout):
+    _, token = factories.integration("logs", "app logs", actor=admin_user)
+    lines = [
+        {"service": "checkout", "severity": "error", "body": "payment gateway timeout after 30s"},
+        {"service": "search", "severity": "error", "body": "index shard 4 missing"},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    answer = Client().post(
+        "/api/v1/aiops/logs/ingest/", body, content_type="application/x-ndjson", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert answer.status_code == 202, answer.content
+    [item] = items_of(checkout, "log_pattern")
+    template = LogTemplate.objects.get(service="checkout")
+    assert item.title == f"New log pattern: {template.template}" and "payment gateway timeout" in item.title
+    assert item.severity == "error" and item.detail.startswith("error, 1 record, first seen")
+    assert item.url.startswith(f"/aiops/logs/?template={template.pk}&since=")
+    first_section = ctx.context_sections(ctx.refresh_incident_context(incident=checkout))[0]
+    assert first_section[:2] == ("log_pattern", "Log patterns") and first_section[2] == [item]
 
 
 def test_changes_across_the_portal_each_app_its_own_with_links(admin_user, checkout):

@@ -12,20 +12,7 @@ found in the window [start, end] (see `context_window`). It queries only what it
 returns at most `MAX_ITEMS_PER_PROVIDER` items, the most relevant first. To add a kind of context,
 write such a function in its own module and add it to `PROVIDERS` (one line), and its section title
 to `KIND_LABELS` (one line; where it goes there is where the section shows). A provider that raises
-is logged and left out, the others still show. For example::
-
-    def log_patterns(incident: Incident, start: datetime, end: datetime) -> list[ContextItem]:
-        return [
-            ContextItem(
-                kind="log_pattern",
-                title=f"New error pattern: {template.text}",
-                detail=f"{template.count} records since {template.first_seen:%H:%M}",
-                at=template.first_seen,
-                url=template.get_absolute_url(),
-                severity="error",
-            )
-            for template in ...
-        ]
+is logged and left out, the others still show. `log_patterns` below is one (over aiops.services.logs).
 """
 
 from __future__ import annotations

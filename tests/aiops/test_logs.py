@@ -455,3 +455,23 @@ def test_a_body_over_the_limit_is_refused_even_once_decompressed(logs_integratio
     response = post(JSONL, b"{}" * 3000, token, "application/x-ndjson")
     assert response.status_code == 413
     assert LogRecord.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_two_processes_give_the_same_template_ids(logs_integration):
+    """Each process has its own miners; a state saved by another process is reloaded before mining more."""
+    _, token = logs_integration
+
+    def send(*bodies: str) -> None:
+        assert post(JSONL, jsonl(*[{"service": "api", "body": b} for b in bodies]), token, "x").status_code == 202
+
+    send("worker 1 started", "queue empty")
+    process_a = dict(mining._miners)
+    mining.forget()  # process B: loads the state from the database
+    send("disk full on volume data", "queue empty")
+    mining._miners.clear()
+    mining._miners.update(process_a)  # back in process A, whose copy is one version behind
+    send("disk full on volume data", "worker 2 started")
+    templates = dict(LogTemplate.objects.values_list("template", "count"))
+    assert templates == {"worker <*> started": 2, "queue empty": 2, "disk full on volume data": 2}
+    assert LogMinerState.objects.get(service="api").clusters == 3

@@ -426,7 +426,7 @@ from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12)
 from .checks import *  # noqa: E402, F403
 from .correlation_learning import *  # noqa: E402, F403  (learned alert correlation, issue 12)
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12)
+from .incident_context import *  # noqa: E402, F403  (troubleshooting context on incidents, issue 13)
 from .logs import *  # noqa: E402, F403  (log records and patterns, issue 13)
 from .metrics import *  # noqa: E402, F403
-from .incident_context import *  # noqa: E402, F403  (troubleshooting context on incidents, issue 13)
 from .runbooks import *  # noqa: E402, F403  (runbooks, issue 13)

@@ -35,7 +35,7 @@ def sweep_notifications() -> int:
 from .anomalies import *  # noqa: E402, F403  (live anomaly detection, issue 12: aiops.tasks.collect_anomalies)
 from .checks import *  # noqa: E402, F403
 from .forecasts import *  # noqa: E402, F403  (capacity forecasts, issue 12: aiops.tasks.collect_forecast*)
+from .incident_context import *  # noqa: E402, F403  (incident context, issue 13: aiops.tasks.*_incident_contexts)
 from .logs import *  # noqa: E402, F403  (logs, issue 13: aiops.tasks.collect_log_*)
 from .metrics import *  # noqa: E402, F403
-from .incident_context import *  # noqa: E402, F403  (incident context, issue 13: aiops.tasks.*_incident_contexts)
 from .runbooks import *  # noqa: E402, F403  (runbooks, issue 13: aiops.tasks.*runbook*)

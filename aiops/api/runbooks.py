@@ -24,8 +24,8 @@ from ..services import runbooks as services
 
 
 class TriggerSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=services.MODES, default="manual")
-    match = serializers.JSONField(required=False, default=dict)
+    mode = serializers.ChoiceField(choices=services.MODES, required=False)
+    match = serializers.JSONField(required=False)
 
 
 class RunbookSerializer(serializers.ModelSerializer):
@@ -59,9 +59,11 @@ class RunbookSerializer(serializers.ModelSerializer):
         """validated_data as the service's keyword arguments."""
         values = dict(self.validated_data)
         trigger = values.pop("trigger", None)
-        if trigger is not None:
-            values["trigger_mode"] = trigger.get("mode", "manual")
-            values["match"] = trigger.get("match", {})
+        if trigger is not None:  # what the trigger names changes; the rest stays (manual, no match, when new)
+            if "mode" in trigger:
+                values["trigger_mode"] = trigger["mode"]
+            if "match" in trigger:
+                values["match"] = trigger["match"]
         return values
 
 

@@ -406,3 +406,18 @@ def test_step_templates_are_listed_and_valid(viewer_api, admin_api):
     }  # fmt: skip
     body = {"name": "all targets", "steps": [t["step"] for t in templates]}
     assert admin_api.post("/api/v1/aiops/runbooks/", body, format="json").status_code == 201
+
+
+def test_editing_a_runbook_keeps_what_the_request_does_not_name(admin_api, admin_user):
+    trigger = {"mode": "approval", "match": {"service": "api"}}
+    created = make_runbook(
+        admin_api, name="auto", steps=[{"kind": "approval"}], trigger=trigger, secrets={"A": "x1", "B": "y2"}
+    )
+    url = f"/api/v1/aiops/runbooks/{created['id']}/"
+    changed = admin_api.patch(url, {"trigger": {"match": {"service": "web"}}, "secrets": {"B": ""}}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["trigger"] == {"mode": "approval", "match": {"service": "web"}}
+    assert changed.json()["secrets"] == {"A": "set"} and changed.json()["steps"][0]["kind"] == "approval"
+    refused = admin_api.patch(url, {"trigger": {"mode": "run", "match": {}}}, format="json")
+    assert refused.status_code == 400 and "trigger.match" in refused.json()["detail"]
+    assert Runbook.objects.get().match == {"service": "web"}

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run install install-dev migrate test lint format bench bench-env clean
+.PHONY: run install install-dev migrate test lint format bench bench-env bench-evidently-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,14 @@ bench-env: $(BENCH_VENV)/.installed
 $(BENCH_VENV)/.installed: bench/mlflow-server/requirements.txt
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/mlflow-server/requirements.txt
+	touch $@
+
+# Evidently's DataDriftPreset for `python -m bench drift` (benchmark-only: never in requirements*.txt).
+BENCH_EVIDENTLY_VENV := var/bench-evidently-venv
+bench-evidently-env: $(BENCH_EVIDENTLY_VENV)/.installed
+$(BENCH_EVIDENTLY_VENV)/.installed: bench/evidently/requirements.txt
+	test -x $(BENCH_EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_EVIDENTLY_VENV)
+	$(BENCH_EVIDENTLY_VENV)/bin/python -m pip install --quiet -r bench/evidently/requirements.txt
 	touch $@
 
 clean:

@@ -219,8 +219,8 @@ def compare_column(
     distinct = _distinct(ref, cur, numerical)
     if options.method:
         method = get_method(options.method)
-        kind = schema.type if numerical else "categorical"
-        if kind not in method.kinds:
+        # Categorical methods also take numbers (as categories, as Evidently allows); not the other way.
+        if not numerical and schema.type not in method.kinds:
             raise ValueError(
                 f"column {schema.name!r} ({schema.type}): method {method.name!r} "
                 f"takes {', '.join(sorted(method.kinds))} columns"

@@ -163,7 +163,12 @@ class ColumnProfile:
             "maximum": self.maximum,
             "total": self.total,
             "total_squares": self.total_squares,
-            "counts": self.counts.tolist(),
+            # Sketch counts are mostly zeros: stored as the length and the non-zero (index, count) pairs.
+            "counts": {
+                "length": len(self.counts),
+                "index": np.flatnonzero(self.counts).tolist(),
+                "count": self.counts[self.counts != 0].tolist(),
+            },
             "new": self.new,
             "few": None if self.few is None else [[value, n] for value, n in self.few.items()],
             "out_of_range": self.out_of_range,
@@ -181,11 +186,19 @@ class ColumnProfile:
             maximum=data.get("maximum"),
             total=data.get("total", 0.0),
             total_squares=data.get("total_squares", 0.0),
-            counts=np.asarray(data["counts"], dtype=np.int64),
+            counts=_dense(data["counts"]),
             new=dict(data.get("new") or {}),
             few=None if few is None else {float(v): int(n) for v, n in few},
             out_of_range=data.get("out_of_range", 0),
         )
+
+
+def _dense(counts: dict | list) -> np.ndarray:
+    if isinstance(counts, list):
+        return np.asarray(counts, dtype=np.int64)
+    dense = np.zeros(counts["length"], dtype=np.int64)
+    dense[np.asarray(counts["index"], dtype=np.int64)] = counts["count"]
+    return dense
 
 
 @dataclass

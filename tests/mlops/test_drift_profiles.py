@@ -115,7 +115,10 @@ def test_ks_p_value_from_profiles_is_close():
     rows = compare(reference, current).columns[0]
     profiled = window_drift(spec, spec.profile(reference), window(spec, current, 100)).columns[0]
     assert profiled.method == rows.method == "ks"
-    assert profiled.p_value == pytest.approx(rows.p_value, rel=0.25)
+    # The statistic is within a sketch bin's share; the p-value (asymptotic, from that statistic) within ~40 %.
+    assert abs(profiled.statistic - rows.statistic) < 0.004
+    assert abs(np.log(profiled.p_value) - np.log(rows.p_value)) < 0.35
+    assert profiled.drifted == rows.drifted
 
 
 def test_methods_that_need_rows_are_refused(data):

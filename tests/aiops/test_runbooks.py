@@ -421,3 +421,23 @@ def test_editing_a_runbook_keeps_what_the_request_does_not_name(admin_api, admin
     refused = admin_api.patch(url, {"trigger": {"mode": "run", "match": {}}}, format="json")
     assert refused.status_code == 400 and "trigger.match" in refused.json()["detail"]
     assert Runbook.objects.get().match == {"service": "web"}
+
+
+def test_wait_until_a_series_is_back_in_range(incident, admin_user):
+    from aiops.metrics import partitions, store
+
+    store.CACHE.clear()
+    partitions.forget_known()
+    key = store.series_key("http_error_ratio", {"service": "checkout"})
+    now = time.time()
+    store.write_samples([(key, now - 30, 0.4), (key, now - 15, 0.3)])
+    steps = [{"kind": "wait", "until": "series_in_range", "query": 'http_error_ratio{service="checkout"}',
+              "max": 0.05, "timeout_seconds": 120, "interval_seconds": 5}]  # fmt: skip
+    runbook = new_runbook(actor=admin_user, name="r", steps=steps)
+    run = drive(runbook_services.start_run(runbook=runbook, incident=incident, mode="run", actor=admin_user))
+    step = RunbookStepRun.objects.get(run=run, position=0)
+    assert run.status == "running" and step.detail.endswith('http_error_ratio{service="checkout"} = 0.3')
+    store.write_samples([(key, time.time(), 0.01)])
+    RunbookStepRun.objects.filter(pk=step.pk).update(due_at=timezone.now())
+    assert drive(run).status == "succeeded"
+    assert "= 0.01 after" in RunbookStepRun.objects.get(pk=step.pk).detail

@@ -212,3 +212,35 @@ class IncidentContextAdmin(admin.ModelAdmin):
     list_display = ["incident", "refreshed_at", "window_start", "window_end"]
     raw_id_fields = ["incident"]
     readonly_fields = ["items", "window_start", "window_end", "refreshed_at"]
+
+
+# Logs (issue 13): records (a partitioned table: no full count in the admin), templates and their counts,
+# the miners' persisted state. Runbooks: definitions, the kill switch, runs, steps and their calls.
+from .models import (  # noqa: E402
+    LogMinerState,
+    LogRecord,
+    LogTemplate,
+    LogTemplateBucket,
+    Runbook,
+    RunbookCall,
+    RunbookRun,
+    RunbookStepRun,
+    RunbookSwitch,
+)
+
+
+@admin.register(LogRecord)
+class LogRecordAdmin(admin.ModelAdmin):
+    list_display = ["time", "service", "severity", "template_id"]
+    show_full_result_count = False
+    readonly_fields = [field.name for field in LogRecord._meta.fields]
+
+
+@admin.register(Runbook)
+class RunbookAdmin(admin.ModelAdmin):
+    list_display = ["name", "trigger_mode", "enabled"]
+    exclude = ["secrets_encrypted"]
+
+
+for _model in (LogTemplate, LogTemplateBucket, LogMinerState, RunbookSwitch, RunbookRun, RunbookStepRun, RunbookCall):
+    admin.site.register(_model)

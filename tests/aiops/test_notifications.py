@@ -136,10 +136,12 @@ def test_opened_incident_is_posted_signed_to_the_webhook(
         incident = open_incident(alertmanager)
     notification = Notification.objects.get(incident=incident)
     assert (notification.event, notification.status, notification.attempts) == ("opened", "pending", 0)
-    # the ingest enqueued correlation, correlation enqueued the send, both after commit ...
+    # the ingest enqueued correlation, correlation enqueued the send (and the incident's troubleshooting
+    # context), all after commit ...
     assert enqueued(callbacks) == [
         ("aiops.tasks.process_alerts", ()),
         ("aiops.tasks.send_notification", (notification.pk,)),
+        ("aiops.tasks.assemble_incident_contexts", ([incident.pk],)),
     ]
     assert receiver.requests == []  # ... and nothing is sent inside the transaction
 

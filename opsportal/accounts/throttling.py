@@ -13,10 +13,10 @@ tools that clear a client's history keep working.
 Each worker process sends the script on a connection of its own (`WindowCounter`) and, while the
 client is far from its limit, does not wait for the reply: the next request on that process reads
 it (by then it has long arrived) and so learns the client's count. Within `sync_margin(limit)` of
-the limit, and whenever the count is unknown, the request waits for its reply, so limits up to
-`SYNC_MARGIN` are exact and larger ones are exact too unless other workers served more than the
-margin of the client's requests since this worker last heard its count (then at most one request
-per worker beyond the limit). A reply that never comes (the connection broke) is counted again
+the limit, and whenever the count is unknown or was heard more than `FRESH_SECONDS` ago, the
+request waits for its reply, so limits up to `SYNC_MARGIN` are exact and larger ones are exact too
+unless other workers served more than the margin of the client's requests within `FRESH_SECONDS`
+(then at most one request per worker beyond the limit). A reply that never comes (the connection broke) is counted again
 through the cache's pool. When Redis cannot be reached at all, requests are let through and a
 warning logged: rate limits protect capacity, and a cache outage should not become an API outage.
 """
@@ -108,6 +108,9 @@ def _window_script(backend: RedisCache):
 SYNC_MARGIN = 100
 # Clients whose last count each process remembers.
 KNOWN_COUNTS = 10_000
+# A count this process heard longer ago than this is not relied on: the client's requests that other
+# workers served since are unknown here, so the request waits for its count.
+FRESH_SECONDS = 0.25
 _WINDOW_SHA = sha1(WINDOW_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
 
@@ -119,6 +122,7 @@ def sync_margin(limit: int) -> int:
 class _Known:
     count: int
     at: float  # the request time the count was taken at (the window's clock)
+    heard: float  # when Redis last told this process the count (monotonic)
 
 
 class WindowCounter(ProcessConnection):
@@ -172,7 +176,12 @@ class WindowCounter(ProcessConnection):
                     self._pending.popleft()
                 now, limit = args[0], args[2]
                 known = self._known.get(key)
-                if known is not None and now >= known.at and known.count < limit - sync_margin(limit):
+                if (
+                    known is not None
+                    and now >= known.at
+                    and known.count < limit - sync_margin(limit)
+                    and time.monotonic() - known.heard < FRESH_SECONDS
+                ):
                     self._unsent.append((key, args))
                     known.count, known.at = known.count + 1, now
                     return 1, known.count, ""
@@ -225,7 +234,7 @@ class WindowCounter(ProcessConnection):
             return result
 
     def _learn(self, key: str, args: list, result: list) -> None:
-        self._known[key] = _Known(count=int(result[1]), at=args[0])
+        self._known[key] = _Known(count=int(result[1]), at=args[0], heard=time.monotonic())
         self._known.move_to_end(key)
         if len(self._known) > KNOWN_COUNTS:
             self._known.popitem(last=False)

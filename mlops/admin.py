@@ -6,11 +6,19 @@ from django.contrib import admin
 from .models import (
     ApprovalRequest,
     Artifact,
+    Breach,
     ModelAlias,
     ModelVersion,
     ModelVersionTag,
+    Monitor,
+    MonitorCheck,
+    MonitoringBatch,
+    PredictionRecord,
+    ReferenceDataset,
     RegisteredModel,
     RegisteredModelTag,
+    RetrainingCall,
+    RetrainingHook,
     VersionEvent,
     Webhook,
     WebhookDelivery,
@@ -91,3 +99,60 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = ["id", "webhook", "event", "status", "attempts", "response_code", "created_at"]
     list_filter = ["status", "event"]
     raw_id_fields = ["webhook"]
+
+
+@admin.register(Monitor)
+class MonitorAdmin(admin.ModelAdmin):
+    list_display = ["model", "name", "follow_alias", "follow_stage", "task", "enabled", "last_evaluated_at"]
+    list_filter = ["enabled", "task"]
+    search_fields = ["model__name", "name"]
+    raw_id_fields = ["model", "reference", "created_by"]
+
+
+@admin.register(ReferenceDataset)
+class ReferenceDatasetAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "name", "source", "rows", "size", "created_at"]
+    list_filter = ["source"]
+    raw_id_fields = ["monitor", "version", "created_by"]
+
+
+@admin.register(MonitoringBatch)
+class MonitoringBatchAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "version", "source", "rows", "start", "end", "dataset_drift", "drift_share"]
+    list_filter = ["source", "dataset_drift"]
+    raw_id_fields = ["monitor", "version", "reference", "created_by"]
+
+
+@admin.register(PredictionRecord)
+class PredictionRecordAdmin(admin.ModelAdmin):
+    list_display = ["model", "version", "prediction_id", "timestamp", "labelled_at"]
+    search_fields = ["prediction_id"]
+    raw_id_fields = ["model", "version"]
+
+
+@admin.register(MonitorCheck)
+class MonitorCheckAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "name", "kind", "scope", "state", "last_value", "last_evaluated_at"]
+    list_filter = ["kind", "scope", "state", "enabled"]
+    raw_id_fields = ["monitor", "retraining"]
+
+
+@admin.register(Breach)
+class BreachAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "monitor_check", "version", "value", "opened_at", "resolved_at"]
+    raw_id_fields = ["monitor", "monitor_check", "version", "batch", "retrained_version"]
+
+
+@admin.register(RetrainingHook)
+class RetrainingHookAdmin(admin.ModelAdmin):
+    list_display = ["model", "name", "kind", "url", "enabled"]
+    list_filter = ["kind", "enabled"]
+    raw_id_fields = ["model"]
+    exclude = ["secret_encrypted", "token_encrypted"]
+
+
+@admin.register(RetrainingCall)
+class RetrainingCallAdmin(admin.ModelAdmin):
+    list_display = ["hook", "event", "status", "attempts", "response_code", "created_at", "sent_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["hook", "breach"]

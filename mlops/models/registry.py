@@ -197,6 +197,9 @@ class ApprovalRequest(models.Model):
     archive_existing = models.BooleanField(default=True)
     rollback = models.BooleanField(default=False)
     reason = models.TextField(blank=True)
+    # A rollback the portal proposed (a newly promoted version doing worse): the metrics of both versions on
+    # the same window, the window and the monitor, shown to the approver.
+    evidence = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,0 +1,34 @@
+"""The models of LLMOps: providers, prompts, datasets and evaluation runs (`evaluation`); production traces
+and what watches them live beside it in their own modules."""
+
+from .evaluation import (
+    Dataset,
+    DatasetItem,
+    EvalRun,
+    LabelMove,
+    LLMModel,
+    PriceEntry,
+    Prompt,
+    PromptLabel,
+    PromptVersion,
+    Provider,
+    RunColumn,
+    RunItem,
+    RunResult,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetItem",
+    "EvalRun",
+    "LLMModel",
+    "LabelMove",
+    "PriceEntry",
+    "Prompt",
+    "PromptLabel",
+    "PromptVersion",
+    "Provider",
+    "RunColumn",
+    "RunItem",
+    "RunResult",
+]

@@ -253,6 +253,10 @@ class VersionEvent(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
+        # Monitoring (issue 14): a check breached or recovered, a retraining webhook called or answered.
+        BREACH_OPENED = "breach_opened"
+        BREACH_RESOLVED = "breach_resolved"
+        RETRAINING = "retraining"
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="events")
     version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="events")

@@ -103,3 +103,38 @@ class RunResultAdmin(admin.ModelAdmin):
     list_display = ["id", "run", "item", "column", "passed", "score", "latency_ms", "cost", "error"]
     list_filter = ["passed"]
     raw_id_fields = ["run", "item", "column"]
+
+
+# Production traces (llmops/models/traces.py): spans are read only (written by the OTLP ingest); the span
+# list shows no full count (a partitioned table of millions of rows).
+from .models import EndUser, Session, Span, Trace  # noqa: E402
+
+
+@admin.register(Trace)
+class TraceAdmin(admin.ModelAdmin):
+    list_display = ["trace_id", "name", "service", "start_time", "spans", "model", "cost", "errors"]
+    list_filter = ["service"]
+    search_fields = ["trace_id"]
+    raw_id_fields = ["session", "end_user", "prompt_version"]
+    show_full_result_count = False
+
+
+@admin.register(Span)
+class SpanAdmin(admin.ModelAdmin):
+    list_display = ["start_time", "trace_id", "span_id", "name", "service", "model", "status"]
+    search_fields = ["trace_id"]
+    show_full_result_count = False
+    readonly_fields = [field.name for field in Span._meta.fields]
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ["key", "service", "end_user", "last_seen", "generations", "cost"]
+    search_fields = ["key"]
+    raw_id_fields = ["end_user"]
+
+
+@admin.register(EndUser)
+class EndUserAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "last_seen", "generations", "cost"]
+    search_fields = ["external_id"]

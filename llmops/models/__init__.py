@@ -16,10 +16,12 @@ from .evaluation import (
     RunItem,
     RunResult,
 )
+from .traces import EndUser, Session, Span, Trace
 
 __all__ = [
     "Dataset",
     "DatasetItem",
+    "EndUser",
     "EvalRun",
     "LLMModel",
     "LabelMove",
@@ -31,4 +33,7 @@ __all__ = [
     "RunColumn",
     "RunItem",
     "RunResult",
+    "Session",
+    "Span",
+    "Trace",
 ]

@@ -68,6 +68,22 @@ BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 100},
     },
+    # Monitoring (issue 14): window checks of due monitors, batches whose evaluation was lost, retraining calls.
+    "mlops.evaluate-monitors": {
+        "task": "mlops.tasks.evaluate_monitors",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "mlops.sweep-monitor-batches": {
+        "task": "mlops.tasks.sweep_monitor_batches",
+        "schedule": 120.0,
+        "options": {"expires": 100},
+    },
+    "mlops.sweep-retraining-calls": {
+        "task": "mlops.tasks.sweep_retraining_calls",
+        "schedule": 120.0,
+        "options": {"expires": 100},
+    },
     "llmops.resume-stalled-runs": {
         "task": "llmops.tasks.resume_stalled_runs",
         "schedule": 30.0,

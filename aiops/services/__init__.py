@@ -13,7 +13,9 @@ Import from here, not from the submodules.
 """
 
 from .actor import Actor
+from .alert_links import RaisedAlertLink, raised_alert_links
 from .alerts import RaisedAlert, raise_alert
+from .app_notes import note_on_alert_incident
 from .channels import create_channel_with_route, delete_channel, delete_route, save_channel, save_route
 from .check_runs import claim_due_checks, evaluate_heartbeats, record_ping, run_due_checks, store_outcomes
 from .checks import (
@@ -93,6 +95,7 @@ __all__ = [
     "IngestResult",
     "LatencyPoint",
     "RaisedAlert",
+    "RaisedAlertLink",
     "SentTestAlert",
     "Uptime",
     "accept_merge_suggestion",
@@ -125,12 +128,14 @@ __all__ = [
     "learn_cofirings",
     "matching_silence",
     "merge_incidents",
+    "note_on_alert_incident",
     "overview",
     "pending_suggestions",
     "ping_url",
     "process_pending_alerts",
     "prune_check_history",
     "raise_alert",
+    "raised_alert_links",
     "record_deliveries",
     "record_ping",
     "reject_merge_suggestion",

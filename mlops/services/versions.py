@@ -16,6 +16,7 @@ from .artifacts import delete_file_on_commit
 from .errors import InvalidValue, NotFound
 from .history import Actor, actor_user, record_event, touch
 from .registered_models import get_model
+from .retraining import BREACH_TAG, link_retrained_version
 from .validation import clean_version_fields, validate_name, validate_tag
 
 
@@ -88,8 +89,11 @@ def create_version(
         )
         if created is None:
             raise NotFound(f"Registered Model with name={name} not found")
-        return created
-    return _create_version_in_steps(name, version, checked_tags, actor, message_parts, data)
+    else:
+        created = _create_version_in_steps(name, version, checked_tags, actor, message_parts, data)
+    if any(key == BREACH_TAG for key, _ in checked_tags):  # registered by a retraining a breach asked for
+        link_retrained_version(version=created, tags=dict(checked_tags))
+    return created
 
 
 @transaction.atomic
@@ -162,6 +166,8 @@ def set_version_tag(*, version: ModelVersion, key: object, value: object, actor:
     key, value = validate_tag(key, value)
     tag, _ = ModelVersionTag.objects.update_or_create(version=version, key=key, defaults={"value": value})
     touch(version.model, version)
+    if key == BREACH_TAG:
+        link_retrained_version(version=version, tags={key: value})
     record_event(
         version.model,
         VersionEvent.Kind.TAG_SET,

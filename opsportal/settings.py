@@ -413,6 +413,14 @@ LLMOPS_LEASE_SECONDS = env_int("LLMOPS_LEASE_SECONDS", 60, 5)
 # Artifact uploads above this size are refused with a 400 that names the limit.
 MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_BYTES", 500 * 1024 * 1024, 1)
 
+# --- MLOps monitoring (docs/mlops.md "Monitoring data") ------------------------------------
+# A reference upload (CSV or Parquet) above this size is refused with 413 naming the limit.
+MLOPS_REFERENCE_MAX_BYTES = env_int("MLOPS_REFERENCE_MAX_BYTES", 1024 * 1024 * 1024, 1024)
+# A production batch (JSON rows, CSV or Parquet body) above this size is refused with 413 naming the limit.
+MLOPS_BATCH_MAX_BYTES = env_int("MLOPS_BATCH_MAX_BYTES", 256 * 1024 * 1024, 1024)
+# A batch's rows are kept as Parquet for its report up to this size; above it only its profile is kept.
+MLOPS_BATCH_KEEP_BYTES = env_int("MLOPS_BATCH_KEEP_BYTES", 64 * 1024 * 1024, 0)
+
 # --- AIOps uptime checks (docs/aiops.md "Checks") ------------------------------------------
 # Check results and pings older than this are deleted (aiops.prune-check-history); uptime is read from
 # hourly counts, kept longer (status pages show 90 days).

@@ -41,6 +41,8 @@ class Monitor(models.Model):
     timestamp_column = models.CharField(max_length=200, default="timestamp")
     prediction_column = models.CharField(max_length=200, default="prediction")
     target_column = models.CharField(max_length=200, default="target")
+    # Binary classification: the column holding the positive class's probability (ROC AUC, log loss).
+    score_column = models.CharField(max_length=200, blank=True)
     # {column: {"type": ..., "role": ...}}: inferred from the reference, editable.
     schema = models.JSONField(default=dict, blank=True)
     # Drift settings: {"columns": {column: {"method": ..., "threshold": ...}}, "method", "threshold", "drift_share"}.
@@ -212,6 +214,8 @@ class PredictionRecord(models.Model):
         constraints = [models.UniqueConstraint(fields=["model", "prediction_id"], name="prediction_record_id_unique")]
         indexes = [
             models.Index(fields=["model", "version", "timestamp"], name="prediction_model_time_idx"),
+            models.Index(fields=["model", "timestamp"], name="prediction_window_idx"),
+            models.Index(fields=["model", "received_at"], name="prediction_received_idx"),
             models.Index(
                 fields=["model", "labelled_at"], condition=Q(labelled_at__isnull=False), name="prediction_labelled_idx"
             ),

@@ -11,8 +11,11 @@ card). Refusals are `opsportal.errors` classes under the registry's names (`erro
 
 from .approvals import approve, cancel_request, reject, request_promotion, rollback, rollback_candidates
 from .artifacts import ARTIFACT_PATH_RE, upload_artifact
+from .batches import PayloadTooLarge, record_batch, table_from_rows, table_from_upload
 from .errors import AlreadyExists, ApprovalNeeded, InvalidValue, NotAllowed, NotFound, RegistryError
 from .history import Actor
+from .monitors import create_monitor, delete_monitor, update_monitor
+from .references import reference_from_artifact, update_schema, upload_reference
 from .registered_models import (
     create_model,
     delete_model,
@@ -61,17 +64,20 @@ __all__ = [
     "InvalidValue",
     "NotAllowed",
     "NotFound",
+    "PayloadTooLarge",
     "RegistryError",
     "TransitionResult",
     "WebhookInvalid",
     "approve",
     "cancel_request",
     "create_model",
+    "create_monitor",
     "create_version",
     "create_webhook",
     "delete_alias",
     "delete_model",
     "delete_model_tag",
+    "delete_monitor",
     "delete_version",
     "delete_version_tag",
     "delete_webhook",
@@ -82,6 +88,8 @@ __all__ = [
     "needs_approval",
     "overview",
     "recent_transitions",
+    "record_batch",
+    "reference_from_artifact",
     "registry_counts",
     "reject",
     "rename_model",
@@ -91,11 +99,16 @@ __all__ = [
     "set_alias",
     "set_model_tag",
     "set_version_tag",
+    "table_from_rows",
+    "table_from_upload",
     "transition_stage",
     "update_model",
+    "update_monitor",
+    "update_schema",
     "update_version",
     "update_webhook",
     "upload_artifact",
+    "upload_reference",
     "validate_alias",
     "validate_name",
     "validate_tag",

@@ -9,20 +9,33 @@ import datetime
 import json
 import re
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from opsportal.otlp import (
+    PayloadError,
+    any_value_json,
+    any_value_pb,
+    attr_text,
+    hex_id,
+    json_list,
+    json_string,
+    kv_json,
+    parse_json,
+    uint,
+)
+from opsportal.otlp import (
+    decompress as decompress,  # the log endpoints read it from here
+)
+
 UTC = datetime.UTC
 SERVICE_MAX_LENGTH = 200
 UNKNOWN_SERVICE = "unknown_service"
-HEX = re.compile(r"[0-9a-fA-F]*")
 # Loki stream labels that name the service, in this order (CONTRACT.md).
 LOKI_SERVICE_LABELS = ("service", "service_name", "job")
 LEVEL_LABELS = ("level", "severity", "detected_level", "lvl", "loglevel")
@@ -35,14 +48,9 @@ SEVERITY_WORDS = {
 }  # fmt: skip
 
 
-class LogPayloadError(ValueError):
-    """A push that cannot be stored: `record` is the index of the offending record (None: the batch)."""
-
-    def __init__(self, field: str, message: str, record: int | None = None) -> None:
-        self.field = field
-        self.record = record
-        where = f"record {record}: " if record is not None else ""
-        super().__init__(f"{where}{field}: {message}")
+# Raised for a push that cannot be stored (the portal's OTLP receivers share it): `record` is the index of
+# the offending record (None: the batch).
+LogPayloadError = PayloadError
 
 
 class ParsedRecord(NamedTuple):
@@ -88,38 +96,6 @@ def severity_from_otlp(number: int, text: str) -> str:
     return severity_from_word(text) or "info" if text else "info"
 
 
-def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """The body without its Content-Encoding (gzip, deflate, snappy, zstd or none); over `limit` bytes is an error."""
-    encoding = encoding.strip().lower()
-    try:
-        if encoding in ("", "identity"):
-            data = body
-        elif encoding in ("gzip", "x-gzip"):
-            data = _bounded_gzip(body, limit)
-        elif encoding == "deflate":
-            data = zlib.decompressobj().decompress(body, limit + 1)
-        elif encoding == "snappy":
-            data = bytes(cramjam.snappy.decompress_raw(body))
-        elif encoding == "zstd":
-            data = bytes(cramjam.zstd.decompress(body))
-        else:
-            raise LogPayloadError("Content-Encoding", f"{encoding!r} is not supported (gzip, deflate, snappy, zstd).")
-    except (OSError, EOFError, zlib.error, cramjam.DecompressionError) as exc:
-        raise LogPayloadError("(body)", f"cannot be decompressed as {encoding}: {exc}.") from exc
-    if len(data) > limit:
-        raise LogPayloadError("(body)", f"over the limit of {limit} bytes once decompressed.")
-    return data
-
-
-def _bounded_gzip(body: bytes, limit: int) -> bytes:
-    """gunzip, stopping past `limit` bytes (a small body must not inflate into gigabytes)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    data = inflater.decompress(body, limit + 1)
-    if not inflater.eof and len(data) <= limit:
-        raise EOFError("truncated gzip stream")
-    return data
-
-
 def _service(value: object, record: int, field: str) -> str:
     if not isinstance(value, str):
         raise LogPayloadError(field, "must be a string.", record)
@@ -129,46 +105,11 @@ def _service(value: object, record: int, field: str) -> str:
     return value
 
 
-def _hex_id(value: str, size: int, record: int, field: str) -> str:
-    if not value:
-        return ""
-    if len(value) != size or not HEX.fullmatch(value):
-        raise LogPayloadError(field, f"must be {size} hexadecimal digits, not {value[:40]!r}.", record)
-    value = value.lower()
-    return "" if value.strip("0") == "" else value
-
-
 def _nanos_to_time(nanos: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(nanos / 1e9, UTC)
 
 
 # --- OTLP ----------------------------------------------------------------------------------------------------
-
-
-def _any_value_pb(value: Any) -> object:
-    """An OTLP AnyValue (protobuf) as a Python value."""
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return ""
-    if kind == "string_value":
-        return value.string_value
-    if kind == "array_value":
-        return [_any_value_pb(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {item.key: _any_value_pb(item.value) for item in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return value.bytes_value.hex()
-    return getattr(value, kind)
-
-
-def _attr_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def decode_otlp_protobuf(data: bytes) -> Batch:
@@ -179,7 +120,7 @@ def decode_otlp_protobuf(data: bytes) -> Batch:
     records: list[ParsedRecord] = []
     now_ns = time.time_ns()
     for resource_logs in request.resource_logs:
-        resource = {kv.key: _attr_text(_any_value_pb(kv.value)) for kv in resource_logs.resource.attributes}
+        resource = {kv.key: attr_text(any_value_pb(kv.value)) for kv in resource_logs.resource.attributes}
         index = len(records)
         service = _service(resource.pop("service.name", UNKNOWN_SERVICE), index, "resource.service.name")
         for scope_logs in resource_logs.scope_logs:
@@ -191,9 +132,9 @@ def decode_otlp_protobuf(data: bytes) -> Batch:
                     if value.WhichOneof("value") == "string_value":
                         attributes[kv.key] = value.string_value
                     else:
-                        attributes[kv.key] = _attr_text(_any_value_pb(value))
+                        attributes[kv.key] = attr_text(any_value_pb(value))
                 body = log.body
-                text = body.string_value if body.HasField("string_value") else _attr_text(_any_value_pb(body))
+                text = body.string_value if body.HasField("string_value") else attr_text(any_value_pb(body))
                 trace = log.trace_id.hex() if log.trace_id else ""
                 span = log.span_id.hex() if log.span_id else ""
                 if severity := log.severity_number:
@@ -207,108 +148,47 @@ def decode_otlp_protobuf(data: bytes) -> Batch:
                         level,
                         text,
                         attributes,
-                        _hex_id(trace, 32, index, "traceId"),
-                        _hex_id(span, 16, index, "spanId"),
+                        hex_id(trace, 32, index, "traceId"),
+                        hex_id(span, 16, index, "spanId"),
                     )
                 )
     return Batch(records, protobuf=True)
 
 
-def _any_value_json(value: object, record: int, field: str) -> object:
-    """An OTLP/JSON AnyValue ({"stringValue": ...}, {"intValue": "5"}, ...) as a Python value."""
-    if not isinstance(value, Mapping):
-        raise LogPayloadError(field, 'must be an AnyValue object such as {"stringValue": "..."}.', record)
-    if not value:
-        return ""
-    if "stringValue" in value:
-        return str(value["stringValue"])
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "intValue" in value:
-        try:
-            return int(value["intValue"])
-        except (TypeError, ValueError):
-            raise LogPayloadError(f"{field}.intValue", "must be an integer.", record) from None
-    if "doubleValue" in value:
-        try:
-            return float(value["doubleValue"])
-        except (TypeError, ValueError):
-            raise LogPayloadError(f"{field}.doubleValue", "must be a number.", record) from None
-    if "arrayValue" in value:
-        items = (value["arrayValue"] or {}).get("values") or []
-        return [_any_value_json(item, record, f"{field}.arrayValue") for item in items]
-    if "kvlistValue" in value:
-        return _kv_json((value["kvlistValue"] or {}).get("values") or [], record, f"{field}.kvlistValue")
-    if "bytesValue" in value:
-        return str(value["bytesValue"])
-    raise LogPayloadError(field, f"unknown AnyValue kind {next(iter(value))!r}.", record)
-
-
-def _kv_json(items: object, record: int, field: str) -> dict[str, object]:
-    if not isinstance(items, list):
-        raise LogPayloadError(field, 'must be a list of {"key", "value"}.', record)
-    found: dict[str, object] = {}
-    for position, item in enumerate(items):
-        if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
-            raise LogPayloadError(f"{field}[{position}].key", "must be a string.", record)
-        found[item["key"]] = _any_value_json(item.get("value") or {}, record, f"{field}[{position}].value")
-    return found
-
-
-def _uint(value: object, record: int, field: str) -> int:
-    """OTLP/JSON 64-bit integers come as decimal strings (or numbers)."""
-    if value is None or value == "":
-        return 0
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise LogPayloadError(field, f"must be an integer (a decimal string), not {value!r}.", record) from None
-    if number < 0:
-        raise LogPayloadError(field, "must not be negative.", record)
-    return number
-
-
-def _list(container: Mapping, key: str, record: int, field: str) -> list:
-    value = container.get(key) or []
-    if not isinstance(value, list):
-        raise LogPayloadError(field, "must be a list.", record)
-    return value
-
-
 def decode_otlp_json(data: bytes) -> Batch:
-    payload = _json(data)
+    payload = parse_json(data)
     if not isinstance(payload, Mapping):
         raise LogPayloadError("(body)", "must be an ExportLogsServiceRequest object with resourceLogs.")
     records: list[ParsedRecord] = []
     now_ns = time.time_ns()
-    for r, resource_logs in enumerate(_list(payload, "resourceLogs", None, "resourceLogs")):
+    for r, resource_logs in enumerate(json_list(payload, "resourceLogs", None, "resourceLogs")):
         where = f"resourceLogs[{r}]"
         if not isinstance(resource_logs, Mapping):
             raise LogPayloadError(where, "must be an object.", len(records))
         resource_obj = resource_logs.get("resource") or {}
-        raw = _kv_json(resource_obj.get("attributes") or [], len(records), f"{where}.resource.attributes")
-        resource = {key: _attr_text(value) for key, value in raw.items()}
+        raw = kv_json(resource_obj.get("attributes") or [], len(records), f"{where}.resource.attributes")
+        resource = {key: attr_text(value) for key, value in raw.items()}
         service = _service(resource.pop("service.name", UNKNOWN_SERVICE), len(records), "resource.service.name")
-        for s, scope_logs in enumerate(_list(resource_logs, "scopeLogs", len(records), f"{where}.scopeLogs")):
+        for s, scope_logs in enumerate(json_list(resource_logs, "scopeLogs", len(records), f"{where}.scopeLogs")):
             scope_where = f"{where}.scopeLogs[{s}].logRecords"
-            for log in _list(scope_logs, "logRecords", len(records), scope_where):
+            for log in json_list(scope_logs, "logRecords", len(records), scope_where):
                 index = len(records)
                 if not isinstance(log, Mapping):
                     raise LogPayloadError("(record)", "must be a LogRecord object.", index)
                 attributes = dict(resource)
-                for key, value in _kv_json(log.get("attributes") or [], index, "attributes").items():
-                    attributes[key] = _attr_text(value)
-                body = _any_value_json(log.get("body") or {}, index, "body")
+                for key, value in kv_json(log.get("attributes") or [], index, "attributes").items():
+                    attributes[key] = attr_text(value)
+                body = any_value_json(log.get("body") or {}, index, "body")
                 raw_number = log.get("severityNumber")
                 if isinstance(raw_number, str) and raw_number.startswith("SEVERITY_NUMBER_"):
                     raw_number = OTLP_SEVERITY_NAMES.get(
                         raw_number.removeprefix("SEVERITY_NUMBER_")[:5].rstrip("0123456789"), 0
                     )
-                number = _uint(raw_number, index, "severityNumber")
+                number = uint(raw_number, index, "severityNumber")
                 text = log.get("severityText") or ""
                 if not isinstance(text, str):
                     raise LogPayloadError("severityText", "must be a string.", index)
-                nanos = _uint(log.get("timeUnixNano"), index, "timeUnixNano") or _uint(
+                nanos = uint(log.get("timeUnixNano"), index, "timeUnixNano") or uint(
                     log.get("observedTimeUnixNano"), index, "observedTimeUnixNano"
                 )
                 records.append(
@@ -316,28 +196,13 @@ def decode_otlp_json(data: bytes) -> Batch:
                         _nanos_to_time(nanos or now_ns),
                         service,
                         severity_from_otlp(number, text) if number else severity_from_otlp(0, text),
-                        body if isinstance(body, str) else _attr_text(body),
+                        body if isinstance(body, str) else attr_text(body),
                         attributes,
-                        _hex_id(_str(log.get("traceId"), index, "traceId"), 32, index, "traceId"),
-                        _hex_id(_str(log.get("spanId"), index, "spanId"), 16, index, "spanId"),
+                        hex_id(json_string(log.get("traceId"), index, "traceId"), 32, index, "traceId"),
+                        hex_id(json_string(log.get("spanId"), index, "spanId"), 16, index, "spanId"),
                     )
                 )
     return Batch(records)
-
-
-def _str(value: object, record: int, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise LogPayloadError(field, "must be a string.", record)
-    return value
-
-
-def _json(data: bytes) -> object:
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LogPayloadError("(body)", f"not valid JSON: {exc}.") from exc
 
 
 # --- Loki ----------------------------------------------------------------------------------------------------
@@ -424,8 +289,8 @@ class _LokiStream:
         if metadata:
             attributes = {**attributes, **metadata}
             level = next((s for key in LEVEL_LABELS if (s := severity_from_word(metadata.get(key, "")))), level)
-            trace = _hex_id(metadata.get("trace_id") or metadata.get("traceID") or "", 32, index, "trace_id")
-            span = _hex_id(metadata.get("span_id") or metadata.get("spanID") or "", 16, index, "span_id")
+            trace = hex_id(metadata.get("trace_id") or metadata.get("traceID") or "", 32, index, "trace_id")
+            span = hex_id(metadata.get("span_id") or metadata.get("spanID") or "", 16, index, "span_id")
         return ParsedRecord(_nanos_to_time(nanos), self.service, level, line, attributes, trace, span)
 
 
@@ -448,7 +313,7 @@ def decode_loki_protobuf(data: bytes) -> Batch:
 
 
 def decode_loki_json(data: bytes) -> Batch:
-    payload = _json(data)
+    payload = parse_json(data)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("streams"), list):
         raise LogPayloadError("streams", 'required: {"streams": [{"stream": {...}, "values": [[ns, line]]}]}.')
     records: list[ParsedRecord] = []
@@ -461,12 +326,12 @@ def decode_loki_json(data: bytes) -> Batch:
         if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
             raise LogPayloadError(f"streams[{s}].stream", "must map label names to strings.", len(records))
         meta = _LokiStream(labels, len(records))
-        for v, value in enumerate(_list(stream, "values", len(records), f"streams[{s}].values")):
+        for v, value in enumerate(json_list(stream, "values", len(records), f"streams[{s}].values")):
             index = len(records)
             field = f"streams[{s}].values[{v}]"
             if not isinstance(value, list) or len(value) not in (2, 3):
                 raise LogPayloadError(field, "must be [timestamp in ns, line] or [ns, line, {metadata}].", index)
-            nanos = _uint(value[0], index, f"{field}[0]")
+            nanos = uint(value[0], index, f"{field}[0]")
             if nanos <= 0:
                 raise LogPayloadError(f"{field}[0]", "a timestamp in nanoseconds is required.", index)
             if not isinstance(value[1], str):
@@ -537,9 +402,9 @@ def decode_json_lines(data: bytes) -> Batch:
                 _service(item.get("service", UNKNOWN_SERVICE), index, "service"),
                 severity,
                 body,
-                {str(key): _attr_text(value) for key, value in attributes.items()},
-                _hex_id(_str(item.get("trace_id"), index, "trace_id"), 32, index, "trace_id"),
-                _hex_id(_str(item.get("span_id"), index, "span_id"), 16, index, "span_id"),
+                {str(key): attr_text(value) for key, value in attributes.items()},
+                hex_id(json_string(item.get("trace_id"), index, "trace_id"), 32, index, "trace_id"),
+                hex_id(json_string(item.get("span_id"), index, "span_id"), 16, index, "span_id"),
             )
         )
     return Batch(records)

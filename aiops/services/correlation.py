@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from opsportal.audit import services as audit
-from opsportal.bulk import fast_bulk_create, fast_bulk_update
+from opsportal.bulk import binary_execute, copy_rows, fast_bulk_create, fast_bulk_update
 
 from .. import notifications
 from ..correlation_learning import memory
@@ -56,7 +57,8 @@ class _Batch:
         self.now = now
         self.by_group: dict[tuple[int | None, str], Incident] = {}
         self.touched: dict[int, Incident] = {}
-        self.events: list[IncidentEvent] = []
+        # Timeline entries as (incident, kind, message, data): written as plain rows at the end of the batch.
+        self.events: list[tuple[Incident, str, str, dict]] = []
         self.notify: list[tuple[Incident, str]] = []
         # Incidents that alerts of this batch may join, by group key (one query for the batch).
         self.candidates: dict[str, list[Incident]] = {}
@@ -64,7 +66,7 @@ class _Batch:
         self.learned: LearnedGrouping | None = None
 
     def event(self, incident: Incident, kind: str, message: str, **data: object) -> None:
-        self.events.append(IncidentEvent(incident=incident, at=self.now, kind=kind, message=message, data=data))
+        self.events.append((incident, kind, message, data))
 
     def touch(self, incident: Incident) -> None:
         if incident.pk is not None:  # new incidents are inserted whole at the end of the batch
@@ -115,9 +117,9 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     for alert in alerts:
         if alert.incident is not None:
             alert.incident_id = alert.incident.pk  # set after the new incidents got their ids
-    fast_bulk_update(alerts, ["pending", "pending_change", "incident"])
+    _mark_correlated(alerts)
     fast_bulk_update(list(batch.touched.values()), INCIDENT_COUNTER_FIELDS)
-    fast_bulk_create(batch.events)
+    _write_events(batch)
     if batch.learned is not None:
         batch.learned.finish()
     queue_notifications(batch.notify)
@@ -125,6 +127,41 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     if batch.new_incidents:  # automatic runbooks: one query, none more when no runbook is automatic
         runbooks.trigger_for_new_incidents(batch.new_incidents, alerts)
     return len(alerts)
+
+
+def _mark_correlated(alerts: list[Alert]) -> None:
+    """Clear the alerts' pending flags and set their incidents (every alert of a batch ends with
+    pending=False and no pending change: only the incident ids differ)."""
+    if connection.vendor != "postgresql":
+        fast_bulk_update(alerts, ["pending", "pending_change", "incident"])
+        return
+    table = Alert._meta.db_table
+    binary_execute(
+        f"UPDATE {table} AS t SET pending = false, pending_change = '', incident_id = v.incident "  # noqa: S608
+        "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, incident) WHERE t.id = v.id",
+        [[alert.pk for alert in alerts], [alert.incident_id for alert in alerts]],
+    )
+
+
+def _write_events(batch: _Batch) -> None:
+    """The batch's timeline entries, after the new incidents got their ids: COPY of plain rows on
+    PostgreSQL (no model instance per entry), bulk_create elsewhere."""
+    if not batch.events:
+        return
+    if connection.vendor != "postgresql":
+        IncidentEvent.objects.bulk_create(
+            [
+                IncidentEvent(incident=incident, at=batch.now, kind=kind, message=message, data=data)
+                for incident, kind, message, data in batch.events
+            ]
+        )
+        return
+    now, events = batch.now, batch.events
+    copy_rows(
+        IncidentEvent._meta.db_table,
+        ["incident_id", "at", "kind", "actor_id", "actor_name", "message", "data"],
+        ([incident.pk, now, kind, None, "", message, json.dumps(data)] for incident, kind, message, data in events),
+    )
 
 
 def learn_cofirings() -> int:

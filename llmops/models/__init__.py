@@ -16,6 +16,7 @@ from .evaluation import (
     RunItem,
     RunResult,
 )
+from .guardrails import GuardCall, GuardPolicy
 from .traces import EndUser, Session, Span, Trace
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "DatasetItem",
     "EndUser",
     "EvalRun",
+    "GuardCall",
+    "GuardPolicy",
     "LLMModel",
     "LabelMove",
     "PriceEntry",

@@ -14,6 +14,7 @@ Pure computation on pyarrow tables and numpy arrays: no models, no database. The
 - `report.to_json(...)` / `report.to_html(...)`: the documents of `manage.py drift_report`.
 """
 
+from . import _memory  # noqa: F401 (Arrow's allocator settings: before the first import of pyarrow)
 from .io import DriftInputError, read_table
 from .methods import METHODS, MethodResult, get_method
 from .schema import TYPES, ColumnSchema, apply_overrides, infer_schema

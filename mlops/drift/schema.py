@@ -131,6 +131,64 @@ def apply_overrides(schema: dict[str, ColumnSchema], types: dict[str, str]) -> d
     return result
 
 
+def _numpy_dtype(kind: pa.DataType) -> np.dtype | None:
+    """The numpy dtype of a fixed-width Arrow number type (None for any other type)."""
+    if pa.types.is_floating(kind) and kind.bit_width in (32, 64):
+        return np.dtype(f"<f{kind.bit_width // 8}")
+    if pa.types.is_signed_integer(kind):
+        return np.dtype(f"<i{kind.bit_width // 8}")
+    if pa.types.is_unsigned_integer(kind):
+        return np.dtype(f"<u{kind.bit_width // 8}")
+    return None
+
+
+def _null_mask(chunk: pa.Array) -> np.ndarray:
+    """True where `chunk` is null, from its validity bitmap (numpy only)."""
+    bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+    valid = np.unpackbits(bits, bitorder="little")[chunk.offset : chunk.offset + len(chunk)]
+    return valid == 0
+
+
+def _chunk_to_numpy(chunk: pa.Array) -> np.ndarray:
+    """One chunk as numpy; nulls become NaN (integers with nulls become floats, as in pyarrow)."""
+    dtype = _numpy_dtype(chunk.type)
+    if dtype is None:
+        return chunk.to_numpy(zero_copy_only=False)
+    values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+    if not chunk.null_count:
+        return values
+    values = values.astype(np.float64 if dtype.kind in "iu" else dtype)
+    values[_null_mask(chunk)] = np.nan
+    return values
+
+
+def to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numpy array of `values` (missing numbers as NaN) read from the Arrow buffers, without pandas.
+
+    pyarrow's own ``to_numpy`` imports pandas (~50 MB of RSS) even for a zero-copy view (so does any
+    conversion of Python or numpy values to Arrow: ``pa.scalar``, ``pa.array``, a Python fill value
+    given to a compute function; the engine's column passes avoid them all). Numbers are
+    viewed in place (read-only) when the column is one chunk without nulls; several chunks are copied
+    once into one array. Types other than fixed-width numbers go through pyarrow's ``to_numpy``.
+    """
+    chunks = [values] if isinstance(values, pa.Array) else [chunk for chunk in values.chunks if len(chunk)]
+    if not chunks:
+        return np.empty(0, dtype=_numpy_dtype(values.type) or np.float64)
+    if len(chunks) == 1:
+        return _chunk_to_numpy(chunks[0])
+    return np.concatenate([_chunk_to_numpy(chunk) for chunk in chunks])
+
+
+def codes_to_numpy(indices: pa.Array, missing: int = -1) -> np.ndarray:
+    """Dictionary indices (one chunk) as numpy integers, nulls as `missing`."""
+    dtype = _numpy_dtype(indices.type)
+    codes = np.frombuffer(indices.buffers()[1], dtype=dtype, count=len(indices), offset=indices.offset * dtype.itemsize)
+    if indices.null_count:
+        codes = codes.copy()
+        codes[_null_mask(indices)] = missing
+    return codes
+
+
 def numerical_values(values: pa.ChunkedArray) -> tuple[np.ndarray, int]:
     """Float64 values with missing ones as NaN, and how many values did not parse as numbers (type mismatches).
 
@@ -141,14 +199,14 @@ def numerical_values(values: pa.ChunkedArray) -> tuple[np.ndarray, int]:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         present = values.drop_null()
         try:
-            return pc.cast(values, pa.float64()).to_numpy(), 0
+            return to_numpy(pc.cast(values, pa.float64())), 0
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         trimmed = pc.utf8_trim_whitespace(values)
         numeric = pc.match_substring_regex(trimmed, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^(?i)[+-]?(nan|inf)$")
         valid = pc.if_else(numeric, trimmed, pa.scalar(None, pa.string()))
         mismatches = len(present) - pc.sum(numeric).as_py()
-        return pc.cast(valid, pa.float64()).to_numpy(), int(mismatches)
+        return to_numpy(pc.cast(valid, pa.float64())), int(mismatches)
     if pa.types.is_null(kind):
         return np.full(len(values), np.nan), 0
     if (
@@ -160,4 +218,4 @@ def numerical_values(values: pa.ChunkedArray) -> tuple[np.ndarray, int]:
         values = pc.cast(values, pa.float64())
     else:
         return np.full(len(values), np.nan), len(values.drop_null())
-    return values.to_numpy(), 0
+    return to_numpy(values), 0

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from .io import DriftInputError
 from .methods import METHODS, Method, get_method
-from .schema import DRIFT_TYPES, ColumnSchema, apply_overrides, infer_schema, numerical_values
+from .schema import DRIFT_TYPES, ColumnSchema, apply_overrides, codes_to_numpy, infer_schema, numerical_values
 
 SMALL_REFERENCE = 1000
 DRIFT_SHARE = 0.5
@@ -169,7 +169,7 @@ def encode_categories(reference: pa.ChunkedArray, current: pa.ChunkedArray) -> t
         type=pa.string(),
     )
     encoded = pc.dictionary_encode(both).combine_chunks()
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    codes = codes_to_numpy(encoded.indices)
     return codes[: len(reference)], codes[len(reference) :], encoded.dictionary.to_pylist()
 
 
@@ -182,13 +182,19 @@ def column_values(
     Categorical and boolean: int codes over the categories of both sides.
     """
     if column_type == "numerical":
-        ref, _ = numerical_values(reference)
-        cur, _ = numerical_values(current)
-        ref_ok, cur_ok = ~np.isnan(ref), ~np.isnan(cur)
-        return ref[ref_ok], cur[cur_ok], len(ref) - int(ref_ok.sum()), len(cur) - int(cur_ok.sum()), True
+        ref, ref_missing = _present(numerical_values(reference)[0])
+        cur, cur_missing = _present(numerical_values(current)[0])
+        return ref, cur, ref_missing, cur_missing, True
     ref_codes, cur_codes, _ = encode_categories(reference, current)
     ref_codes, cur_codes = ref_codes[ref_codes >= 0], cur_codes[cur_codes >= 0]
     return ref_codes, cur_codes, len(reference) - len(ref_codes), len(current) - len(cur_codes), False
+
+
+def _present(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """The values that are not NaN (the same array when none is) and how many were NaN."""
+    missing = np.isnan(values)
+    count = int(np.count_nonzero(missing))
+    return (values[~missing] if count else values), count
 
 
 def _distinct(reference: np.ndarray, current: np.ndarray, numerical: bool, cap: int = 6) -> int:

@@ -409,6 +409,16 @@ LLMOPS_RETRY_BASE_SECONDS = float(env_str("LLMOPS_RETRY_BASE_SECONDS", "1.0"))
 # A run's worker renews its lease while it works; one silent this long is taken for dead and the run resumed.
 LLMOPS_LEASE_SECONDS = env_int("LLMOPS_LEASE_SECONDS", 60, 5)
 
+# --- LLMOps traces (docs/llmops.md "Traces") -----------------------------------------------
+# An OTLP trace export larger than this, compressed or once decompressed, is refused with 413.
+LLMOPS_OTLP_MAX_BODY_BYTES = env_int("LLMOPS_OTLP_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024)
+# Trace exports one web process stores at once; more wait for none of them and get 503 with Retry-After.
+LLMOPS_OTLP_MAX_CONCURRENT = env_int("LLMOPS_OTLP_MAX_CONCURRENT", 4, 1)
+# Spans are kept this many days (daily partitions on PostgreSQL, dropped whole by a periodic task).
+LLMOPS_TRACES_RETENTION_DAYS = env_int("LLMOPS_TRACES_RETENTION_DAYS", 30, 1)
+# A span's input and output (prompt, completion) are kept up to this many characters, the cut marked.
+LLMOPS_TRACE_MAX_IO_CHARS = env_int("LLMOPS_TRACE_MAX_IO_CHARS", 32 * 1024, 256)
+
 # --- MLOps registry ----------------------------------------------------------------------
 # Artifact uploads above this size are refused with a 400 that names the limit.
 MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_BYTES", 500 * 1024 * 1024, 1)

@@ -469,7 +469,9 @@ def evaluate_window(*, monitor: Monitor, now: datetime.datetime | None = None) -
     now = now or timezone.now()
     start = now - datetime.timedelta(hours=monitor.window_hours)
     with transaction.atomic():
-        monitor = Monitor.objects.select_for_update().select_related("model", "reference").get(pk=monitor.pk)
+        monitor = (
+            Monitor.objects.select_for_update(of=("self",)).select_related("model", "reference").get(pk=monitor.pk)
+        )
         version = monitor.current_version()
         count, drift, quality, performance = window_results(monitor, start=start, end=now, version=version)
         opened: list[Breach] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,21 +16,20 @@ import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from ..metrics import partitions as metric_partitions
+from opsportal.partitions import COPY_ESCAPES as COPY_ESCAPES  # bench_logs escapes its bodies with it
+from opsportal.partitions import DayPartitions, copy_field
+
 from ..models import LogRecord, LogTemplateBucket
 from .decode import ParsedRecord
 
 UTC = datetime.UTC
 TABLE = "aiops_logrecord"
-PARTITION = re.compile(r"aiops_logrecord_p(\d{8})")
 AHEAD_DAYS = 2
 FUTURE = datetime.timedelta(hours=1)
 COPY_CHUNK = 500
 COLUMNS = ("time", "service", "severity", "body", "attributes", "trace_id", "span_id", "template_id")
-# COPY's text format: backslash, tab, newline and carriage return are escaped.
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
 
-_known_days: set[datetime.date] = set()
+DAYS = DayPartitions(TABLE)
 
 
 def partitioned() -> bool:
@@ -39,34 +37,21 @@ def partitioned() -> bool:
 
 
 def partition_name(day: datetime.date) -> str:
-    return f"aiops_logrecord_p{day:%Y%m%d}"
+    return DAYS.name(day)
 
 
 def ensure_partitions(days: set[datetime.date]) -> list[str]:
     """The daily partitions for `days`, created when missing (cached per process); names of those created."""
-    created = []
-    for day in sorted(days - _known_days):
-        name = partition_name(day)
-        if metric_partitions._create(TABLE, name, day, day + datetime.timedelta(days=1)):
-            created.append(name)
-        _known_days.add(day)
-    return created
+    return DAYS.ensure(days)
 
 
 def forget_known() -> None:
-    _known_days.clear()
+    DAYS.forget()
 
 
 def accepted_window(now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
     """Records with a time outside [oldest, newest) are refused: past retention, or more than an hour ahead."""
     return now - datetime.timedelta(days=settings.LOGS_RETENTION_DAYS), now + FUTURE
-
-
-def _escaped(text: str) -> str:
-    """`text` as a COPY text field (most log text has nothing to escape: checked first, in C)."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text or "\x00" in text:
-        return text.translate(COPY_ESCAPES)
-    return text
 
 
 def _text_row(record: ParsedRecord, template_id: int, attributes_json: dict | None = None) -> str:
@@ -75,15 +60,15 @@ def _text_row(record: ParsedRecord, template_id: int, attributes_json: dict | No
     if not attributes:
         encoded = "{}"
     elif attributes_json is None:
-        encoded = _escaped(json.dumps(attributes, ensure_ascii=False))
+        encoded = copy_field(json.dumps(attributes, ensure_ascii=False))
     else:
         key = tuple(attributes.items())
         encoded = attributes_json.get(key)
         if encoded is None:
-            encoded = attributes_json[key] = _escaped(json.dumps(attributes, ensure_ascii=False))
+            encoded = attributes_json[key] = copy_field(json.dumps(attributes, ensure_ascii=False))
     return (
-        f"{record.time.isoformat(sep=' ')}\t{_escaped(record.service)}\t{record.severity}\t"
-        f"{_escaped(record.body)}\t{encoded}\t{record.trace_id}\t{record.span_id}\t{template_id}\n"
+        f"{record.time.isoformat(sep=' ')}\t{copy_field(record.service)}\t{record.severity}\t"
+        f"{copy_field(record.body)}\t{encoded}\t{record.trace_id}\t{record.span_id}\t{template_id}\n"
     )
 
 
@@ -166,18 +151,8 @@ def maintain(now: datetime.datetime | None = None) -> Maintenance:
     done = Maintenance()
     cutoff, _ = accepted_window(now)
     if partitioned():
-        today = now.astimezone(UTC).date()
-        done.created = ensure_partitions({today + datetime.timedelta(days=n) for n in range(AHEAD_DAYS + 1)})
-        for name in metric_partitions.partitions(TABLE):
-            match = PARTITION.fullmatch(name)
-            if match is None:
-                continue
-            day = datetime.datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC)
-            if day + datetime.timedelta(days=1) <= cutoff:
-                with connection.cursor() as cursor:
-                    cursor.execute(f"DROP TABLE IF EXISTS {name}")
-                _known_days.discard(day.date())
-                done.dropped.append(name)
+        done.created = DAYS.ensure_ahead(now, AHEAD_DAYS)
+        done.dropped = DAYS.drop_before(cutoff)
     else:
         done.deleted_rows = LogRecord.objects.filter(time__lt=cutoff)._raw_delete(LogRecord.objects.db)
     done.deleted_buckets, _ = LogTemplateBucket.objects.filter(minute__lt=cutoff).delete()
@@ -186,13 +161,4 @@ def maintain(now: datetime.datetime | None = None) -> Maintenance:
 
 def partition_sizes() -> list[tuple[str, int, int]]:
     """(partition, estimated rows, bytes on disk incl. indexes) for each day, oldest first (PostgreSQL)."""
-    if not partitioned():
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_inherits i "
-            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE p.relname = %s ORDER BY 1",
-            [TABLE],
-        )
-        return [(name, max(rows, 0), size) for name, rows, size in cursor.fetchall()]
+    return DAYS.sizes() if partitioned() else []

@@ -18,7 +18,11 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
+
+from opsportal.partitions import create_partition as _create
+from opsportal.partitions import drop_partition as _drop
+from opsportal.partitions import list_partitions as partitions
 
 from ..models import Rollup5m, Sample, Series
 
@@ -43,31 +47,6 @@ class Maintenance:
 
 def partitioned() -> bool:
     return connection.vendor == "postgresql"
-
-
-def _midnight(day: datetime.date) -> str:
-    return f"{day.isoformat()} 00:00:00+00"
-
-
-def _create(table: str, name: str, lower: datetime.date, upper: datetime.date) -> bool:
-    """Create partition `name` of `table` for [lower, upper) unless it exists; True when this call created it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [name])
-        if cursor.fetchone()[0] is not None:
-            return False
-        try:
-            # A savepoint: another worker creating the same partition at the same moment is not an error.
-            with transaction.atomic():
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
-                    f"FOR VALUES FROM ('{_midnight(lower)}') TO ('{_midnight(upper)}')"
-                )
-        except DatabaseError:
-            cursor.execute("SELECT to_regclass(%s)", [name])
-            if cursor.fetchone()[0] is None:
-                raise
-            return False
-    return True
 
 
 def sample_partition_name(day: datetime.date) -> str:
@@ -107,17 +86,6 @@ def forget_known() -> None:
     """Forget which partitions this process saw (after partitions were dropped behind its back)."""
     _known_days.clear()
     _known_months.clear()
-
-
-def partitions(table: str) -> list[str]:
-    """The names of `table`'s partitions, oldest first."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT child.relname FROM pg_inherits JOIN pg_class parent ON parent.oid = pg_inherits.inhparent "
-            "JOIN pg_class child ON child.oid = pg_inherits.inhrelid WHERE parent.relname = %s ORDER BY 1",
-            [table],
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def raw_cutoff(now: datetime.datetime) -> datetime.datetime:
@@ -167,8 +135,3 @@ def maintain(now: datetime.datetime | None = None) -> Maintenance:
     _, deleted = Series.objects.filter(last_seen_at__lt=rollup_cut).delete()
     done.deleted_series = deleted.get(Series._meta.label, 0)
     return done
-
-
-def _drop(name: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {name}")

@@ -65,6 +65,32 @@ class Method:
     compute: Callable[..., tuple[float, float | None]]
     description: str
 
+    def from_counts(
+        self, reference_counts: np.ndarray, current_counts: np.ndarray, threshold: float | None = None
+    ) -> MethodResult:
+        """Compare two samples of categories given as counts per category (the same categories, same order).
+
+        The same result as calling the method on the samples themselves, with the categories in that
+        order (for ``z``, the first category present is the one whose share is compared); categories
+        absent from both are dropped. Only for the methods that take categorical columns.
+        """
+        if "categorical" not in self.kinds:
+            raise ValueError(f"{self.name}: takes numerical samples, not category counts")
+        if threshold is None:
+            threshold = self.default_threshold
+        present = (reference_counts + current_counts) > 0
+        reference_counts, current_counts = reference_counts[present], current_counts[present]
+        if reference_counts.sum() == 0 or current_counts.sum() == 0:
+            raise ValueError(f"{self.name}: reference and current need at least one non-missing value each")
+        if self.name in BINNED:
+            statistic, p_value = self.compute(reference_counts, current_counts, False, counts=True)
+        else:
+            statistic, p_value = COUNT_TESTS[self.name](reference_counts, current_counts)
+        drifted = (p_value < threshold) if self.kind == "test" else (statistic >= threshold)
+        return MethodResult(
+            self.name, float(statistic), None if p_value is None else float(p_value), threshold, bool(drifted)
+        )
+
     def __call__(
         self, reference: np.ndarray, current: np.ndarray, threshold: float | None = None, numerical: bool | None = None
     ) -> MethodResult:
@@ -102,10 +128,21 @@ def categorical_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.n
 
 
 def binned_shares(
-    reference: np.ndarray, current: np.ndarray, numerical: bool, n_bins: int = N_BINS, fill_empty: bool = True
+    reference: np.ndarray,
+    current: np.ndarray,
+    numerical: bool,
+    n_bins: int = N_BINS,
+    fill_empty: bool = True,
+    counts: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Evidently's get_binned_data: shares per bin (`n_bins` equal bins over both samples) or per category."""
-    if numerical:
+    """Evidently's get_binned_data: shares per bin (`n_bins` equal bins over both samples) or per category.
+
+    With `counts`, `reference` and `current` are already the counts per category (not numerical).
+    """
+    if counts:
+        reference_shares = reference / reference.sum()
+        current_shares = current / current.sum()
+    elif numerical:
         edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins=n_bins)
         reference_shares = np.histogram(reference, edges)[0] / len(reference)
         current_shares = np.histogram(current, edges)[0] / len(current)
@@ -182,10 +219,17 @@ def z_from_counts(reference_hits: int, reference_n: int, current_hits: int, curr
 
 def z(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Z-test for a binary column: the share of its first value (sorted) in the reference vs the current sample."""
-    categories, reference_counts, current_counts = categorical_counts(reference, current)
-    if len(categories) > 2:
-        raise ValueError(f"z: a binary column has at most 2 values, this one has {len(categories)}")
-    return z_from_counts(int(reference_counts[0]), len(reference), int(current_counts[0]), len(current))
+    _categories, reference_counts, current_counts = categorical_counts(reference, current)
+    return z_binary_counts(reference_counts, current_counts)
+
+
+def z_binary_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    """Z-test from the counts of a binary column's values (its first value's share is compared)."""
+    if len(reference_counts) > 2:
+        raise ValueError(f"z: a binary column has at most 2 values, this one has {len(reference_counts)}")
+    return z_from_counts(
+        int(reference_counts[0]), int(reference_counts.sum()), int(current_counts[0]), int(current_counts.sum())
+    )
 
 
 def anderson(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
@@ -213,7 +257,8 @@ def wasserstein_1d(reference: np.ndarray, current: np.ndarray) -> float:
     v = np.sort(current)
     if len(u) == len(v):
         # Equal sizes: the quantile functions are step functions on the same grid.
-        return float(np.mean(np.abs(u - v)))
+        difference = np.subtract(u, v, out=u)
+        return float(np.mean(np.abs(difference, out=difference)))
     both = np.concatenate([u, v])
     order = np.argsort(both, kind="stable")  # two sorted runs: timsort merges them in linear time
     merged = both[order]
@@ -250,27 +295,33 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return float(_rel_entr(p, q).sum())
 
 
-def jensenshannon(reference: np.ndarray, current: np.ndarray, numerical: bool = True) -> tuple[float, None]:
+def jensenshannon(
+    reference: np.ndarray, current: np.ndarray, numerical: bool = True, counts: bool = False
+) -> tuple[float, None]:
     """Jensen-Shannon distance (natural log) between the binned shares (scipy.spatial.distance.jensenshannon)."""
-    reference_shares, current_shares = binned_shares(reference, current, numerical)
+    reference_shares, current_shares = binned_shares(reference, current, numerical, counts=counts)
     return jensenshannon_distance(reference_shares, current_shares), None
 
 
-def psi(reference: np.ndarray, current: np.ndarray, numerical: bool = True) -> tuple[float, None]:
+def psi(reference: np.ndarray, current: np.ndarray, numerical: bool = True, counts: bool = False) -> tuple[float, None]:
     """Population stability index: sum((ref - cur) * ln(ref / cur)) over the binned shares."""
-    reference_shares, current_shares = binned_shares(reference, current, numerical)
+    reference_shares, current_shares = binned_shares(reference, current, numerical, counts=counts)
     return float(np.sum((reference_shares - current_shares) * np.log(reference_shares / current_shares))), None
 
 
-def kl_div(reference: np.ndarray, current: np.ndarray, numerical: bool = True) -> tuple[float, None]:
+def kl_div(
+    reference: np.ndarray, current: np.ndarray, numerical: bool = True, counts: bool = False
+) -> tuple[float, None]:
     """Kullback-Leibler divergence of the current binned shares from the reference ones (scipy.stats.entropy)."""
-    reference_shares, current_shares = binned_shares(reference, current, numerical)
+    reference_shares, current_shares = binned_shares(reference, current, numerical, counts=counts)
     return kl_divergence(reference_shares, current_shares), None
 
 
-def hellinger(reference: np.ndarray, current: np.ndarray, numerical: bool = True) -> tuple[float, None]:
+def hellinger(
+    reference: np.ndarray, current: np.ndarray, numerical: bool = True, counts: bool = False
+) -> tuple[float, None]:
     """Hellinger distance between the binned shares (no empty-bin filling), in [0, 1]."""
-    reference_shares, current_shares = binned_shares(reference, current, numerical, fill_empty=False)
+    reference_shares, current_shares = binned_shares(reference, current, numerical, fill_empty=False, counts=counts)
     return float(np.sqrt(np.sum((np.sqrt(reference_shares) - np.sqrt(current_shares)) ** 2) / 2)), None
 
 
@@ -279,8 +330,14 @@ def energy(reference: np.ndarray, current: np.ndarray) -> tuple[float, None]:
     return float(stats.energy_distance(reference, current)), None
 
 
-# Methods that bin numbers or count categories, told which by `numerical`.
+# Methods that bin numbers or count categories, told which by `numerical` (or given counts: `counts`).
 BINNED = frozenset({"jensenshannon", "psi", "kl_div", "hellinger"})
+# The tests on categories, from their counts per category.
+COUNT_TESTS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[float, float]]] = {
+    "chisquare": chisquare_from_counts,
+    "chisquare_gof": chisquare_gof_from_counts,
+    "z": z_binary_counts,
+}
 NUMERICAL = frozenset({"numerical"})
 CATEGORICAL = frozenset({"categorical", "boolean"})
 ALL = NUMERICAL | CATEGORICAL

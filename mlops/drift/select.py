@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from .io import DriftInputError
 from .methods import METHODS, Method, get_method
-from .schema import DRIFT_TYPES, ColumnSchema, apply_overrides, codes_to_numpy, infer_schema, numerical_values
+from .schema import DRIFT_TYPES, ColumnSchema, apply_overrides, codes_to_numpy, infer_schema, numerical_values, to_numpy
 
 SMALL_REFERENCE = 1000
 DRIFT_SHARE = 0.5
@@ -197,10 +197,8 @@ def _present(values: np.ndarray) -> tuple[np.ndarray, int]:
     return (values[~missing] if count else values), count
 
 
-def _distinct(reference: np.ndarray, current: np.ndarray, numerical: bool, cap: int = 6) -> int:
-    """Distinct values of both sides, counted up to `cap` only (enough for the selection)."""
-    if not numerical:
-        return len(np.unique(np.concatenate([reference, current])))
+def _distinct(reference: np.ndarray, current: np.ndarray, cap: int = 6) -> int:
+    """Distinct numbers of both sides, counted up to `cap` only (enough for the selection)."""
     seen: set = set()
     for values in (reference, current):
         head = values[:10_000]
@@ -214,15 +212,75 @@ def _distinct(reference: np.ndarray, current: np.ndarray, numerical: bool, cap: 
     return len(seen)
 
 
+def _value_counts(values: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    """A column's categories (as strings, in order of first appearance) and their counts; missing ones left out."""
+    if len(values) == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    strings = values if pa.types.is_string(values.type) else values.cast(pa.string())
+    counted = pc.value_counts(strings)
+    labels = counted.field("values").to_pylist()
+    counts = to_numpy(counted.field("counts")).astype(np.int64)
+    if None in labels:
+        keep = [i for i, label in enumerate(labels) if label is not None]
+        labels, counts = [labels[i] for i in keep], counts[keep]
+    return labels, counts
+
+
+def category_counts(reference: pa.ChunkedArray, current: pa.ChunkedArray) -> tuple[list, np.ndarray, np.ndarray]:
+    """The categories of both columns and each side's count per category (missing values not counted).
+
+    The categories come in order of first appearance, the reference's first, then the new ones of the
+    current data: the order of `encode_categories`'s codes. Counted by Arrow's hash kernel, so no
+    per-row array is made.
+    """
+    reference_labels, reference_counts = _value_counts(reference)
+    current_labels, current_counts = _value_counts(current)
+    index = {label: i for i, label in enumerate(reference_labels)}
+    categories = list(reference_labels)
+    for label in current_labels:
+        if label not in index:
+            index[label] = len(categories)
+            categories.append(label)
+    ref = np.zeros(len(categories), dtype=np.int64)
+    ref[: len(reference_labels)] = reference_counts
+    cur = np.zeros(len(categories), dtype=np.int64)
+    cur[[index[label] for label in current_labels]] = current_counts
+    return categories, ref, cur
+
+
+def number_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per distinct number of both samples, over the sorted distinct values of both."""
+    reference_values, reference_counts = np.unique(reference, return_counts=True)
+    current_values, current_counts = np.unique(current, return_counts=True)
+    values = np.union1d(reference_values, current_values)
+    ref = np.zeros(len(values), dtype=np.int64)
+    ref[np.searchsorted(values, reference_values)] = reference_counts
+    cur = np.zeros(len(values), dtype=np.int64)
+    cur[np.searchsorted(values, current_values)] = current_counts
+    return ref, cur
+
+
 def compare_column(
     schema: ColumnSchema, reference: pa.ChunkedArray, current: pa.ChunkedArray, options: ColumnOptions
 ) -> ColumnDrift:
-    """One column's drift with its default or chosen method; ValueError if the method does not fit the column."""
-    ref, cur, ref_missing, cur_missing, numerical = column_values(schema.type, reference, current)
-    if len(ref) == 0 or len(cur) == 0:
-        side = "reference" if len(ref) == 0 else "current"
+    """One column's drift with its default or chosen method; ValueError if the method does not fit the column.
+
+    Numerical columns become float64 arrays of their non-missing values (views of the Arrow buffers
+    when nothing is missing); categorical and boolean ones are only counted per category.
+    """
+    numerical = schema.type == "numerical"
+    if numerical:
+        ref, ref_missing = _present(numerical_values(reference)[0])
+        cur, cur_missing = _present(numerical_values(current)[0])
+        ref_n, cur_n = len(ref), len(cur)
+    else:
+        categories, ref_counts, cur_counts = category_counts(reference, current)
+        ref_n, cur_n = int(ref_counts.sum()), int(cur_counts.sum())
+        ref_missing, cur_missing = len(reference) - ref_n, len(current) - cur_n
+    if ref_n == 0 or cur_n == 0:
+        side = "reference" if ref_n == 0 else "current"
         raise EmptyColumnError(f"column {schema.name!r}: no non-missing values in the {side} data")
-    distinct = _distinct(ref, cur, numerical)
+    distinct = _distinct(ref, cur) if numerical else len(categories)
     if options.method:
         method = get_method(options.method)
         # Categorical methods also take numbers (as categories, as Evidently allows); not the other way.
@@ -232,12 +290,15 @@ def compare_column(
                 f"takes {', '.join(sorted(method.kinds))} columns"
             )
     else:
-        method = default_method(schema.type, len(ref), distinct)
+        method = default_method(schema.type, ref_n, distinct)
     # Numbers with few distinct values are compared as categories (Evidently does the same).
     as_numbers = numerical and "numerical" in method.kinds and method.name not in {"chisquare", "chisquare_gof", "z"}
-    if numerical and not as_numbers:
-        ref, cur = _as_codes(ref, cur)
-    result = method(ref, cur, options.threshold, numerical=as_numbers)
+    if as_numbers:
+        result = method(ref, cur, options.threshold, numerical=True)
+    else:
+        if numerical:
+            ref_counts, cur_counts = number_counts(ref, cur)
+        result = method.from_counts(ref_counts, cur_counts, options.threshold)
     return ColumnDrift(
         column=schema.name,
         type=schema.type,
@@ -246,17 +307,12 @@ def compare_column(
         p_value=result.p_value,
         threshold=result.threshold,
         drifted=result.drifted,
-        reference_count=len(ref),
-        current_count=len(cur),
+        reference_count=ref_n,
+        current_count=cur_n,
         reference_missing=ref_missing,
         current_missing=cur_missing,
         role=schema.role,
     )
-
-
-def _as_codes(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    _values, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
-    return codes[: len(reference)], codes[len(reference) :]
 
 
 def compare(

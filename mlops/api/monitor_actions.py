@@ -107,6 +107,7 @@ class RetrainingHookSerializer(serializers.ModelSerializer):
             "has_secret", "has_token",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "has_secret", "has_token"]
+        validators: list = []  # a taken name is refused by the service, naming the field
 
     def get_has_secret(self, hook: RetrainingHook) -> bool:
         return bool(hook.secret_encrypted)

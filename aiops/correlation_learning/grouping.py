@@ -42,6 +42,21 @@ def fire_time(alert: Alert) -> float:
     return alert.first_seen_at.timestamp()
 
 
+@dataclass(slots=True, eq=False)
+class AlertKind:
+    """What the alerts with the same labels, title and service share (replicas, recurrences, the same
+    alert in every batch): worked out once, kept across batches."""
+
+    sig: str
+    tokens: frozenset[str]
+    grams: dict[str, int]
+    words: frozenset[str]
+    text: str
+    # What one such alert adds to a batch's IDF, and the index keys its candidates are found by.
+    counted: tuple[str, ...]
+    keys: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class AlertFeatures:
     sig: str
@@ -49,38 +64,48 @@ class AlertFeatures:
     grams: dict[str, int]
     words: frozenset[str]
     at: float
+    kind: AlertKind
     text: str = ""
     vector: dict[str, float] | None = None
 
 
-# Title 3-grams and words by title text: alerts of one kind repeat their text (replicas, recurrences), and
-# cutting a text into 3-grams is the costly part of an alert's features. Bounded; read-only values.
-_TEXTS: dict[str, tuple[dict[str, int], frozenset[str]]] = {}
-MAX_TEXTS = 50_000
+# Kinds of alerts by (title, service, labels): bounded; read-only values.
+_KINDS: dict[tuple, AlertKind] = {}
+MAX_KINDS = 50_000
 
 
-def _text_features(text: str) -> tuple[dict[str, int], frozenset[str]]:
-    found = _TEXTS.get(text)
+def _kind_of(labels: dict, title: str, service: str) -> AlertKind:
+    try:
+        key = (title, service, *labels.items())
+        found = _KINDS.get(key)
+    except TypeError:  # a label value that is a list or an object: not a key, worked out every time
+        key, found = None, None
     if found is None:
-        if len(_TEXTS) >= MAX_TEXTS:
-            _TEXTS.clear()
-        found = _TEXTS[text] = (title_grams(text), title_words(text))
+        plain = {str(k): str(v) for k, v in labels.items()}
+        plain.setdefault("service", service)
+        text = f"{plain.get('alertname', '')} {title}"
+        grams, words = title_grams(text), title_words(text)
+        sig = signature(plain, title, service)
+        tokens = label_tokens(plain)
+        found = AlertKind(
+            sig=sig,
+            tokens=tokens,
+            grams=grams,
+            words=words,
+            text=text,
+            counted=(*("l:" + t for t in tokens), *("g:" + g for g in grams), *("w:" + w for w in words)),
+            keys=(*tokens, *("w:" + w for w in words), "s:" + sig),
+        )
+        if key is not None:
+            if len(_KINDS) >= MAX_KINDS:
+                _KINDS.clear()
+            _KINDS[key] = found
     return found
 
 
 def features_of(alert: Alert) -> AlertFeatures:
-    labels = {str(k): str(v) for k, v in alert.labels.items()}
-    labels.setdefault("service", alert.service)
-    text = f"{labels.get('alertname', '')} {alert.title}"
-    grams, words = _text_features(text)
-    return AlertFeatures(
-        sig=signature(labels, alert.title, alert.service),
-        tokens=label_tokens(labels),
-        grams=grams,
-        words=words,
-        at=fire_time(alert),
-        text=text,
-    )
+    kind = _kind_of(alert.labels, alert.title, alert.service)
+    return AlertFeatures(kind.sig, kind.tokens, kind.grams, kind.words, fire_time(alert), kind, kind.text)
 
 
 class Profile:
@@ -180,6 +205,8 @@ class LearnedGrouping:
         self.features: dict[int, AlertFeatures] = {}
         self.vectors: dict[str, dict[str, float]] = {}
         self.suggestions: dict[tuple[int, int], tuple[Incident, Incident, float, str]] = {}
+        self.contexts: dict[AlertKind, _AlertContext] = {}
+        self.partner_keys: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def for_batch(cls, alerts: list[Alert], rules: list[CorrelationRule], now: datetime.datetime):
@@ -203,7 +230,7 @@ class LearnedGrouping:
         return grouping
 
     def _count(self, f: AlertFeatures) -> None:
-        self.idf.add([*("l:" + t for t in f.tokens), *("g:" + g for g in f.grams), *("w:" + w for w in f.words)])
+        self.idf.add(f.kind.counted)
 
     def _load_members(self, rules: list[CorrelationRule], earliest: datetime.datetime, batch: set[int]) -> None:
         """Profiles of the incidents the batch's alerts may join: open ones (or resolved within the
@@ -283,19 +310,29 @@ class LearnedGrouping:
         return Decision(None, confidence, reason, suggest)
 
     def _context(self, f: AlertFeatures) -> _AlertContext:
-        weights = {t: self.idf.weight("l:" + t) for t in f.tokens}
-        ordered = sorted(f.tokens, key=lambda t: -weights[t])
-        vector = f.vector or {}
-        return _AlertContext(weights, sum(weights.values()), ordered, list(vector), list(vector.values()))
+        """The same for every alert of a kind in a batch (the batch's IDF is fixed once read)."""
+        found = self.contexts.get(f.kind)
+        if found is None:
+            weights = {t: self.idf.weight("l:" + t) for t in f.tokens}
+            ordered = sorted(f.tokens, key=lambda t: -weights[t])
+            vector = f.vector or {}
+            found = _AlertContext(weights, sum(weights.values()), ordered, list(vector), list(vector.values()))
+            self.contexts[f.kind] = found
+        return found
 
     def _candidates(self, f: AlertFeatures) -> set[Profile]:
-        keys = [*f.tokens, *("w:" + w for w in f.words), "s:" + f.sig]
-        keys += ["s:" + s for s in self.memory.partners.get(f.sig, ())]
+        """The incidents sharing a label pair or title word with the alert (unless shared by too many),
+        its signature or a signature memory pairs with it."""
+        partners = self.partner_keys.get(f.sig)
+        if partners is None:
+            partners = self.partner_keys[f.sig] = tuple("s:" + s for s in self.memory.partners.get(f.sig, ()))
+        index = self.index
         found: set[Profile] = set()
-        for key in keys:
-            posting = self.index.get(key)
-            if posting and (len(posting) <= MAX_POSTING or key[:2] == "s:"):
-                found.update(posting[-MAX_POSTING:])
+        for keys in (f.kind.keys, partners):
+            for key in keys:
+                posting = index.get(key)
+                if posting and (len(posting) <= MAX_POSTING or key[:2] == "s:"):
+                    found.update(posting[-MAX_POSTING:])
         return found
 
     def _evidence(self, f: AlertFeatures, context: _AlertContext, profile: Profile, gap: float, tau: float) -> Evidence:

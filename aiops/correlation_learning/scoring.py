@@ -102,7 +102,7 @@ class History:
     apart: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Evidence:
     """The features of one (alert, incident) pair, and what each one points at, for the reason."""
 

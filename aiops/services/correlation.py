@@ -84,13 +84,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     Rows are locked with SKIP LOCKED, so several workers share the backlog and
     each change is applied exactly once.
     """
-    alerts = list(
-        Alert.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(pending=True)
-        .select_related("incident", "incident__rule")
-        .defer("raw", "annotations")
-        .order_by("id")[:limit]
-    )
+    alerts = _pending_alerts(limit)
     if not alerts:
         return 0
     rules = list(CorrelationRule.objects.filter(enabled=True))
@@ -127,6 +121,21 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
     if batch.new_incidents:  # automatic runbooks: one query, none more when no runbook is automatic
         runbooks.trigger_for_new_incidents(batch.new_incidents, alerts)
     return len(alerts)
+
+
+# What correlating never reads of an alert (its payload, its sender's timestamps): not fetched.
+UNREAD_ALERT_FIELDS = ["raw", "annotations", "starts_at", "ends_at", "last_seen_at", "times_seen", "source"]
+
+
+def _pending_alerts(limit: int) -> list[Alert]:
+    """The oldest pending alert changes, locked (SKIP LOCKED: other workers take the next ones)."""
+    return list(
+        Alert.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pending=True)
+        .select_related("incident", "incident__rule")
+        .defer(*UNREAD_ALERT_FIELDS)
+        .order_by("id")[:limit]
+    )
 
 
 def _mark_correlated(alerts: list[Alert]) -> None:

@@ -5,7 +5,7 @@ from celery import shared_task
 
 from . import retraining, webhooks
 from .models import Monitor, MonitoringBatch
-from .services import monitor_checks
+from .services import monitor_checks, predictions
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=webhooks.MAX_ATTEMPTS)
@@ -60,3 +60,21 @@ def send_retraining_call(self, call_id: int) -> str:
 def sweep_retraining_calls() -> int:
     """Re-enqueue retraining calls still pending (the broker was down, or a worker died)."""
     return retraining.requeue_pending()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def cut_prediction_batches() -> int:
+    """Enqueue the cut of logged predictions into batches for every monitor that has new ones."""
+    due = predictions.monitors_to_cut()
+    for monitor_id in due:
+        cut_monitor_prediction_batches.delay(monitor_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=3, default_retry_delay=30)
+def cut_monitor_prediction_batches(monitor_id: int) -> int:
+    """Cut one monitor's logged predictions of closed windows into batches. Returns the batches made."""
+    monitor = Monitor.objects.filter(pk=monitor_id).first()
+    if monitor is None:
+        return 0
+    return len(predictions.cut_prediction_batches(monitor=monitor))

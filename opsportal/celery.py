@@ -79,6 +79,12 @@ BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 100},
     },
+    # Logged predictions of closed windows become batches (per monitor, its `batch_minutes`).
+    "mlops.cut-prediction-batches": {
+        "task": "mlops.tasks.cut_prediction_batches",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
     "mlops.sweep-retraining-calls": {
         "task": "mlops.tasks.sweep_retraining_calls",
         "schedule": 120.0,

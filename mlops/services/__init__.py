@@ -15,6 +15,7 @@ from .batches import PayloadTooLarge, record_batch, table_from_rows, table_from_
 from .errors import AlreadyExists, ApprovalNeeded, InvalidValue, NotAllowed, NotFound, RegistryError
 from .history import Actor
 from .monitors import create_monitor, delete_monitor, update_monitor
+from .predictions import LabelsLogged, PredictionsLogged, cut_prediction_batches, log_labels, log_predictions
 from .references import reference_from_artifact, update_schema, upload_reference
 from .registered_models import (
     create_model,
@@ -62,9 +63,11 @@ __all__ = [
     "AlreadyExists",
     "ApprovalNeeded",
     "InvalidValue",
+    "LabelsLogged",
     "NotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "PredictionsLogged",
     "RegistryError",
     "TransitionResult",
     "WebhookInvalid",
@@ -74,6 +77,7 @@ __all__ = [
     "create_monitor",
     "create_version",
     "create_webhook",
+    "cut_prediction_batches",
     "delete_alias",
     "delete_model",
     "delete_model_tag",
@@ -85,6 +89,8 @@ __all__ = [
     "get_version",
     "get_version_by_alias",
     "latest_versions",
+    "log_labels",
+    "log_predictions",
     "needs_approval",
     "overview",
     "recent_transitions",

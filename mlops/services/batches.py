@@ -40,7 +40,7 @@ from ..drift.profiles import NOT_FROM_PROFILES, BatchProfile, ProfileSpec, windo
 from ..drift.quality import profile_quality
 from ..drift.schema import ColumnSchema, numerical_values
 from ..drift.select import ColumnOptions
-from ..models import Monitor, MonitoringBatch, ReferenceDataset
+from ..models import ModelVersion, Monitor, MonitoringBatch, ReferenceDataset
 from .errors import InvalidValue
 from .history import Actor, actor_user
 from .monitors import drift_share_of
@@ -48,6 +48,8 @@ from .monitors import drift_share_of
 # A numerical column with more than this share of its values not numbers is refused as the wrong type.
 MISMATCH_REFUSED = 0.5
 CHUNK_BYTES = 1 << 20
+# `record_batch`'s default version: the one the monitor follows when the batch arrives.
+FOLLOWED = object()
 
 
 class PayloadTooLarge(InvalidValue):
@@ -360,7 +362,13 @@ def profile_drift(
         with reference.file.open("rb") as f:
             reference_rows = pq.read_table(f, columns=by_rows)
         schema = {n: ColumnSchema(n, spec.columns[n].type, spec.columns[n].role) for n in by_rows}
-        exact = compare(reference_rows, rows.select(by_rows), schema=schema, options=options)
+        own = DriftOptions(
+            columns={n: c for n, c in options.columns.items() if n in by_rows},
+            method=options.method,
+            threshold=options.threshold,
+            drift_share=options.drift_share,
+        )
+        exact = compare(reference_rows, rows.select(by_rows), schema=schema, options=own)
         report.columns.extend(exact.columns)
         report.skipped.update(exact.skipped)
         report.schema.update(exact.schema)
@@ -443,11 +451,11 @@ def record_batch(
     actor: Actor = None,
     start: datetime.datetime | None = None,
     end: datetime.datetime | None = None,
-    version: Any = None,
+    version: ModelVersion | object | None = FOLLOWED,
 ) -> MonitoringBatch:
     """Check `table` against the monitor's schema, then store the batch with its profile, data quality, drift
     against the monitor's reference and performance (where it has targets), for the version the monitor follows
-    now (or `version`); its per-batch checks run after commit (mlops.tasks.evaluate_monitor_batch).
+    now (or `version`, None included); its per-batch checks run after commit (mlops.tasks.evaluate_monitor_batch).
 
     `start`/`end` give the time the batch covers (logged predictions: their window); else its rows' timestamps.
     """
@@ -463,7 +471,7 @@ def record_batch(
     kept = keep_rows(table)
     batch = MonitoringBatch(
         monitor=monitor,
-        version=version if version is not None else monitor.current_version(),
+        version=monitor.current_version() if version is FOLLOWED else version,
         reference=reference,
         source=source,
         name=(name or "")[:500],
@@ -505,3 +513,42 @@ def batch_rows(batch: MonitoringBatch) -> pa.Table | None:
         return None
     with batch.file.open("rb") as f:
         return pq.read_table(f)
+
+
+def reprofile_batch(*, batch: MonitoringBatch, table: pa.Table) -> MonitoringBatch:
+    """Replace a batch's rows (logged predictions that arrived late for its window): profiled, compared and
+    scored again against the reference it was made with, its kept rows replaced, its checks run again."""
+    monitor = batch.monitor
+    reference = batch.reference or monitor.reference
+    if reference is None:
+        raise InvalidValue("the monitor has no reference data yet: upload a reference first.", field="reference")
+    table = check_table(monitor, table)
+    fields = analyse(monitor, reference, table)
+    kept = keep_rows(table)
+    old = batch.file.name if batch.file else ""
+    stored = ""
+    try:
+        with transaction.atomic():
+            for name, value in fields.items():
+                setattr(batch, name, value)
+            batch.reference = reference
+            batch.received_at = timezone.now()
+            batch.evaluated_at = None
+            batch.file = None
+            if kept is not None:
+                with kept.open("rb") as f:
+                    batch.file.save(f"batch-{batch.received_at:%H%M%S%f}.parquet", File(f), save=False)
+                stored = batch.file.name
+            batch.save()
+            if old:
+                storage = batch.file.storage
+                transaction.on_commit(lambda: storage.delete(old))
+            enqueue_on_commit("mlops.tasks.evaluate_monitor_batch", batch.pk)
+    except BaseException:
+        if stored:
+            batch.file.storage.delete(stored)
+        raise
+    finally:
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+    return batch

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import views
+from . import traces, views
 
 app_name = "llmops"
 
@@ -22,8 +22,12 @@ router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register(r"datasets/(?P<dataset_pk>[^/]+)/items", views.DatasetItemViewSet, basename="dataset-item")
 router.register("runs", views.EvalRunViewSet, basename="run")
 router.register(r"runs/(?P<run_pk>[0-9]+)/results", views.RunResultViewSet, basename="run-result")
+router.register("traces", traces.TraceViewSet, basename="trace")
+router.register("sessions", traces.SessionViewSet, basename="session")
+router.register("users", traces.EndUserViewSet, basename="end-user")
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:llmops"), name="root"),
+    path("otlp/v1/traces", traces.OtlpTracesView.as_view(), name="otlp-traces"),
     *router.urls,
 ]

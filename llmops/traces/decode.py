@@ -1,0 +1,317 @@
+"""OTLP/HTTP trace exports (ExportTraceServiceRequest, protobuf or JSON) decoded into span records.
+
+A body that cannot be read as an export at all raises `opsportal.otlp.PayloadError` (400, nothing
+stored). A span that can be read but not stored (ids of the wrong size, no start time, ends before it
+starts, no name, outside the accepted time window) is counted in `rejected` with the first reason, and
+the others are stored: OTLP's partial success. Attribute conventions are mapped by `conventions`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from opsportal.otlp import (
+    HEX,
+    PayloadError,
+    any_value_pb,
+    is_protobuf,
+    json_list,
+    kv_json,
+    parse_json,
+    uint,
+)
+
+from .conventions import Mapped, first_token_ns, map_span
+
+UTC = datetime.UTC
+UNKNOWN_SERVICE = "unknown_service"
+# The column sizes of llmops_span: longer values are cut.
+LIMITS = {"name": 500, "service": 200, "model": 200, "key": 200, "provider": 100, "operation": 50}
+KINDS = ("internal", "internal", "server", "client", "producer", "consumer")
+KIND_NAMES = {f"SPAN_KIND_{kind.upper()}": number for number, kind in enumerate(KINDS) if number}
+STATUSES = ("unset", "ok", "error")
+STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+FUTURE_NS = 3600 * 10**9
+
+
+class SpanPayloadError(PayloadError):
+    """A trace export that cannot be read; `record` is the span's index in the export."""
+
+    unit = "span"
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One span ready to store: the columns of `llmops.models.Span` (times in ns since the epoch)."""
+
+    start_ns: int
+    end_ns: int
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: str
+    service: str
+    status: str
+    status_message: str
+    mapped: Mapped
+    resource_json: str
+    input: str = ""
+    output: str = ""
+    input_truncated: bool = False
+    output_truncated: bool = False
+    cost: float | None = None
+    prompt_version_id: int | None = None
+
+    @property
+    def start_time(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.start_ns / 1e9, UTC)
+
+    @property
+    def end_time(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.end_ns / 1e9, UTC)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+
+@dataclass
+class TraceBatch:
+    """A decoded export: the spans to store, and those refused (count and the first reason)."""
+
+    spans: list[SpanRecord] = field(default_factory=list)
+    rejected: int = 0
+    reason: str = ""
+    protobuf: bool = False
+
+    def reject(self, index: int, message: str) -> None:
+        self.rejected += 1
+        if not self.reason:
+            self.reason = f"span {index}: {message}"
+
+
+class _Window:
+    """The accepted start times: within retention, at most an hour ahead."""
+
+    def __init__(self, now_ns: int) -> None:
+        self.oldest = now_ns - settings.LLMOPS_TRACES_RETENTION_DAYS * 86400 * 10**9
+        self.newest = now_ns + FUTURE_NS
+
+    def problem(self, start_ns: int, end_ns: int) -> str:
+        if start_ns <= 0:
+            return "startTimeUnixNano: required."
+        if end_ns < start_ns:
+            return "endTimeUnixNano: before startTimeUnixNano."
+        if start_ns < self.oldest:
+            return f"startTimeUnixNano: older than the retention ({settings.LLMOPS_TRACES_RETENTION_DAYS} days)."
+        if start_ns > self.newest:
+            return "startTimeUnixNano: more than an hour in the future."
+        return ""
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    return (text, False) if len(text) <= limit else (text[:limit], True)
+
+
+def _io_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _resource_json(resource: dict[str, object], scope_name: str, scope_version: str) -> str:
+    if scope_name:
+        resource = {**resource, "otel.scope.name": scope_name}
+        if scope_version:
+            resource["otel.scope.version"] = scope_version
+    return json.dumps(resource, ensure_ascii=False, default=str) if resource else "{}"
+
+
+def _record(
+    batch: TraceBatch,
+    index: int,
+    ids: tuple[str, str, str],
+    times: tuple[int, int],
+    name: str,
+    kind: int,
+    status: tuple[int, str],
+    mapped: Mapped,
+    service: str,
+    resource_json: str,
+    window: _Window,
+) -> None:
+    """Validate one span and add it to the batch (or count it as rejected)."""
+    trace_id, span_id, parent_id = ids
+    start_ns, end_ns = times
+    problem = (
+        ("traceId: must be 16 bytes (32 hex digits), not all zero." if len(trace_id) != 32 else "")
+        or ("spanId: must be 8 bytes (16 hex digits), not all zero." if len(span_id) != 16 else "")
+        or ("parentSpanId: must be empty or 8 bytes (16 hex digits)." if parent_id and len(parent_id) != 16 else "")
+        or ("name: required." if not name else "")
+        or window.problem(start_ns, end_ns or start_ns)
+    )
+    if problem:
+        batch.reject(index, problem)
+        return
+    end_ns = end_ns or start_ns
+    code, message = status
+    if code == 2 and not message:
+        message = next(
+            (str(e["attributes"].get("exception.message", "")) for e in mapped.events if e["name"] == "exception"), ""
+        ) or str(mapped.attributes.get("error.type", ""))
+    if mapped.time_to_first_token_ms is None and (first := first_token_ns(mapped.events)):
+        mapped.time_to_first_token_ms = max(0.0, (first - start_ns) / 1e6)
+    limit = settings.LLMOPS_TRACE_MAX_IO_CHARS
+    text_in, cut_in = _cut(_io_text(mapped.input), limit)
+    text_out, cut_out = _cut(_io_text(mapped.output), limit)
+    mapped.operation = mapped.operation[: LIMITS["operation"]]
+    mapped.provider = mapped.provider[: LIMITS["provider"]]
+    mapped.model = mapped.model[: LIMITS["model"]]
+    mapped.request_model = mapped.request_model[: LIMITS["model"]]
+    mapped.session_key = mapped.session_key[: LIMITS["key"]]
+    mapped.user_key = mapped.user_key[: LIMITS["key"]]
+    mapped.prompt_name = mapped.prompt_name[: LIMITS["key"]]
+    batch.spans.append(
+        SpanRecord(
+            start_ns, end_ns, trace_id, span_id, parent_id, name[: LIMITS["name"]],
+            KINDS[kind] if 0 <= kind < len(KINDS) else "internal", service,
+            STATUSES[code] if 0 <= code < len(STATUSES) else "unset", message, mapped, resource_json,
+            text_in, text_out, cut_in, cut_out, mapped.cost,
+        )
+    )  # fmt: skip
+
+
+def _service(resource: dict[str, object]) -> str:
+    value = resource.pop("service.name", UNKNOWN_SERVICE)
+    text = value.strip() if isinstance(value, str) else str(value)
+    return (text or UNKNOWN_SERVICE)[: LIMITS["service"]]
+
+
+def _pb_value(value) -> object:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    return any_value_pb(value)
+
+
+def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
+    try:
+        request = ExportTraceServiceRequest.FromString(data)
+    except DecodeError as exc:
+        raise SpanPayloadError("(body)", f"not an OTLP ExportTraceServiceRequest: {exc}.") from exc
+    batch = TraceBatch(protobuf=True)
+    window = _Window(now_ns or _now_ns())
+    index = 0
+    for resource_spans in request.resource_spans:
+        resource = {kv.key: _pb_value(kv.value) for kv in resource_spans.resource.attributes}
+        service = _service(resource)
+        for scope_spans in resource_spans.scope_spans:
+            resource_json = _resource_json(resource, scope_spans.scope.name, scope_spans.scope.version)
+            for span in scope_spans.spans:
+                events = [
+                    (event.name, event.time_unix_nano, {kv.key: _pb_value(kv.value) for kv in event.attributes})
+                    for event in span.events
+                ]
+                mapped = map_span([(kv.key, _pb_value(kv.value)) for kv in span.attributes], events)
+                trace_id = span.trace_id.hex()
+                span_id = span.span_id.hex()
+                parent = span.parent_span_id.hex()
+                _record(
+                    batch, index,
+                    ("" if trace_id.strip("0") == "" else trace_id, "" if span_id.strip("0") == "" else span_id,
+                     "" if parent.strip("0") == "" else parent),
+                    (span.start_time_unix_nano, span.end_time_unix_nano), span.name, span.kind,
+                    (span.status.code, span.status.message), mapped, service, resource_json, window,
+                )  # fmt: skip
+                index += 1
+    return batch
+
+
+def _json_id(value: object, size: int) -> str:
+    """A JSON id in hex (the OTLP/JSON form); anything else is "" (and the span is rejected)."""
+    if not isinstance(value, str) or len(value) != size or not HEX.fullmatch(value) or value.strip("0") == "":
+        return "" if not value else "!"
+    return value.lower()
+
+
+def _json_enum(value: object, names: Mapping[str, int]) -> int:
+    if isinstance(value, str):
+        return names.get(value, int(value) if value.isdigit() else 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def decode_json(data: bytes, now_ns: int | None = None) -> TraceBatch:
+    payload = parse_json(data)
+    if not isinstance(payload, Mapping):
+        raise SpanPayloadError("(body)", "must be an ExportTraceServiceRequest object with resourceSpans.")
+    batch = TraceBatch()
+    window = _Window(now_ns or _now_ns())
+    index = 0
+    try:
+        for r, resource_spans in enumerate(json_list(payload, "resourceSpans", None, "resourceSpans")):
+            where = f"resourceSpans[{r}]"
+            if not isinstance(resource_spans, Mapping):
+                raise SpanPayloadError(where, "must be an object.", index)
+            resource = kv_json((resource_spans.get("resource") or {}).get("attributes") or [], index, where)
+            service = _service(resource)
+            for s, scope_spans in enumerate(json_list(resource_spans, "scopeSpans", index, f"{where}.scopeSpans")):
+                if not isinstance(scope_spans, Mapping):
+                    raise SpanPayloadError(f"{where}.scopeSpans[{s}]", "must be an object.", index)
+                scope = scope_spans.get("scope") or {}
+                resource_json = _resource_json(resource, str(scope.get("name") or ""), str(scope.get("version") or ""))
+                for span in json_list(scope_spans, "spans", index, f"{where}.scopeSpans[{s}].spans"):
+                    _json_span(batch, index, span, service, resource_json, window)
+                    index += 1
+    except PayloadError as exc:
+        raise SpanPayloadError(exc.field, exc.message, exc.record) from exc
+    return batch
+
+
+def _json_span(batch: TraceBatch, index: int, span: object, service: str, resource_json: str, window: _Window) -> None:
+    if not isinstance(span, Mapping):
+        raise SpanPayloadError("(span)", "must be a Span object.", index)
+    events = []
+    for e, event in enumerate(json_list(span, "events", index, "events")):
+        if not isinstance(event, Mapping):
+            raise SpanPayloadError(f"events[{e}]", "must be an object.", index)
+        attributes = kv_json(event.get("attributes") or [], index, f"events[{e}].attributes")
+        events.append(
+            (str(event.get("name") or ""), uint(event.get("timeUnixNano"), index, "timeUnixNano"), attributes)
+        )
+    attributes = kv_json(span.get("attributes") or [], index, "attributes")
+    mapped = map_span(attributes.items(), events)
+    status = span.get("status") or {}
+    if not isinstance(status, Mapping):
+        raise SpanPayloadError("status", "must be an object.", index)
+    name = span.get("name")
+    _record(
+        batch, index,
+        (_json_id(span.get("traceId"), 32), _json_id(span.get("spanId"), 16),
+         _json_id(span.get("parentSpanId"), 16)),
+        (uint(span.get("startTimeUnixNano"), index, "startTimeUnixNano"),
+         uint(span.get("endTimeUnixNano"), index, "endTimeUnixNano")),
+        name if isinstance(name, str) else "", _json_enum(span.get("kind"), KIND_NAMES),
+        (_json_enum(status.get("code"), STATUS_NAMES), str(status.get("message") or "")),
+        mapped, service, resource_json, window,
+    )  # fmt: skip
+
+
+def _now_ns() -> int:
+    return int(datetime.datetime.now(UTC).timestamp() * 1e9)
+
+
+def decoder(content_type: str) -> Callable[[bytes], TraceBatch]:
+    """The decoder for a Content-Type (protobuf or JSON); any other type raises PayloadError."""
+    return decode_protobuf if is_protobuf(content_type) else decode_json

@@ -31,6 +31,14 @@ urlpatterns = [
     path("datasets/<int:pk>/delete/", views.dataset_delete, name="dataset-delete"),
     path("datasets/<int:pk>/items/<int:item>/", views.dataset_item, name="dataset-item"),
     path("datasets/<int:pk>/items/<int:item>/delete/", views.dataset_item_delete, name="dataset-item-delete"),
+    # Production traces
+    path("traces/", views.trace_list, name="traces"),
+    path("traces/<str:trace_id>/", views.trace_detail, name="trace"),
+    path("sessions/", views.session_list, name="sessions"),
+    path("sessions/<int:pk>/", views.session_detail, name="session"),
+    path("users/", views.user_list, name="users"),
+    path("users/<int:pk>/", views.user_detail, name="user"),
+    path("dashboards/", views.dashboards, name="dashboards"),
     # Runs
     path("runs/", views.run_list, name="runs"),
     path("runs/new/", views.run_new, name="run-new"),

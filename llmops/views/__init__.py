@@ -20,10 +20,12 @@ from .prompts import prompt_action, prompt_detail, prompt_list
 from .providers import price_list, price_lookup, provider_action, provider_detail, provider_list, provider_test
 from .run_forms import run_new, run_score
 from .runs import run_cancel, run_detail, run_export, run_list, run_progress
+from .trace_pages import dashboards, session_detail, session_list, trace_detail, trace_list, user_detail, user_list
 from .versions import prompt_diff, prompt_new_version, prompt_version
 
 __all__ = [
     "compare",
+    "dashboards",
     "dataset_delete",
     "dataset_detail",
     "dataset_export",
@@ -51,4 +53,10 @@ __all__ = [
     "run_new",
     "run_progress",
     "run_score",
+    "session_detail",
+    "session_list",
+    "trace_detail",
+    "trace_list",
+    "user_detail",
+    "user_list",
 ]  # fmt: skip

@@ -13,7 +13,7 @@ from opsportal.accounts.roles import Role, require_role, role_required
 from opsportal.errors import ServiceError
 from opsportal.portal.actions import add_service_error
 
-from .. import services, templating
+from .. import services, templating, trace_queries
 from ..compare import side_by_side
 from ..forms import MessageFormSet, PreviewForm, VersionForm
 from ..models import DatasetItem, Prompt, PromptVersion, RunColumn
@@ -136,6 +136,7 @@ def prompt_version(request: HttpRequest, name: str, version: int) -> HttpRespons
         "preview_error": preview_error,
         "sample_items": sample_items,
         "api_path": f"/api/v1/llmops/prompts/{prompt.name}/",
+        "production": trace_queries.production_quality(version),
     }
     return render(request, "llmops/prompt_version.html", context)
 

@@ -454,7 +454,9 @@ def cut_prediction_batches(*, monitor: Monitor, now: datetime.datetime | None = 
     window); windows that received predictions late are made again. Returns the batches made or remade."""
     now = now or timezone.now()
     with transaction.atomic():
-        monitor = Monitor.objects.select_for_update().select_related("reference", "model").get(pk=monitor.pk)
+        monitor = (
+            Monitor.objects.select_for_update(of=("self",)).select_related("reference", "model").get(pk=monitor.pk)
+        )
         if monitor.reference is None or not monitor.enabled:
             return []
         minutes = monitor.batch_minutes

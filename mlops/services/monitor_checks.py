@@ -45,7 +45,7 @@ from ..models import (
 )
 from .history import Actor, record_event
 from .retraining import request_retraining
-from .rollback import LOWER_IS_BETTER, propose_rollback, window_performance
+from .rollback_proposals import LOWER_IS_BETTER, propose_rollback, window_performance
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import cramjam
+from django.http import HttpResponse, JsonResponse
 
 HEX = re.compile(r"[0-9a-fA-F]*")
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf", "application/octet-stream", "")
@@ -66,6 +67,25 @@ def _bounded_gzip(body: bytes, limit: int) -> bytes:
     if not inflater.eof and len(data) <= limit:
         raise EOFError("truncated gzip stream")
     return data
+
+
+def export_answer(
+    response_class: type, rejected_field: str, rejected: int, reason: str, protobuf: bool
+) -> HttpResponse:
+    """An Export*ServiceResponse in the request's encoding; `partialSuccess` names what was refused.
+
+    `rejected_field` is the protobuf field (`rejected_spans`, `rejected_log_records`); OTLP/JSON spells it in
+    lowerCamelCase with the 64-bit count as a string.
+    """
+    if protobuf:
+        answer = response_class()
+        if rejected:
+            setattr(answer.partial_success, rejected_field, rejected)
+            answer.partial_success.error_message = reason
+        return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")
+    head, *rest = rejected_field.split("_")
+    partial = {head + "".join(word.title() for word in rest): str(rejected), "errorMessage": reason}
+    return JsonResponse({"partialSuccess": partial if rejected else {}})
 
 
 def is_protobuf(content_type: str) -> bool:

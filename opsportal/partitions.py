@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 
 UTC = datetime.UTC
@@ -89,6 +91,21 @@ class DayPartitions:
 
     def forget(self) -> None:
         self._known.clear()
+
+    def write(self, days: set[datetime.date], copy: Callable[[bool], None]) -> None:
+        """Run `copy(retrying)` into the partitions of `days` (created when missing), in a savepoint.
+
+        A partition this process thought it had may have been dropped (retention, or a rolled-back
+        transaction created it): then make sure and run `copy(True)` once more.
+        """
+        self.ensure(days)
+        try:
+            with transaction.atomic():
+                copy(False)
+        except (DatabaseError, psycopg.Error):
+            self.forget()
+            self.ensure(days)
+            copy(True)
 
     def ensure_ahead(self, now: datetime.datetime, ahead_days: int) -> list[str]:
         today = now.astimezone(UTC).date()

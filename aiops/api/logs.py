@@ -25,6 +25,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from rest_framework import serializers, viewsets
 
+from opsportal.otlp import export_answer
+
 from ..logs import decode
 from ..models import Integration, LogRecord, LogTemplate
 from ..services import logs as log_services
@@ -108,14 +110,9 @@ def otlp_logs(request: HttpRequest) -> HttpResponse:
     except decode.LogPayloadError as exc:
         return _invalid(exc)
     result = _ingest(integration, batch)
-    if batch.protobuf:
-        answer = ExportLogsServiceResponse()
-        if result.rejected:
-            answer.partial_success.rejected_log_records = result.rejected
-            answer.partial_success.error_message = result.rejected_reason
-        return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")
-    partial = {"rejectedLogRecords": str(result.rejected), "errorMessage": result.rejected_reason}
-    return JsonResponse({"partialSuccess": partial if result.rejected else {}})
+    return export_answer(
+        ExportLogsServiceResponse, "rejected_log_records", result.rejected, result.rejected_reason, batch.protobuf
+    )
 
 
 @csrf_exempt

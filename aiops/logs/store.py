@@ -12,9 +12,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 
 from opsportal.partitions import COPY_ESCAPES as COPY_ESCAPES  # bench_logs escapes its bodies with it
 from opsportal.partitions import DayPartitions, copy_field
@@ -102,17 +101,10 @@ def write_records(
             batch_size=500,
         )
         return
-    days = {r.time.date() for r in records}
-    ensure_partitions(days)
-    try:
-        with transaction.atomic():
-            _copy_records(records, template_ids, each_chunk)
-    except (DatabaseError, psycopg.Error):
-        # A partition this process thought it had was dropped (retention, or a rolled-back transaction
-        # created it): make sure and retry once.
-        forget_known()
-        ensure_partitions(days)
-        _copy_records(records, template_ids, None)
+    DAYS.write(
+        {r.time.date() for r in records},
+        lambda retrying: _copy_records(records, template_ids, None if retrying else each_chunk),
+    )
 
 
 def _copy_records(

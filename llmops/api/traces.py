@@ -32,7 +32,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from opsportal.accounts.roles import Role
-from opsportal.otlp import PayloadError, decompress
+from opsportal.otlp import PayloadError, decompress, export_answer
 
 from ..models import EndUser, Session, Span, Trace
 from ..services import traces as trace_services
@@ -65,17 +65,6 @@ def _refused(exc: PayloadError) -> JsonResponse:
     if "over the limit" in exc.message:
         return _error(413, "payload_too_large", str(exc), field=exc.field)
     return _error(400, "invalid", str(exc), field=exc.field, span=exc.record)
-
-
-def _answer(batch: decode.TraceBatch, result: trace_services.TraceIngestResult) -> HttpResponse:
-    if batch.protobuf:
-        answer = ExportTraceServiceResponse()
-        if result.rejected:
-            answer.partial_success.rejected_spans = result.rejected
-            answer.partial_success.error_message = result.rejected_reason
-        return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")
-    partial = {"rejectedSpans": str(result.rejected), "errorMessage": result.rejected_reason}
-    return JsonResponse({"partialSuccess": partial if result.rejected else {}})
 
 
 class OtlpTracesView(APIView):
@@ -119,7 +108,9 @@ class OtlpTracesView(APIView):
             return _error(503, "unavailable", "The database is unavailable; retry later.", DATABASE_RETRY_AFTER)
         finally:
             slots.release()
-        return _answer(batch, result)
+        return export_answer(
+            ExportTraceServiceResponse, "rejected_spans", result.rejected, result.rejected_reason, batch.protobuf
+        )
 
 
 class PromptRefSerializer(serializers.Serializer):

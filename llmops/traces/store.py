@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from opsportal.partitions import DayPartitions, copy_field
@@ -109,17 +108,7 @@ def write_spans(spans: Sequence[SpanRecord]) -> None:
     if not partitioned():
         Span.objects.bulk_create([_model(span) for span in spans], batch_size=200)
         return
-    days = {_time(span.start_ns).date() for span in spans}
-    DAYS.ensure(days)
-    try:
-        with transaction.atomic():
-            _copy(spans)
-    except (DatabaseError, psycopg.Error):
-        # A partition this process thought it had was dropped (retention, or a rolled-back transaction
-        # created it): make sure and retry once.
-        DAYS.forget()
-        DAYS.ensure(days)
-        _copy(spans)
+    DAYS.write({_time(span.start_ns).date() for span in spans}, lambda retrying: _copy(spans))
 
 
 @dataclass

@@ -95,6 +95,12 @@ BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Span partitions ahead and retention (LLMOPS_TRACES_RETENTION_DAYS), as for log records.
+    "llmops.maintain-traces": {
+        "task": "llmops.tasks.maintain_traces",
+        "schedule": HOUR,
+        "options": {"expires": 50 * 60},
+    },
     # Metric collection (queue `collection`): the dispatcher times each scrape within its 5 s horizon.
     "aiops.collect-due": {
         "task": "aiops.tasks.collect_due",

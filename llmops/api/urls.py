@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import traces, views
+from . import guard, traces, views
 
 app_name = "llmops"
 
@@ -25,9 +25,12 @@ router.register(r"runs/(?P<run_pk>[0-9]+)/results", views.RunResultViewSet, base
 router.register("traces", traces.TraceViewSet, basename="trace")
 router.register("sessions", traces.SessionViewSet, basename="session")
 router.register("users", traces.EndUserViewSet, basename="end-user")
+router.register("guard-policies", guard.GuardPolicyViewSet, basename="guard-policy")
+router.register("guard-calls", guard.GuardCallViewSet, basename="guard-call")
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:llmops"), name="root"),
     path("otlp/v1/traces", traces.OtlpTracesView.as_view(), name="otlp-traces"),
+    path("guard/", guard.GuardView.as_view(), name="guard"),
     *router.urls,
 ]

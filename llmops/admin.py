@@ -6,6 +6,8 @@ from .models import (
     Dataset,
     DatasetItem,
     EvalRun,
+    GuardCall,
+    GuardPolicy,
     LabelMove,
     LLMModel,
     PriceEntry,
@@ -138,3 +140,24 @@ class SessionAdmin(admin.ModelAdmin):
 class EndUserAdmin(admin.ModelAdmin):
     list_display = ["external_id", "last_seen", "generations", "cost"]
     search_fields = ["external_id"]
+
+
+@admin.register(GuardPolicy)
+class GuardPolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "direction", "action", "record_text", "is_default", "updated_at"]
+    search_fields = ["name"]
+
+
+@admin.register(GuardCall)
+class GuardCallAdmin(admin.ModelAdmin):
+    """Guard calls are records: read-only here, and the text is only what the policy allowed to keep."""
+
+    list_display = ["at", "policy_name", "direction", "allowed", "latency_ms"]
+    list_filter = ["allowed", "direction", "policy_name"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -54,8 +54,11 @@ def _too_large(limit: int, setting: str, what: str = "(body)") -> services.Paylo
     return services.PayloadTooLarge(f"{what}: over the limit of {limit:,} bytes ({setting}).", field="file")
 
 
-def check_length(request: Request, limit: int, setting: str, slack: int = 0) -> None:
-    """413 at once when the declared body is over the limit (nothing read)."""
+def check_length(request: Request, limit: int, setting: str) -> None:
+    """413 at once when the declared body is over the limit (nothing read); a multipart body may be over it by
+    its framing (the file itself is counted as it streams, `CappedUploadHandler`)."""
+    multipart = (request.content_type or "").startswith("multipart/")
+    slack = MULTIPART_SLACK if multipart else 0
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -174,7 +177,7 @@ class MonitorViewSet(viewsets.ModelViewSet):
         (`artifact`: its id); its schema is inferred and it becomes the monitor's reference."""
         monitor = self.get_object()
         limit = settings.MLOPS_REFERENCE_MAX_BYTES
-        check_length(request, limit, "MLOPS_REFERENCE_MAX_BYTES", MULTIPART_SLACK)
+        check_length(request, limit, "MLOPS_REFERENCE_MAX_BYTES")
         handler = capped_upload(request, limit)
         data = request.data
         if handler.exceeded:
@@ -246,7 +249,7 @@ class MonitorViewSet(viewsets.ModelViewSet):
         column or row, nothing stored)."""
         monitor = self.get_object()
         limit = settings.MLOPS_BATCH_MAX_BYTES
-        check_length(request, limit, "MLOPS_BATCH_MAX_BYTES", MULTIPART_SLACK)
+        check_length(request, limit, "MLOPS_BATCH_MAX_BYTES")
         handler = capped_upload(request, limit)
         data = request.data
         if handler.exceeded:

@@ -154,9 +154,12 @@ def bench_ingest(port: int, token: str) -> dict:
             rows = decode.decode_protobuf(body).spans
             data = "".join([store._copy_row(span) for span in rows])
             start = time.perf_counter()
-            with transaction.atomic(), connection.cursor() as cursor:
-                with cursor.cursor.copy(f"COPY {store.TABLE} ({', '.join(store.COLUMNS)}) FROM STDIN") as copy:
-                    copy.write(data)
+            with (
+                transaction.atomic(),
+                connection.cursor() as cursor,
+                cursor.cursor.copy(f"COPY {store.TABLE} ({', '.join(store.COLUMNS)}) FROM STDIN") as copy,
+            ):
+                copy.write(data)
             copy_timings.append(time.perf_counter() - start)
         copy_rate = spans / sum(copy_timings)
         result["copy_rows_per_second"] = copy_rate

@@ -30,7 +30,15 @@ def test_every_app_root_lists_its_collections_and_each_answers(viewer_api):
         assert not any("(?P<" in name or "{" in url for name, url in links.items()), links
         for name, url in links.items():
             assert viewer_api.get(url).status_code in {200, 403}, (app, name)
-    assert set(viewer_api.get("/api/v1/mlops/").json()) == {"models", "approvals", "webhooks"}
+    assert set(viewer_api.get("/api/v1/mlops/").json()) == {
+        "models",
+        "approvals",
+        "webhooks",
+        "monitors",
+        "batches",
+        "breaches",
+        "retraining-hooks",
+    }
 
 
 @pytest.mark.parametrize(

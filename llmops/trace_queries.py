@@ -306,12 +306,17 @@ def _percentiles(traces: QuerySet[Trace], bucket: str) -> dict[datetime.datetime
         )
         with connection.cursor() as cursor:
             cursor.execute(query, params)
-            return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+            # The raw query's bucket is the naive UTC time `AT TIME ZONE 'UTC'` gives; the ORM's is aware.
+            return {_aware(row[0]): (row[1], row[2]) for row in cursor.fetchall()}
     values: dict[datetime.datetime, list[float]] = defaultdict(list)
     rows = traces.annotate(bucket=Trunc("start_time", bucket, tzinfo=UTC)).values_list("bucket", "latency_ms")
     for when, latency in rows.order_by():
         values[when].append(latency)
     return {when: (_rank(sorted(v), 0.5), _rank(sorted(v), 0.95)) for when, v in values.items()}
+
+
+def _aware(when: datetime.datetime) -> datetime.datetime:
+    return when.replace(tzinfo=UTC) if timezone.is_naive(when) else when
 
 
 def _rank(ordered: list[float], q: float) -> float:
@@ -343,7 +348,7 @@ def overview(traces: QuerySet[Trace], bucket: str) -> Overview:
         result.buckets.append(row["bucket"])
         result.requests.append(row["requests"])
         result.errors.append(row["errors"])
-        p50, p95 = percentiles.get(row["bucket"], (None, None))
+        p50, p95 = percentiles.get(_aware(row["bucket"]), (None, None))
         result.p50.append(p50)
         result.p95.append(p95)
         result.input_tokens.append(int(row["input_tokens"]))

@@ -132,13 +132,14 @@ def apply_overrides(schema: dict[str, ColumnSchema], types: dict[str, str]) -> d
 
 
 def _numpy_dtype(kind: pa.DataType) -> np.dtype | None:
-    """The numpy dtype of a fixed-width Arrow number type (None for any other type)."""
+    """The numpy dtype of a fixed-width Arrow number type (None for any other type); Arrow's buffers are
+    in the machine's byte order, as numpy's native dtypes."""
     if pa.types.is_floating(kind) and kind.bit_width in (32, 64):
-        return np.dtype(f"<f{kind.bit_width // 8}")
+        return np.dtype(f"f{kind.bit_width // 8}")
     if pa.types.is_signed_integer(kind):
-        return np.dtype(f"<i{kind.bit_width // 8}")
+        return np.dtype(f"i{kind.bit_width // 8}")
     if pa.types.is_unsigned_integer(kind):
-        return np.dtype(f"<u{kind.bit_width // 8}")
+        return np.dtype(f"u{kind.bit_width // 8}")
     return None
 
 

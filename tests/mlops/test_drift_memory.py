@@ -21,6 +21,7 @@ import pytest
 from scipy import stats
 
 from mlops.drift import ColumnOptions, DriftOptions, compare, get_method, read_table
+from mlops.drift.schema import codes_to_numpy, to_numpy
 
 ROOT = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(20261203)
@@ -75,6 +76,22 @@ def test_numbers_with_few_values_are_counted_per_value_like_scipy():
     expected = stats.chi2_contingency(table, correction=False)
     assert column.statistic == pytest.approx(expected.statistic, rel=1e-9)
     assert column.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+
+
+def test_numbers_are_read_from_the_arrow_buffers_as_pyarrow_reads_them():
+    nan = np.nan
+    chunked = pa.chunked_array([pa.array([1.5, None, 3.0]), pa.array([4.0, 5.0, 6.0, 7.0]).slice(1, 2)])
+    np.testing.assert_array_equal(to_numpy(chunked), [1.5, nan, 3.0, 5.0, 6.0])
+    # An offset into the values and into the validity bitmap; integers with nulls become floats.
+    ints = pa.array([1, None, 3, None, 5, 6, 7, 8, None, 10], pa.int16()).slice(3)
+    np.testing.assert_array_equal(to_numpy(ints), [nan, 5, 6, 7, 8, nan, 10])
+    whole = to_numpy(pa.array([1, 2, 3], pa.int64()).slice(1))
+    assert whole.dtype == np.int64 and whole.tolist() == [2, 3]
+    assert to_numpy(pa.array([0.5, 1.5], pa.float32())).dtype == np.float32
+    assert len(to_numpy(pa.chunked_array([], pa.float64()))) == 0
+    # Dictionary codes, missing as -1.
+    codes = pa.array(["a", None, "b", "a", None]).dictionary_encode().indices.slice(1)
+    assert codes_to_numpy(codes).tolist() == [-1, 1, 0, -1]
 
 
 def test_csv_is_read_into_one_chunk_per_column(tmp_path):

@@ -25,6 +25,9 @@ class AppSummary:
     # Recent items for the card: (text, url, when) tuples.
     recent: list[tuple[str, str, object]] = field(default_factory=list)
     recent_title: str = ""
+    # A health panel on the card: (text, url, state) tuples; state "bad" or "warn" colours the line.
+    health: list[tuple[str, str, str]] = field(default_factory=list)
+    health_title: str = ""
 
 
 def activity_stats(app_label: str, days: int = 7) -> list[tuple[str, object]]:

@@ -1,0 +1,114 @@
+"""What the Monitoring tab, the batch report and its HTML download share: drift settings, column order,
+distribution overlays from profiles, quality and performance rows, and breaches with their incidents."""
+
+from __future__ import annotations
+
+import datetime
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+import aiops.services as aiops_services
+
+from .. import monitoring_charts as charts
+from ..drift import ColumnOptions, DriftOptions
+from ..drift.profiles import ColumnProfile, ProfileSpec
+from ..models import Breach, Monitor, MonitoringBatch, ReferenceDataset, RegisteredModel
+
+
+def drift_options(monitor: Monitor) -> DriftOptions:
+    """The monitor's drift settings (`Monitor.options`) as the engine takes them."""
+    options = monitor.options or {}
+    columns = {
+        name: ColumnOptions(method=column.get("method") or None, threshold=column.get("threshold"))
+        for name, column in (options.get("columns") or {}).items()
+    }
+    chosen = DriftOptions(columns=columns, method=options.get("method") or None, threshold=options.get("threshold"))
+    if options.get("drift_share") is not None:
+        chosen.drift_share = float(options["drift_share"])
+    return chosen
+
+
+def monitoring_url(model: RegisteredModel, **params: object) -> str:
+    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return reverse("mlops:monitoring", args=[model.name]) + (f"?{query}" if query else "")
+
+
+def batch_url(model: RegisteredModel, pk: int) -> str:
+    return reverse("mlops:batch", args=[model.name, pk])
+
+
+def column_order(reference: ReferenceDataset | None, drift_results: list[dict]) -> list[str]:
+    """The reference's profiled columns (features first, then prediction and target), then any other
+    column a batch's drift result names."""
+    names: list[str] = []
+    if reference is not None and reference.spec:
+        spec_columns = reference.spec.get("columns", [])
+        rank = {"feature": 0, "prediction": 1, "target": 2}
+        names = [c["name"] for c in sorted(spec_columns, key=lambda c: rank.get(c.get("role", "feature"), 0))]
+    seen = set(names)
+    for drift in drift_results:
+        for column in drift.get("columns", []):
+            if column["column"] not in seen:
+                seen.add(column["column"])
+                names.append(column["column"])
+    return names
+
+
+def column_results(batch: MonitoringBatch) -> dict[str, dict]:
+    return {column["column"]: column for column in (batch.drift or {}).get("columns", [])}
+
+
+def overlay(reference: ReferenceDataset | None, batch: MonitoringBatch, column: str, label: str) -> dict | None:
+    """The column's reference-versus-batch distribution chart, or None when a profile lacks the column."""
+    if reference is None or not reference.spec or not reference.profile or not batch.profile:
+        return None
+    spec = next((c for c in reference.spec.get("columns", []) if c["name"] == column), None)
+    ref = (reference.profile.get("columns") or {}).get(column)
+    cur = (batch.profile.get("columns") or {}).get(column)
+    if spec is None or ref is None or cur is None:
+        return None
+    column_spec = ProfileSpec.from_dict({"columns": [spec]}).columns[column]
+    data = charts.distribution(column_spec, ColumnProfile.from_dict(ref), ColumnProfile.from_dict(cur))
+    return charts.distribution_overlay(column, data, label)
+
+
+def quality_rows(batch: MonitoringBatch) -> list[dict]:
+    """The batch's data quality per column, with a flag on columns where something is off."""
+    rows = []
+    for row in batch.quality or []:
+        row = dict(row)
+        row["new_categories_list"] = list((row.get("new_categories") or {}).items())[:5]
+        row["problem"] = bool(
+            row.get("missing") or row.get("type_mismatches") or row.get("out_of_range") or row.get("new_categories")
+        )
+        rows.append(row)
+    return rows
+
+
+def performance_rows(batch: MonitoringBatch, reference: ReferenceDataset | None) -> list[dict]:
+    """Each metric of the batch next to the reference's value."""
+    ref = (reference.performance if reference else None) or {}
+    names = [n for n in (batch.performance or {}) if isinstance(batch.performance[n], int | float)]
+    names += [n for n in ref if n not in batch.performance and isinstance(ref[n], int | float)]
+    rows = []
+    for name in names:
+        value, base = (batch.performance or {}).get(name), ref.get(name)
+        delta = value - base if isinstance(value, int | float) and isinstance(base, int | float) else None
+        worse = None
+        if delta is not None and delta != 0:
+            worse = delta > 0 if name in charts.ERROR_METRICS else delta < 0
+        rows.append({"name": name, "value": value, "reference": base, "delta": delta, "worse": worse})
+    return rows
+
+
+def breaches_with_incidents(breaches: list[Breach]) -> list[Breach]:
+    """Each breach with `.incident` (its alert's incident link, or None) set: one query for all of them."""
+    links = aiops_services.raised_alert_links(source="mlops", dedup_keys=[b.dedup_key for b in breaches])
+    for breach in breaches:
+        occurrences = links.get(breach.dedup_key, [])
+        # The occurrence this breach raised: the first seen from its opening on (an earlier breach of the
+        # same check raised the older ones).
+        after = [o for o in occurrences if o.first_seen_at >= breach.opened_at - datetime.timedelta(minutes=5)]
+        breach.incident = after[-1] if after else (occurrences[0] if occurrences else None)
+    return breaches

@@ -209,9 +209,10 @@ def _indexed_messages(items: dict[int, dict]) -> list[dict]:
 
 
 def map_span(attributes: Iterable[tuple[str, object]], events: Iterable[tuple[str, int, dict]] = ()) -> Mapped:
-    """Map one span's (attribute, value) pairs and (name, time in ns, attributes) events; start time not needed."""
+    """Map one span's (attribute, value) pairs and (name, time in ns, attributes) events."""
     mapped = Mapped()
-    found: dict[str, tuple[int, object]] = {}
+    found: dict[str, Any] = {}
+    ranks: dict[str, int] = {}
     indexed: dict[str, dict[int, dict]] = {}
     leftover = mapped.attributes
     for key, value in attributes:
@@ -222,17 +223,19 @@ def map_span(attributes: Iterable[tuple[str, object]], events: Iterable[tuple[st
                 value = convert(value)
                 if value is None or value == "":
                     continue
-            previous = found.get(column)
-            if previous is None or rank < previous[0]:
-                found[column] = (rank, value)
+            if column not in found or rank < ranks[column]:
+                found[column] = value
+                ranks[column] = rank
         elif key.startswith(REQUEST_PREFIX):
             mapped.parameters[key[len(REQUEST_PREFIX) :]] = value
         elif key.startswith(_INDEXED_PREFIXES) and _add_indexed(indexed, key, value):
             continue
         elif key not in DERIVED:
             leftover[key] = value
-    _apply(mapped, found, indexed)
-    _apply_events(mapped, events)
+    if found or indexed:
+        _apply(mapped, found, indexed)
+    if events:
+        _apply_events(mapped, events)
     return mapped
 
 
@@ -249,35 +252,40 @@ def _add_indexed(indexed: dict[str, dict[int, dict]], key: str, value: object) -
     return False
 
 
-def _apply(mapped: Mapped, found: Mapping[str, tuple[int, object]], indexed: Mapping[str, dict[int, dict]]) -> None:
-    def value(column: str) -> Any:
-        entry = found.get(column)
-        return entry[1] if entry is not None else None
-
-    mapped.operation = value("operation") or ""
-    mapped.provider = value("provider") or ""
-    mapped.request_model = value("request_model") or ""
-    mapped.model = value("response_model") or mapped.request_model
-    for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-                   "cost", "time_to_first_token_ms", "prompt_version_number"):  # fmt: skip
-        setattr(mapped, column, value(column))
-    mapped.session_key = value("session_key") or ""
-    mapped.user_key = value("user_key") or ""
-    mapped.prompt_name = value("prompt_name") or ""
-    invocation = _json_value(value("invocation_parameters"))
-    if isinstance(invocation, dict):
-        mapped.parameters = {**invocation, **mapped.parameters}
+def _apply(mapped: Mapped, found: Mapping[str, Any], indexed: Mapping[str, dict[int, dict]]) -> None:
+    get = found.get
+    mapped.operation = get("operation", "")
+    mapped.provider = get("provider", "")
+    mapped.request_model = get("request_model", "")
+    mapped.model = get("response_model") or mapped.request_model
+    mapped.input_tokens = get("input_tokens")
+    mapped.output_tokens = get("output_tokens")
+    mapped.cache_read_tokens = get("cache_read_tokens")
+    mapped.cache_write_tokens = get("cache_write_tokens")
+    mapped.reasoning_tokens = get("reasoning_tokens")
+    mapped.cost = get("cost")
+    mapped.time_to_first_token_ms = get("time_to_first_token_ms")
+    mapped.prompt_version_number = get("prompt_version_number")
+    mapped.session_key = get("session_key", "")
+    mapped.user_key = get("user_key", "")
+    mapped.prompt_name = get("prompt_name", "")
+    if "invocation_parameters" in found:
+        invocation = _json_value(found["invocation_parameters"])
+        if isinstance(invocation, dict):
+            mapped.parameters = {**invocation, **mapped.parameters}
     for side in ("input", "output"):
-        messages = _json_value(value(f"{side}_messages"))
-        if messages is None:
+        # JSON text as sent is kept as it is (the API parses it); anything else is encoded when stored.
+        messages = get(f"{side}_messages")
+        if messages is None and indexed:
             families = [family for key, family in indexed.items() if key.startswith(f"{side}:")]
             messages = _indexed_messages(families[0]) if families else None
         if messages is None:
-            messages = value(f"{side}_value")
+            messages = get(f"{side}_value")
         setattr(mapped, side, messages)
-    system = _json_value(value("system_instructions"))
-    if system is not None:
-        rest = mapped.input if isinstance(mapped.input, list) else [] if mapped.input is None else [mapped.input]
+    if "system_instructions" in found:
+        system = _json_value(found["system_instructions"])
+        messages = _json_value(mapped.input)
+        rest = messages if isinstance(messages, list) else [] if messages is None else [messages]
         mapped.input = [{"role": "system", "parts": system if isinstance(system, list) else [system]}, *rest]
 
 

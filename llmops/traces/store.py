@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,8 +29,8 @@ from .decode import SpanRecord
 UTC = datetime.UTC
 TABLE = "llmops_span"
 AHEAD_DAYS = 2
-COPY_CHUNK = 512
-UPSERT_CHUNK = 500
+# Spans per COPY write: PostgreSQL indexes one chunk while the next is formatted.
+COPY_CHUNK = 128
 COLUMNS = (
     "start_time", "end_time", "duration_ms", "trace_id", "span_id", "parent_span_id", "name", "kind", "service",
     "status", "status_message", "operation", "provider", "model", "request_model", "input_tokens", "output_tokens",
@@ -175,10 +176,9 @@ class _Dialect:
     """The few SQL spellings that differ between PostgreSQL and SQLite."""
 
     def __init__(self) -> None:
-        pg = partitioned()
-        self.least, self.greatest = ("LEAST", "GREATEST") if pg else ("MIN", "MAX")
-        self.json_param = "%s::jsonb" if pg else "%s"
-        if pg:
+        self.pg = partitioned()
+        self.least, self.greatest = ("LEAST", "GREATEST") if self.pg else ("MIN", "MAX")
+        if self.pg:
             self.latency = (
                 "EXTRACT(EPOCH FROM ({g}(t.end_time, EXCLUDED.end_time) - {l}(t.start_time, EXCLUDED.start_time)))"
                 " * 1000"
@@ -200,108 +200,102 @@ class _Dialect:
             )
         self.latency = self.latency.format(g=self.greatest, l=self.least)
 
+    def time(self, ns: int) -> str:
+        """A time as the row source below reads it (SQLite: Django's own text form of a UTC time)."""
+        moment = _time(ns)
+        return moment.isoformat() if self.pg else connection.ops.adapt_datetimefield_value(moment)
 
-def _chunks(items: list, size: int = UPSERT_CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    def rows(self, columns: Sequence[tuple[str, str]]) -> str:
+        """`SELECT ... FROM` one JSON parameter holding every row as an array, typed by `columns`.
 
-
-def _adapt(ns: int):
-    return connection.ops.adapt_datetimefield_value(_time(ns))
-
-
-def _upsert_users(users: dict[str, _Totals], sql: _Dialect, now) -> dict[str, int]:
-    ids: dict[str, int] = {}
-    table = EndUser._meta.db_table
-    for chunk in _chunks(sorted(users.items())):
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-        params: list = []
-        for key, t in chunk:
-            params += [
-                key,
-                _adapt(t.first_ns),
-                _adapt(t.last_ns),
-                t.generations,
-                t.input_tokens,
-                t.output_tokens,
-                t.cost,
-            ]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} AS t (external_id, first_seen, last_seen, generations, input_tokens, "  # noqa: S608 (names from the models, values as parameters)
-                f"output_tokens, cost) VALUES {values} ON CONFLICT (external_id) DO UPDATE SET "
-                f"first_seen = {sql.least}(t.first_seen, EXCLUDED.first_seen), "
-                f"last_seen = {sql.greatest}(t.last_seen, EXCLUDED.last_seen), "
-                "generations = t.generations + EXCLUDED.generations, "
-                "input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
-                "output_tokens = t.output_tokens + EXCLUDED.output_tokens, cost = t.cost + EXCLUDED.cost "
-                "RETURNING id, external_id",
-                params,
+        One parameter for a whole export: a statement of thousands of placeholders costs more to bind
+        (psycopg parses such a query in Python each time) than the database takes to run it.
+        """
+        if self.pg:
+            values = ", ".join(
+                f"(e->{i})" if kind == "jsonb" else f"(e->>{i})::{kind}" for i, (_, kind) in enumerate(columns)
             )
-            ids.update({key: pk for pk, key in cursor.fetchall()})
-    return ids
+            return f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) e"  # noqa: S608 (no value in it)
+        values = ", ".join(f"json_extract(e.value, '$[{i}]')" for i in range(len(columns)))
+        # WHERE: SQLite reads ON CONFLICT after a SELECT only behind one.
+        return f"SELECT {values} FROM json_each(%s) e WHERE true"  # noqa: S608 (no value in it)
+
+
+def _upsert(sql: _Dialect, table: str, columns: Sequence[tuple[str, str]], rows: list[list], conflict: str,
+            updates: str, returning: str = "") -> list[tuple]:  # fmt: skip
+    """INSERT the rows (arrays in `columns` order), or on `conflict` apply `updates`; the RETURNING rows."""
+    names = ", ".join(name for name, _ in columns)
+    statement = (
+        f"INSERT INTO {table} AS t ({names}) {sql.rows(columns)} "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}" + (f" RETURNING {returning}" if returning else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [json.dumps(rows)])
+        return cursor.fetchall() if returning else []
+
+
+TOTALS = ("generations = t.generations + EXCLUDED.generations, input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
+          "output_tokens = t.output_tokens + EXCLUDED.output_tokens, cost = t.cost + EXCLUDED.cost")  # fmt: skip
+
+
+def _upsert_users(users: dict[str, _Totals], sql: _Dialect) -> dict[str, int]:
+    if not users:
+        return {}
+    columns = [("external_id", "varchar"), ("first_seen", "timestamptz"), ("last_seen", "timestamptz"),
+               ("generations", "bigint"), ("input_tokens", "bigint"), ("output_tokens", "bigint"),
+               ("cost", "numeric")]  # fmt: skip
+    rows = [[key, sql.time(t.first_ns), sql.time(t.last_ns), t.generations, t.input_tokens, t.output_tokens, t.cost]
+            for key, t in sorted(users.items())]  # fmt: skip
+    updates = (f"first_seen = {sql.least}(t.first_seen, EXCLUDED.first_seen), "
+               f"last_seen = {sql.greatest}(t.last_seen, EXCLUDED.last_seen), {TOTALS}")  # fmt: skip
+    found = _upsert(sql, EndUser._meta.db_table, columns, rows, "external_id", updates, "id, external_id")
+    return {key: pk for pk, key in found}
 
 
 def _upsert_sessions(sessions: dict[str, _Totals], users: dict[str, int], sql: _Dialect) -> dict[str, int]:
-    ids: dict[str, int] = {}
-    table = Session._meta.db_table
-    for chunk in _chunks(sorted(sessions.items())):
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-        params: list = []
-        for key, t in chunk:
-            params += [key, t.service, users.get(t.user_key), _adapt(t.first_ns), _adapt(t.last_ns), t.generations,
-                       t.input_tokens, t.output_tokens, t.cost]  # fmt: skip
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} AS t (key, service, end_user_id, first_seen, last_seen, generations, "  # noqa: S608 (names from the models, values as parameters)
-                f"input_tokens, output_tokens, cost) VALUES {values} ON CONFLICT (key) DO UPDATE SET "
-                "end_user_id = COALESCE(t.end_user_id, EXCLUDED.end_user_id), "
-                f"first_seen = {sql.least}(t.first_seen, EXCLUDED.first_seen), "
-                f"last_seen = {sql.greatest}(t.last_seen, EXCLUDED.last_seen), "
-                "generations = t.generations + EXCLUDED.generations, "
-                "input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
-                "output_tokens = t.output_tokens + EXCLUDED.output_tokens, cost = t.cost + EXCLUDED.cost "
-                "RETURNING id, key",
-                params,
-            )
-            ids.update({key: pk for pk, key in cursor.fetchall()})
-    return ids
+    if not sessions:
+        return {}
+    columns = [("key", "varchar"), ("service", "varchar"), ("end_user_id", "bigint"), ("first_seen", "timestamptz"),
+               ("last_seen", "timestamptz"), ("generations", "bigint"), ("input_tokens", "bigint"),
+               ("output_tokens", "bigint"), ("cost", "numeric")]  # fmt: skip
+    rows = [[key, t.service, users.get(t.user_key), sql.time(t.first_ns), sql.time(t.last_ns), t.generations,
+             t.input_tokens, t.output_tokens, t.cost] for key, t in sorted(sessions.items())]  # fmt: skip
+    updates = ("end_user_id = COALESCE(t.end_user_id, EXCLUDED.end_user_id), "
+               f"first_seen = {sql.least}(t.first_seen, EXCLUDED.first_seen), "
+               f"last_seen = {sql.greatest}(t.last_seen, EXCLUDED.last_seen), {TOTALS}")  # fmt: skip
+    found = _upsert(sql, Session._meta.db_table, columns, rows, "key", updates, "id, key")
+    return {key: pk for pk, key in found}
 
 
-def _upsert_traces(
-    traces: dict[str, _Totals], sessions: dict[str, int], users: dict[str, int], sql: _Dialect, now
-) -> None:
-    table = Trace._meta.db_table
-    row = f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {sql.json_param}, %s, %s, %s, %s)"
-    for chunk in _chunks(sorted(traces.items())):
-        params: list = []
-        for trace_id, t in chunk:
-            params += [
-                trace_id, t.name, t.service, _adapt(t.first_ns), _adapt(t.last_ns), (t.last_ns - t.first_ns) / 1e6,
-                t.spans, t.generations, t.errors, t.input_tokens, t.output_tokens, t.cost, t.model,
-                json.dumps(sorted(t.models)), sessions.get(t.session_key), users.get(t.user_key), t.prompt_version_id,
-                now,
-            ]  # fmt: skip
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} AS t (trace_id, name, service, start_time, end_time, latency_ms, spans, "  # noqa: S608 (names from the models, values as parameters)
-                "generations, errors, input_tokens, output_tokens, cost, model, model_names, session_id, "
-                f"end_user_id, prompt_version_id, updated_at) VALUES {', '.join([row] * len(chunk))} "
-                "ON CONFLICT (trace_id) DO UPDATE SET "
-                "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE t.name END, "
-                "service = CASE WHEN EXCLUDED.name <> '' OR t.service = '' THEN EXCLUDED.service ELSE t.service END, "
-                f"start_time = {sql.least}(t.start_time, EXCLUDED.start_time), "
-                f"end_time = {sql.greatest}(t.end_time, EXCLUDED.end_time), latency_ms = {sql.latency}, "
-                "spans = t.spans + EXCLUDED.spans, generations = t.generations + EXCLUDED.generations, "
-                "errors = t.errors + EXCLUDED.errors, input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
-                "output_tokens = t.output_tokens + EXCLUDED.output_tokens, cost = t.cost + EXCLUDED.cost, "
-                "model = CASE WHEN t.model = '' THEN EXCLUDED.model ELSE t.model END, "
-                f"model_names = {sql.models}, session_id = COALESCE(t.session_id, EXCLUDED.session_id), "
-                "end_user_id = COALESCE(t.end_user_id, EXCLUDED.end_user_id), "
-                "prompt_version_id = COALESCE(t.prompt_version_id, EXCLUDED.prompt_version_id), "
-                "updated_at = EXCLUDED.updated_at",
-                params,
-            )
+def _upsert_traces(traces: dict[str, _Totals], sessions: dict[str, int], users: dict[str, int], sql: _Dialect,
+                   now: str) -> None:  # fmt: skip
+    columns = [("trace_id", "varchar"), ("name", "varchar"), ("service", "varchar"), ("start_time", "timestamptz"),
+               ("end_time", "timestamptz"), ("latency_ms", "float8"), ("spans", "integer"),
+               ("generations", "integer"), ("errors", "integer"), ("input_tokens", "bigint"),
+               ("output_tokens", "bigint"), ("cost", "numeric"), ("model", "varchar"), ("model_names", "jsonb"),
+               ("session_id", "bigint"), ("end_user_id", "bigint"), ("prompt_version_id", "bigint"),
+               ("updated_at", "timestamptz")]  # fmt: skip
+    rows = [
+        [trace_id, t.name, t.service, sql.time(t.first_ns), sql.time(t.last_ns), (t.last_ns - t.first_ns) / 1e6,
+         t.spans, t.generations, t.errors, t.input_tokens, t.output_tokens, t.cost, t.model, sorted(t.models),
+         sessions.get(t.session_key), users.get(t.user_key), t.prompt_version_id, now]
+        for trace_id, t in sorted(traces.items())
+    ]  # fmt: skip
+    updates = (
+        "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE t.name END, "
+        "service = CASE WHEN EXCLUDED.name <> '' OR t.service = '' THEN EXCLUDED.service ELSE t.service END, "
+        f"start_time = {sql.least}(t.start_time, EXCLUDED.start_time), "
+        f"end_time = {sql.greatest}(t.end_time, EXCLUDED.end_time), latency_ms = {sql.latency}, "
+        "spans = t.spans + EXCLUDED.spans, generations = t.generations + EXCLUDED.generations, "
+        "errors = t.errors + EXCLUDED.errors, input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
+        "output_tokens = t.output_tokens + EXCLUDED.output_tokens, cost = t.cost + EXCLUDED.cost, "
+        "model = CASE WHEN t.model = '' THEN EXCLUDED.model ELSE t.model END, "
+        f"model_names = {sql.models}, session_id = COALESCE(t.session_id, EXCLUDED.session_id), "
+        "end_user_id = COALESCE(t.end_user_id, EXCLUDED.end_user_id), "
+        "prompt_version_id = COALESCE(t.prompt_version_id, EXCLUDED.prompt_version_id), "
+        "updated_at = EXCLUDED.updated_at"
+    )
+    _upsert(sql, Trace._meta.db_table, columns, rows, "trace_id", updates)
 
 
 def write(spans: Sequence[SpanRecord]) -> None:
@@ -310,10 +304,9 @@ def write(spans: Sequence[SpanRecord]) -> None:
         return
     write_spans(spans)
     sql = _Dialect()
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    users = _upsert_users(_totals(spans, "user"), sql, now)
+    users = _upsert_users(_totals(spans, "user"), sql)
     sessions = _upsert_sessions(_totals(spans, "session"), users, sql)
-    _upsert_traces(_totals(spans, "trace"), sessions, users, sql, now)
+    _upsert_traces(_totals(spans, "trace"), sessions, users, sql, sql.time(time.time_ns()))
 
 
 @dataclass

@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
-from .select import DriftReport, column_values, encode_categories
+from .select import DriftReport, category_counts, column_values
 
 HISTOGRAM_BINS = 30
 TOP_CATEGORIES = 20
@@ -51,9 +51,7 @@ def distribution(column_type: str, reference: pa.ChunkedArray, current: pa.Chunk
             "current": (np.histogram(cur, edges)[0] / len(cur)).round(6).tolist(),
             "kind": "bins",
         }
-    ref_codes, cur_codes, categories = encode_categories(reference, current)
-    ref_counts = np.bincount(ref_codes[ref_codes >= 0], minlength=len(categories))
-    cur_counts = np.bincount(cur_codes[cur_codes >= 0], minlength=len(categories))
+    categories, ref_counts, cur_counts = category_counts(reference, current)
     ref_shares = ref_counts / max(ref_counts.sum(), 1)
     cur_shares = cur_counts / max(cur_counts.sum(), 1)
     top = np.argsort(-(ref_shares + cur_shares), kind="stable")[:TOP_CATEGORIES]

@@ -465,7 +465,7 @@ def window_results(
 
 def evaluate_window(*, monitor: Monitor, now: datetime.datetime | None = None) -> WindowResult:
     """Run the monitor's enabled window checks over the last `window_hours` of the followed version's
-    batches, then look for a worse newly promoted version (`rollback.propose_rollback`)."""
+    batches, then look for a worse newly promoted version (`rollback_proposals.propose_rollback`)."""
     now = now or timezone.now()
     start = now - datetime.timedelta(hours=monitor.window_hours)
     with transaction.atomic():

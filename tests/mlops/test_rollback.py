@@ -10,7 +10,7 @@ import pytest
 
 from mlops import services as mlops_services
 from mlops.models import ApprovalRequest, ModelAlias, Stage, TaskType
-from mlops.services import monitor_checks, rollback
+from mlops.services import monitor_checks, rollback_proposals
 
 from . import factories
 from .test_monitor_checks import HOUR, NOW, batch_of, check, monitor_for, production_model, rows
@@ -66,7 +66,7 @@ def test_approving_the_proposal_brings_the_replaced_version_back(model, admin_us
     serve(monitor, factories.version(model, 1), hours=12, accuracy=0.9, end=NOW - 24 * HOUR)
     v2 = promote(model, 2, admin_user)
     serve(monitor, v2, hours=12, accuracy=0.6)
-    request = rollback.propose_rollback(monitor=monitor, now=NOW)
+    request = rollback_proposals.propose_rollback(monitor=monitor, now=NOW)
     # v1 served nothing in the last 24 hours: it is judged on the 24 hours before v2's first batch.
     assert request is not None and request.evidence["same_window"] is False
     assert request.evidence["previous"]["batches"] == 12
@@ -79,13 +79,13 @@ def test_no_proposal_within_tolerance_or_without_enough_labels(model, operator, 
     serve(monitor, factories.version(model, 1), hours=12, accuracy=0.90, end=NOW - 12 * HOUR)
     v2 = promote(model, 2, admin_user)
     serve(monitor, v2, hours=12, accuracy=0.89)  # 1 % worse: within the 2 % tolerance
-    assert rollback.propose_rollback(monitor=monitor, now=NOW) is None
+    assert rollback_proposals.propose_rollback(monitor=monitor, now=NOW) is None
 
     fraud = production_model(operator, admin_user, name="fraud")
     few = monitor_for(fraud)
     serve(few, factories.version(fraud, 1), hours=12, accuracy=0.90, end=NOW - 12 * HOUR)
     serve(few, promote(fraud, 2, admin_user), hours=3, accuracy=0.5, labelled=10)  # 30 labelled rows only
-    assert rollback.compare_versions(monitor=few, now=NOW) is None
+    assert rollback_proposals.compare_versions(monitor=few, now=NOW) is None
     assert not ApprovalRequest.objects.exists()
 
 
@@ -97,7 +97,7 @@ def test_a_canary_on_the_same_window_and_the_monitors_metric_check_decide(model,
     mlops_services.set_alias(model=model, version=v2, alias="champion", actor=operator)
     serve(monitor, v2, hours=6, accuracy=0, rmse=5.0, end=NOW - datetime.timedelta(minutes=30))
     check(monitor, admin_user, name="rmse", kind="metric", rule="rmse", bound=10, scope="window")
-    request = rollback.propose_rollback(monitor=monitor, now=NOW)
+    request = rollback_proposals.propose_rollback(monitor=monitor, now=NOW)
     assert request is not None
     assert request.kind == "alias" and request.alias == "champion" and request.version == v1
     assert request.evidence["metric"] == "rmse" and request.evidence["lower_is_better"] is True

@@ -31,10 +31,15 @@ class MLOpsConfig(registry.PortalApp):
         return overview(with_charts=with_charts)
 
     def seed_demo(self, *, users: Mapping[str, User]) -> str:
+        from . import monitoring_demo
         from .demo import seed
 
         created = seed(scientist=users["datasci"], admin=users["mllead"])
-        return f"MLOps demo registry {'created' if created else 'already there'}"
+        monitored = monitoring_demo.seed(scientist=users["datasci"], admin=users["mllead"])
+        return (
+            f"MLOps demo registry {'created' if created else 'already there'}, "
+            f"monitoring {'created' if monitored else 'already there'}"
+        )
 
     def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
         """Stage transitions (promotions, archiving, rollbacks) and alias moves of model versions (one query)."""

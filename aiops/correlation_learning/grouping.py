@@ -137,6 +137,24 @@ class Profile:
         return nearest_gap(self.times, at)
 
 
+class Posting:
+    """The profiles that have one index key, in the order they got it, with when they got it (the time
+    of the alert that brought it); `ordered` while those times never went back, so they can be bisected."""
+
+    __slots__ = ("ordered", "profiles", "times")
+
+    def __init__(self) -> None:
+        self.profiles: list[Profile] = []
+        self.times: list[float] = []
+        self.ordered = True
+
+    def add(self, profile: Profile, at: float) -> None:
+        if self.times and at < self.times[-1]:
+            self.ordered = False
+        self.profiles.append(profile)
+        self.times.append(at)
+
+
 def nearest_gap(times: list[float], at: float) -> float:
     """Seconds between `at` and the nearest of the sorted `times`."""
     return abs(at - nearest_time(times, at))
@@ -200,7 +218,7 @@ class LearnedGrouping:
         self.now = now
         self.idf = Idf()
         self.profiles: dict[int, Profile] = {}
-        self.index: dict[str, list[Profile]] = {}
+        self.index: dict[str, Posting] = {}
         self.memory = Memory(now)
         self.features: dict[int, AlertFeatures] = {}
         self.vectors: dict[str, dict[str, float]] = {}
@@ -252,7 +270,7 @@ class LearnedGrouping:
             f = features_of(alert)
             self._count(f)
             loaded.append((alert.incident, f))
-        for incident, f in loaded:
+        for incident, f in reversed(loaded):  # oldest first, as the batch's own alerts come: postings stay ordered
             f.vector = self._vector(f)
             self._add(incident, f)
 
@@ -274,8 +292,12 @@ class LearnedGrouping:
         profile.add(f)
         for word in f.words:
             profile.tokens.setdefault("w:" + word, 0)
+        index, at = self.index, f.at
         for key in new_keys:
-            self.index.setdefault(key, []).append(profile)
+            posting = index.get(key)
+            if posting is None:
+                posting = index[key] = Posting()
+            posting.add(profile, at)
 
     def place(self, alert: Alert, rule: CorrelationRule) -> Decision:
         """Score the alert against its candidate incidents and decide."""
@@ -286,7 +308,7 @@ class LearnedGrouping:
         earliest, latest = at - window, at + window
         best: tuple[float, Evidence, Profile] | None = None
         context: _AlertContext | None = None
-        for profile in self._candidates(f):
+        for profile in self._candidates(f, window):
             # One failure's alerts start within the window of its first one: incidents do not snowball.
             first = profile.times[0]
             if first < earliest or first > latest or profile.rule_id != rule_pk:
@@ -320,19 +342,32 @@ class LearnedGrouping:
             self.contexts[f.kind] = found
         return found
 
-    def _candidates(self, f: AlertFeatures) -> set[Profile]:
+    def _candidates(self, f: AlertFeatures, window: float) -> set[Profile]:
         """The incidents sharing a label pair or title word with the alert (unless shared by too many),
-        its signature or a signature memory pairs with it."""
+        its signature or a signature memory pairs with it (of each key, the last MAX_POSTING to get it),
+        leaving out those that had it already `window` seconds before the alert."""
         partners = self.partner_keys.get(f.sig)
         if partners is None:
             partners = self.partner_keys[f.sig] = tuple("s:" + s for s in self.memory.partners.get(f.sig, ()))
         index = self.index
+        earliest = f.at - window
         found: set[Profile] = set()
         for keys in (f.kind.keys, partners):
             for key in keys:
                 posting = index.get(key)
-                if posting and (len(posting) <= MAX_POSTING or key[:2] == "s:"):
-                    found.update(posting[-MAX_POSTING:])
+                if posting is None:
+                    continue
+                profiles = posting.profiles
+                if len(profiles) > MAX_POSTING:
+                    if key[:2] != "s:":
+                        continue
+                    start = len(profiles) - MAX_POSTING
+                else:
+                    start = 0
+                if posting.ordered:
+                    # Profiles that got the key before `earliest` started before it too: none is a candidate.
+                    start = max(start, bisect.bisect_left(posting.times, earliest))
+                found.update(profiles[start:])
         return found
 
     def _evidence(self, f: AlertFeatures, context: _AlertContext, profile: Profile, gap: float, tau: float) -> Evidence:

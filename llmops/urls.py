@@ -48,4 +48,9 @@ urlpatterns = [
     path("runs/<int:pk>/progress/", views.run_progress, name="run-progress"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/export/", views.run_export, name="run-export"),
+    # Guardrails
+    path("guardrails/", views.guardrail_list, name="guardrails"),
+    path("guardrails/<int:pk>/", views.guardrail_detail, name="guardrail"),
+    path("guardrails/<int:pk>/try/", views.guardrail_try, name="guardrail-try"),
+    path("guardrails/<int:pk>/delete/", views.guardrail_delete, name="guardrail-delete"),
 ]

@@ -15,6 +15,7 @@ from .datasets import (
     dataset_item_delete,
     dataset_list,
 )
+from .guardrail_pages import guardrail_delete, guardrail_detail, guardrail_list, guardrail_try
 from .overview import index
 from .prompts import prompt_action, prompt_detail, prompt_list
 from .providers import price_list, price_lookup, provider_action, provider_detail, provider_list, provider_test
@@ -33,6 +34,10 @@ __all__ = [
     "dataset_item",
     "dataset_item_delete",
     "dataset_list",
+    "guardrail_delete",
+    "guardrail_detail",
+    "guardrail_list",
+    "guardrail_try",
     "index",
     "price_list",
     "price_lookup",

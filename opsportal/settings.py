@@ -14,6 +14,10 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+# Arrow's allocator returns freed memory to the system at once (drift profiling of big uploads would otherwise
+# keep its parse buffers); read when pyarrow is first imported, so it is set before any app loads.
+os.environ.setdefault("JE_ARROW_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OPSPORTAL_VAR_DIR", BASE_DIR / "var"))
 

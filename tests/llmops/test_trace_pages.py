@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import secrets
 from decimal import Decimal
 
 import pytest
@@ -27,11 +28,11 @@ from .pages import text_of, text_of_fragment
 
 pytestmark = pytest.mark.django_db
 SPAN_DAYS = DayPartitions("llmops_span")
-_ids = iter(range(1, 10**9))
 
 
 def _hex(width: int) -> str:
-    return f"{next(_ids):0{width}x}"
+    # Random ids: spans of browser tests (transactional, the span table is not flushed) outlive their test.
+    return secrets.token_hex(width // 2)
 
 
 def stored_trace(

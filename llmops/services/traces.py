@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 
 from ..models import EndUser, Session, Span, Trace
 from ..traces import store
-from ..traces.cost import PROMPT_VERSIONS, PriceBook
+from ..traces.cost import PROMPT_VERSIONS, current_prices
 from ..traces.decode import TraceBatch
 from .base import InvalidInput, NotFound
 
@@ -43,7 +43,7 @@ def _enrich(batch: TraceBatch) -> None:
     for span in generations:
         m = span.mapped
         if span.cost is None and (m.input_tokens is not None or m.output_tokens is not None):
-            prices = prices or PriceBook()
+            prices = prices or current_prices()
             span.cost = prices.cost((m.model, m.request_model), m.input_tokens, m.output_tokens)
     linked = [s for s in batch.spans if s.mapped.prompt_name and s.mapped.prompt_version_number is not None]
     if linked:

@@ -1,8 +1,9 @@
 """What a span's stored row adds to what the sender said: its cost from the price table, its prompt version.
 
-The price table and the providers' models are small: they are read once per export that has
-generations, so a changed price applies from the next export on. Prompt versions never change: each
-web process keeps those it found (a missing one is asked for again, it may be created meanwhile).
+Each web process keeps what it read for REFRESH_SECONDS: the price table and the providers' models (a
+changed price applies to spans arriving after that) and the prompt versions it did not find (one created
+meanwhile is linked from then on). Versions found are asked for with each export: a prompt may be
+deleted and made again, and a stale id would break the trace's foreign key.
 
 Cost = input tokens x input price + output tokens x output price (per million tokens). Under both
 conventions the input count includes cached tokens and the output count includes reasoning tokens,
@@ -12,9 +13,12 @@ knows the exact cost sends it (`gen_ai.usage.cost`, `llm.cost.total`) and that i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from ..models import LLMModel, PriceEntry, PromptVersion
+
+REFRESH_SECONDS = 10.0
 
 
 class PriceBook:
@@ -63,25 +67,46 @@ class PriceBook:
         return round(((input_tokens or 0) * price[0] + (output_tokens or 0) * price[1]) / 1_000_000, 8)
 
 
+_prices: tuple[float, PriceBook] | None = None
+
+
+def current_prices() -> PriceBook:
+    """This process's price book, read again when older than REFRESH_SECONDS."""
+    global _prices
+    now = time.monotonic()
+    if _prices is None or now - _prices[0] >= REFRESH_SECONDS:
+        _prices = (now, PriceBook())
+    return _prices[1]
+
+
+def forget_prices() -> None:
+    global _prices
+    _prices = None
+
+
 class PromptVersions:
-    """PromptVersion ids by (prompt name, version number), kept once found."""
+    """PromptVersion ids by (prompt name, version number); a miss is not asked again for REFRESH_SECONDS."""
 
     def __init__(self) -> None:
-        self._found: dict[tuple[str, int], int] = {}
+        self._missing: dict[tuple[str, int], float] = {}
 
     def resolve(self, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """The ids of those of `pairs` that exist (one query for those not known yet)."""
-        wanted = [pair for pair in pairs if pair not in self._found]
+        """The ids of those of `pairs` that exist (one query, unless all of them were missing just now)."""
+        now = time.monotonic()
+        wanted = [pair for pair in pairs if now - self._missing.get(pair, -REFRESH_SECONDS) >= REFRESH_SECONDS]
+        found: dict[tuple[str, int], int] = {}
         if wanted:
             names = {name for name, _ in wanted}
             versions = {version for _, version in wanted}
             rows = PromptVersion.objects.filter(prompt__name__in=names, version__in=versions)
             for pk, name, version in rows.values_list("pk", "prompt__name", "version"):
-                self._found[(name, version)] = pk
-        return {pair: self._found[pair] for pair in pairs if pair in self._found}
+                if (name, version) in pairs:
+                    found[(name, version)] = pk
+            self._missing.update({pair: now for pair in wanted if pair not in found})
+        return found
 
     def forget(self) -> None:
-        self._found.clear()
+        self._missing.clear()
 
 
 PROMPT_VERSIONS = PromptVersions()

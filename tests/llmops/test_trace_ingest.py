@@ -20,6 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from llmops.models import Span, Trace
+from llmops.traces import cost
 from tests.conftest import api_client_for
 
 URL = "/api/v1/llmops/otlp/v1/traces"
@@ -74,6 +75,8 @@ def post(client, body: bytes, content_type: str = "application/json", **headers)
 
 @pytest.fixture
 def otlp(operator):
+    cost.PROMPT_VERSIONS.forget()
+    cost.forget_prices()
     return api_client_for(operator)
 
 
@@ -284,3 +287,71 @@ def test_sessions_and_users_list_their_totals(otlp, viewer_api):
     user = viewer_api.get("/api/v1/llmops/users/", {"q": "customer"}).json()["results"][0]
     assert (user["id"], user["traces"], user["sessions"], user["output_tokens"]) == ("customer-7", 2, 1, 600)
     assert viewer_api.get("/api/v1/llmops/sessions/conv-42/").json()["traces"] == 2
+
+
+def test_the_portal_prompt_attributes_link_a_generation_to_its_prompt_version(otlp, viewer_api, capitals_prompt):
+    linked = {**GENERATION, "opsportal.prompt.name": "capitals", "opsportal.prompt.version": 1}
+    post(otlp, otlp_json([json_span(ROOT, "answer", _now_ns(), attributes=linked)]))
+    trace = viewer_api.get(f"/api/v1/llmops/traces/{TRACE}/").json()
+    assert trace["prompt"] == {"name": "capitals", "version": 1}
+    assert (trace["spans"][0]["prompt_name"], trace["spans"][0]["prompt_version"]) == ("capitals", 1)
+    page = viewer_api.get("/api/v1/llmops/traces/", {"prompt": "capitals", "prompt_version": 1}).json()
+    assert [t["trace_id"] for t in page["results"]] == [TRACE]
+    assert capitals_prompt.versions.get().traces.count() == 1
+
+
+def test_every_convention_fills_the_same_columns(otlp):
+    """The same LLM call as the current GenAI names, the deprecated ones and OpenInference's."""
+    current = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.response.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.output_tokens": 7,
+        "gen_ai.usage.cache_read.input_tokens": 20,
+        "gen_ai.usage.reasoning.output_tokens": 3,
+        "gen_ai.conversation.id": "c1",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Hello"}]}]),
+    }
+    deprecated = {
+        "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.prompt_tokens": 50,
+        "gen_ai.usage.completion_tokens": 7,
+        "gen_ai.usage.cache_read_input_tokens": 20,
+        "gen_ai.usage.reasoning_tokens": 3,
+        "session.id": "c1",
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "Hi",
+        "gen_ai.completion.0.role": "assistant",
+        "gen_ai.completion.0.content": "Hello",
+    }
+    openinference = {
+        "llm.provider": "openai",
+        "llm.model_name": "gpt-4o",
+        "llm.token_count.prompt": 50,
+        "llm.token_count.completion": 7,
+        "llm.token_count.prompt_details.cache_read": 20,
+        "llm.token_count.completion_details.reasoning": 3,
+        "session.id": "c1",
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "Hi",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "Hello",
+        "openinference.span.kind": "LLM",
+    }
+    spans = []
+    for number, attributes in enumerate((current, deprecated, openinference)):
+        span = json_span(f"{number + 1:016x}", "llm", _now_ns(), attributes=attributes)
+        span["traceId"] = f"{number + 1:032x}"
+        spans.append(span)
+    assert post(otlp, otlp_json(spans)).json() == {"partialSuccess": {}}
+    rows = list(Span.objects.order_by("span_id"))
+    columns = [(r.provider, r.model, r.input_tokens, r.output_tokens, r.cache_read_tokens, r.reasoning_tokens,
+                r.session_key) for r in rows]  # fmt: skip
+    assert columns == [("openai", "gpt-4o", 50, 7, 20, 3, "c1")] * 3
+    assert all(r.attributes == {} for r in rows[:2])  # every attribute was mapped
+    assert rows[2].attributes == {} and rows[2].operation == "llm"
+    for row in rows:
+        assert "Hi" in row.input and "Hello" in row.output
+    assert len({r.cost for r in rows}) == 1 and rows[0].cost is not None

@@ -30,6 +30,7 @@ PRICE_IN, PRICE_OUT = 0.15, 0.60
 def traces_token(operator, live_server):
     """An operator's API token, on span rows emptied (the live server's tests commit; the table is unmanaged)."""
     cost.PROMPT_VERSIONS.forget()
+    cost.forget_prices()
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM llmops_span")
     yield make_token(operator)

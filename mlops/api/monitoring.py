@@ -30,6 +30,7 @@ from opsportal.parsers import JSONParser
 from .. import services
 from ..models import Artifact, ModelVersion, Monitor, MonitoringBatch, RegisteredModel
 from ..services.batches import Spooled, read_spooled, spool
+from ..services.monitors import current_versions
 from .monitoring_serializers import (
     BatchDetailSerializer,
     BatchSerializer,
@@ -138,6 +139,11 @@ class MonitorViewSet(viewsets.ModelViewSet):
         queryset = _monitor_queryset().order_by("model__name", "name")
         model = self.request.query_params.get("model")
         return queryset.filter(model__name=model) if model else queryset
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = {**self.get_serializer_context(), "current_versions": current_versions(page)}
+        return self.get_paginated_response(MonitorSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=MonitorWriteSerializer, responses={201: MonitorSerializer, 400: REFUSED})
     def create(self, request: Request) -> Response:

@@ -39,6 +39,9 @@ class MonitorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_current_version(self, monitor: Monitor) -> int | None:
+        known = self.context.get("current_versions")
+        if known is not None and monitor.pk in known:
+            return known[monitor.pk]
         version = monitor.current_version()
         return version.version if version else None
 

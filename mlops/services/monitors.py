@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from opsportal.audit import services as audit
 
 from ..drift import METHODS, TYPES
 from ..drift.select import DRIFT_SHARE
-from ..models import Monitor, RegisteredModel, Stage, TaskType, VersionEvent
+from ..models import ModelAlias, ModelVersion, Monitor, RegisteredModel, Stage, TaskType, VersionEvent
 from .errors import AlreadyExists, InvalidValue
 from .history import Actor, actor_user, record_event
 from .validation import validate_alias
@@ -338,3 +339,33 @@ def delete_monitor(*, monitor: Monitor, actor: Actor) -> None:
         monitor.delete()
         for storage, name in files:
             transaction.on_commit(lambda storage=storage, name=name: storage.delete(name))
+
+
+def current_versions(monitors: list[Monitor]) -> dict[int, int | None]:
+    """The version number each monitor follows now (as `Monitor.current_version`), in two queries for any
+    number of monitors (for lists)."""
+    model_ids = {m.model_id for m in monitors}
+    aliases = {m.follow_alias for m in monitors if m.follow_alias}
+    stages = {m.follow_stage for m in monitors if not m.follow_alias}
+    by_alias = {}
+    if aliases:
+        by_alias = {
+            (model_id, alias): number
+            for model_id, alias, number in ModelAlias.objects.filter(
+                model_id__in=model_ids, alias__in=aliases
+            ).values_list("model_id", "alias", "version__version")
+        }
+    by_stage = {}
+    if stages:
+        by_stage = {
+            (row["model_id"], row["stage"]): row["newest"]
+            for row in ModelVersion.objects.filter(model_id__in=model_ids, stage__in=stages)
+            .values("model_id", "stage")
+            .annotate(newest=Max("version"))
+        }
+    return {
+        m.pk: by_alias.get((m.model_id, m.follow_alias))
+        if m.follow_alias
+        else by_stage.get((m.model_id, m.follow_stage))
+        for m in monitors
+    }

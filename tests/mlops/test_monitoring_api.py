@@ -195,3 +195,20 @@ def test_delete_monitor(admin_api, monitor):
     assert not Monitor.objects.filter(pk=monitor.pk).exists()
     assert not MonitoringBatch.objects.exists()
     assert not ReferenceDataset.objects.exists()
+
+
+def test_monitor_list_answers_each_followed_version_in_constant_queries(
+    viewer_api, production, admin_user, django_assert_max_num_queries
+):
+    services.set_alias(model=production, alias="champion", version=factories.version(production, 2), actor=admin_user)
+    factories.monitor(model=production, actor=admin_user, name="stage", reference_rows=0)
+    factories.monitor(model=production, actor=admin_user, name="alias", follow_alias="champion", reference_rows=0)
+    factories.monitor(model=production, actor=admin_user, name="staging", follow_stage=Stage.STAGING, reference_rows=0)
+    with django_assert_max_num_queries(8):
+        listed = viewer_api.get(MONITORS + "?model=churn").json()
+    assert {m["name"]: m["current_version"] for m in listed["results"]} == {"alias": 2, "stage": 1, "staging": None}
+    for i in range(5):
+        other = factories.registered_model(actor=admin_user, name=f"m{i}", versions=1)
+        factories.monitor(model=other, actor=admin_user, reference_rows=0)
+    with django_assert_max_num_queries(8):
+        assert viewer_api.get(MONITORS).json()["count"] == 8

@@ -14,6 +14,7 @@ from .artifacts import ARTIFACT_PATH_RE, upload_artifact
 from .batches import PayloadTooLarge, record_batch, table_from_rows, table_from_upload
 from .errors import AlreadyExists, ApprovalNeeded, InvalidValue, NotAllowed, NotFound, RegistryError
 from .history import Actor
+from .monitor_checks import CheckInvalid, delete_check, evaluate_batch, evaluate_window, save_check
 from .monitors import create_monitor, delete_monitor, update_monitor
 from .predictions import LabelsLogged, PredictionsLogged, cut_prediction_batches, log_labels, log_predictions
 from .references import reference_from_artifact, update_schema, upload_reference
@@ -26,6 +27,13 @@ from .registered_models import (
     set_model_tag,
     update_model,
 )
+from .retraining import (
+    RetrainingHookInvalid,
+    delete_retraining_hook,
+    save_retraining_hook,
+    test_retraining_hook,
+)
+from .rollback_proposals import propose_rollback
 from .stages import TransitionResult, delete_alias, needs_approval, set_alias, transition_stage
 from .summary import overview, recent_transitions, registry_counts
 from .validation import (
@@ -62,6 +70,7 @@ __all__ = [
     "Actor",
     "AlreadyExists",
     "ApprovalNeeded",
+    "CheckInvalid",
     "InvalidValue",
     "LabelsLogged",
     "NotAllowed",
@@ -69,6 +78,7 @@ __all__ = [
     "PayloadTooLarge",
     "PredictionsLogged",
     "RegistryError",
+    "RetrainingHookInvalid",
     "TransitionResult",
     "WebhookInvalid",
     "approve",
@@ -79,12 +89,16 @@ __all__ = [
     "create_webhook",
     "cut_prediction_batches",
     "delete_alias",
+    "delete_check",
     "delete_model",
     "delete_model_tag",
     "delete_monitor",
+    "delete_retraining_hook",
     "delete_version",
     "delete_version_tag",
     "delete_webhook",
+    "evaluate_batch",
+    "evaluate_window",
     "get_model",
     "get_version",
     "get_version_by_alias",
@@ -93,6 +107,7 @@ __all__ = [
     "log_predictions",
     "needs_approval",
     "overview",
+    "propose_rollback",
     "recent_transitions",
     "record_batch",
     "reference_from_artifact",
@@ -102,11 +117,14 @@ __all__ = [
     "request_promotion",
     "rollback",
     "rollback_candidates",
+    "save_check",
+    "save_retraining_hook",
     "set_alias",
     "set_model_tag",
     "set_version_tag",
     "table_from_rows",
     "table_from_upload",
+    "test_retraining_hook",
     "transition_stage",
     "update_model",
     "update_monitor",

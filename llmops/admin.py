@@ -3,9 +3,12 @@
 from django.contrib import admin
 
 from .models import (
+    AnnotationItem,
+    AnnotationQueue,
     Dataset,
     DatasetItem,
     EvalRun,
+    Evaluator,
     GuardCall,
     GuardPolicy,
     LabelMove,
@@ -18,6 +21,8 @@ from .models import (
     RunColumn,
     RunItem,
     RunResult,
+    Score,
+    ScoreConfig,
 )
 
 
@@ -161,3 +166,35 @@ class GuardCallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ScoreConfig)
+class ScoreConfigAdmin(admin.ModelAdmin):
+    list_display = ["name", "data_type", "min_value", "max_value"]
+    search_fields = ["name"]
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "trace_id", "span_id", "name", "value", "string_value", "source"]
+    list_filter = ["source", "name"]
+    search_fields = ["trace_id", "span_id"]
+    raw_id_fields = ["config", "evaluator", "queue", "author", "prompt_version"]
+    show_full_result_count = False
+
+
+@admin.register(Evaluator)
+class EvaluatorAdmin(admin.ModelAdmin):
+    list_display = ["name", "sampling_rate", "enabled", "spans_seen", "spans_scored", "last_run_at"]
+
+
+@admin.register(AnnotationQueue)
+class AnnotationQueueAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+
+
+@admin.register(AnnotationItem)
+class AnnotationItemAdmin(admin.ModelAdmin):
+    list_display = ["queue", "trace_id", "status", "claimed_by", "reviewed_by", "reviewed_at"]
+    list_filter = ["status", "queue"]
+    raw_id_fields = ["claimed_by", "reviewed_by", "added_by"]

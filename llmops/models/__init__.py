@@ -17,13 +17,18 @@ from .evaluation import (
     RunResult,
 )
 from .guardrails import GuardCall, GuardPolicy
+from .scores import AnnotationItem, AnnotationQueue, DataType, Evaluator, Score, ScoreConfig
 from .traces import EndUser, Session, Span, Trace
 
 __all__ = [
+    "AnnotationItem",
+    "AnnotationQueue",
+    "DataType",
     "Dataset",
     "DatasetItem",
     "EndUser",
     "EvalRun",
+    "Evaluator",
     "GuardCall",
     "GuardPolicy",
     "LLMModel",
@@ -36,6 +41,8 @@ __all__ = [
     "RunColumn",
     "RunItem",
     "RunResult",
+    "Score",
+    "ScoreConfig",
     "Session",
     "Span",
     "Trace",

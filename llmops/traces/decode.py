@@ -99,9 +99,10 @@ class TraceBatch:
 
 
 class _Window:
-    """The accepted start times: within retention, at most an hour ahead."""
+    """The accepted start times (within retention, at most an hour ahead), and the size kept of inputs/outputs."""
 
     def __init__(self, now_ns: int) -> None:
+        self.io_limit = settings.LLMOPS_TRACE_MAX_IO_CHARS
         self.oldest = now_ns - settings.LLMOPS_TRACES_RETENTION_DAYS * 86400 * 10**9
         self.newest = now_ns + FUTURE_NS
 
@@ -169,9 +170,9 @@ def _record(
         message = next(
             (str(e["attributes"].get("exception.message", "")) for e in mapped.events if e["name"] == "exception"), ""
         ) or str(mapped.attributes.get("error.type", ""))
-    if mapped.time_to_first_token_ms is None and (first := first_token_ns(mapped.events)):
+    if mapped.events and mapped.time_to_first_token_ms is None and (first := first_token_ns(mapped.events)):
         mapped.time_to_first_token_ms = max(0.0, (first - start_ns) / 1e6)
-    limit = settings.LLMOPS_TRACE_MAX_IO_CHARS
+    limit = window.io_limit
     text_in, cut_in = _cut(_io_text(mapped.input), limit)
     text_out, cut_out = _cut(_io_text(mapped.output), limit)
     mapped.operation = mapped.operation[: LIMITS["operation"]]
@@ -206,6 +207,16 @@ def _pb_value(value) -> object:
     return any_value_pb(value)
 
 
+def _pb_pair(kv) -> tuple[str, object]:
+    value = kv.value
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return kv.key, value.string_value
+    if kind == "int_value":
+        return kv.key, value.int_value
+    return kv.key, any_value_pb(value)
+
+
 def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
     try:
         request = ExportTraceServiceRequest.FromString(data)
@@ -223,17 +234,16 @@ def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
                 events = [
                     (event.name, event.time_unix_nano, {kv.key: _pb_value(kv.value) for kv in event.attributes})
                     for event in span.events
-                ]
-                mapped = map_span([(kv.key, _pb_value(kv.value)) for kv in span.attributes], events)
-                trace_id = span.trace_id.hex()
-                span_id = span.span_id.hex()
-                parent = span.parent_span_id.hex()
+                ] if span.events else ()  # fmt: skip
+                mapped = map_span(map(_pb_pair, span.attributes), events)
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                status = span.status
                 _record(
                     batch, index,
-                    ("" if trace_id.strip("0") == "" else trace_id, "" if span_id.strip("0") == "" else span_id,
-                     "" if parent.strip("0") == "" else parent),
+                    (trace_id.hex() if trace_id.strip(b"\0") else "", span_id.hex() if span_id.strip(b"\0") else "",
+                     parent.hex() if parent.strip(b"\0") else ""),
                     (span.start_time_unix_nano, span.end_time_unix_nano), span.name, span.kind,
-                    (span.status.code, span.status.message), mapped, service, resource_json, window,
+                    (status.code, status.message), mapped, service, resource_json, window,
                 )  # fmt: skip
                 index += 1
     return batch

@@ -1,4 +1,4 @@
-"""What the Monitoring tab, the batch report and its HTML download share: drift settings, column order,
+"""What the Monitoring tab, the batch report and its HTML download share: column order,
 distribution overlays from profiles, quality and performance rows, and breaches with their incidents."""
 
 from __future__ import annotations
@@ -11,22 +11,8 @@ from django.urls import reverse
 import aiops.services as aiops_services
 
 from .. import monitoring_charts as charts
-from ..drift import ColumnOptions, DriftOptions
 from ..drift.profiles import ColumnProfile, ProfileSpec
-from ..models import Breach, Monitor, MonitoringBatch, ReferenceDataset, RegisteredModel
-
-
-def drift_options(monitor: Monitor) -> DriftOptions:
-    """The monitor's drift settings (`Monitor.options`) as the engine takes them."""
-    options = monitor.options or {}
-    columns = {
-        name: ColumnOptions(method=column.get("method") or None, threshold=column.get("threshold"))
-        for name, column in (options.get("columns") or {}).items()
-    }
-    chosen = DriftOptions(columns=columns, method=options.get("method") or None, threshold=options.get("threshold"))
-    if options.get("drift_share") is not None:
-        chosen.drift_share = float(options["drift_share"])
-    return chosen
+from ..models import Breach, MonitoringBatch, ReferenceDataset, RegisteredModel
 
 
 def monitoring_url(model: RegisteredModel, **params: object) -> str:

@@ -45,13 +45,13 @@ from ..monitoring_forms import (
     RetrainingHookForm,
     SchemaForm,
 )
+from ..services.batches import drift_options
 from .common import model_or_404
 from .monitoring_common import (
     batch_url,
     breaches_with_incidents,
     column_order,
     column_results,
-    drift_options,
     monitoring_url,
     overlay,
     performance_rows,

@@ -213,7 +213,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
         model = ApprovalRequest
         fields = [
             "id", "model", "version", "kind", "target_stage", "alias", "archive_existing", "rollback", "reason",
-            "status", "requested_by", "requested_at", "decided_by", "decided_at", "comment",
+            "status", "requested_by", "requested_at", "decided_by", "decided_at", "comment", "evidence",
         ]  # fmt: skip
         read_only_fields = fields
 

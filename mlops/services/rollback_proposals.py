@@ -138,6 +138,8 @@ def compare_versions(*, monitor: Monitor, now: datetime.datetime | None = None) 
         "new": new,
         "previous": old,
         "worse": worse,
+        "new_value": new_value,
+        "previous_value": old_value,
         "summary": (
             f"{metric} {new_value:.4g} on version {current.version} ({new['labelled_rows']} labelled rows) against "
             f"{old_value:.4g} on version {previous.version} ({old['labelled_rows']} labelled rows)"

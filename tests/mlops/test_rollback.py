@@ -5,14 +5,17 @@ back."""
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 
 from mlops import services as mlops_services
 from mlops.models import ApprovalRequest, ModelAlias, Stage, TaskType
 from mlops.services import monitor_checks, rollback_proposals
+from tests.helpers import client_for
 
 from . import factories
+from .pages import text_of_html
 from .test_monitor_checks import HOUR, NOW, batch_of, check, monitor_for, production_model, rows
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +107,21 @@ def test_a_canary_on_the_same_window_and_the_monitors_metric_check_decide(model,
     assert request.evidence["same_window"] is True
     mlops_services.approve(request=request, actor=admin_user)
     assert ModelAlias.objects.get(model=model, alias="champion").version == v1
+
+
+def test_the_approver_sees_the_evidence_on_the_page_and_in_the_api(model, admin_user, admin_api):
+    monitor = monitor_for(model)
+    serve(monitor, factories.version(model, 1), hours=12, accuracy=0.9, end=NOW - 24 * HOUR)
+    serve(monitor, promote(model, 2, admin_user), hours=12, accuracy=0.6)
+    request = rollback_proposals.propose_rollback(monitor=monitor, now=NOW)
+
+    [item] = admin_api.get("/api/v1/mlops/approvals/", {"status": "pending"}).json()["results"]
+    assert item["id"] == request.pk and item["rollback"] is True
+    assert item["evidence"]["new_value"] == pytest.approx(0.6) and item["evidence"]["previous_value"] == 0.9
+
+    page = client_for(admin_user).get("/mlops/approvals/").content.decode()
+    table = re.search(r'<table[^>]*rollback-evidence[^>]*aria-label="Evidence of request (\d+)".*?</table>', page, re.S)
+    assert table and table.group(1) == str(request.pk)
+    text = text_of_html(table.group(0))
+    assert "v2 (now) 0.6000 1200 12 batches" in text
+    assert "v1 (replaced) 0.9000 1200 12 batches" in text and text.endswith("before the promotion")

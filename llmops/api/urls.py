@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import guard, traces, views
+from . import feedback, guard, traces, views
 
 app_name = "llmops"
 
@@ -27,10 +27,14 @@ router.register("sessions", traces.SessionViewSet, basename="session")
 router.register("users", traces.EndUserViewSet, basename="end-user")
 router.register("guard-policies", guard.GuardPolicyViewSet, basename="guard-policy")
 router.register("guard-calls", guard.GuardCallViewSet, basename="guard-call")
+router.register("scores", feedback.ScoreViewSet, basename="score")
+router.register("score-configs", feedback.ScoreConfigViewSet, basename="score-config")
+router.register("evaluators", feedback.EvaluatorViewSet, basename="evaluator")
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:llmops"), name="root"),
     path("otlp/v1/traces", traces.OtlpTracesView.as_view(), name="otlp-traces"),
     path("guard/", guard.GuardView.as_view(), name="guard"),
+    path("feedback/", feedback.FeedbackView.as_view(), name="feedback"),
     *router.urls,
 ]

@@ -66,6 +66,7 @@ class Folded:
     confusable_words: int = 0
     leet_words: int = 0
     spaced_runs: int = 0
+    joined: tuple[str, ...] = ()
 
     @property
     def disguised(self) -> bool:
@@ -116,8 +117,8 @@ def fold(text: str) -> Folded:
             return match.group().translate(_LEET_TABLE)
 
         normal = _LEET_WORD.sub(unleet, normal)
-    spaced = 0
+    joined: tuple[str, ...] = ()
     if _SPACED.search(normal):
-        spaced = len(_SPACED.findall(normal))
+        joined = tuple(_join_spaced(match) for match in _SPACED.finditer(normal))
         normal = _SPACED.sub(_join_spaced, normal)
-    return Folded(_SPACES.sub(" ", normal).strip(), invisible, confusable, leet, spaced)
+    return Folded(_SPACES.sub(" ", normal).strip(), invisible, confusable, leet, len(joined), joined)

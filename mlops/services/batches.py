@@ -265,7 +265,8 @@ def check_table(monitor: Monitor, table: pa.Table) -> pa.Table:
     """`table` checked against the monitor's schema; InvalidValue naming the column (and row) that does not fit.
 
     Every schema column must be there except the target (labels may come later), the id and the timestamp;
-    a column the schema does not have is refused. The timestamp column, when there, is parsed to UTC.
+    a column the schema does not have is refused, unless it is one of the monitor's role columns. The timestamp
+    column, when there, is parsed to UTC.
     """
     schema = monitor.schema
     if not schema:
@@ -273,8 +274,10 @@ def check_table(monitor: Monitor, table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         raise InvalidValue("the batch has no rows.", field="rows")
     optional = {monitor.target_column, monitor.id_column, monitor.timestamp_column}
+    roles = {*optional, monitor.prediction_column, monitor.score_column} - {""}
     missing = [name for name in schema if name not in table.column_names and name not in optional]
-    extra = [name for name in table.column_names if name not in schema]
+    # Role columns are welcome even when the reference lacked them (training data without predictions).
+    extra = [name for name in table.column_names if name not in schema and name not in roles]
     if missing or extra:
         parts = []
         if missing:
@@ -283,6 +286,8 @@ def check_table(monitor: Monitor, table: pa.Table) -> pa.Table:
             parts.append(f"column(s) not in the monitor's schema {', '.join(repr(n) for n in extra)}")
         raise InvalidValue("; ".join(parts) + f" (schema: {', '.join(schema)}).", field=(missing or extra)[0])
     for name in table.column_names:
+        if name not in schema:
+            continue
         kind = schema[name]["type"]
         values = table.column(name)
         if kind == "numerical":

@@ -244,6 +244,13 @@ def log_predictions(*, model: RegisteredModel, rows: object, actor: Actor) -> Pr
         duplicates += len(records) - len(new)
         accepted = _insert(new, model, now)
         duplicates += len(new) - accepted
+        if accepted:
+            audit.record(
+                action=audit.Action.CREATE,
+                actor=actor,
+                obj=model,
+                message=f"{accepted:,} logged predictions ({duplicates:,} already logged).",
+            )
     batched = [m.batched_until for m in model.monitors.all() if m.batched_until is not None]
     late = sum(1 for record in new if batched and record.timestamp < max(batched)) if accepted else 0
     return PredictionsLogged(accepted, duplicates, fallback.version if fallback else None, late)

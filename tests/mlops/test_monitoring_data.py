@@ -152,3 +152,14 @@ def test_table_from_rows_keeps_mixed_columns_as_text():
     table = services.table_from_rows([{"a": 1, "b": "x"}, {"a": "two", "b": None}])
     assert table.column("a").type == pa.string()
     assert table.column("a").to_pylist() == ["1", "two"]
+
+
+def test_a_reference_without_predictions_takes_batches_with_them(production, admin_user, operator):
+    monitor = factories.monitor(model=production, actor=admin_user, reference_rows=0)
+    training = factories.monitoring_table(rows=500, seed=8).drop_columns(["prediction", "score"])
+    factories.reference_dataset(monitor=monitor, actor=admin_user, table=training)
+    monitor.refresh_from_db()
+    assert "prediction" not in monitor.schema
+    batch = factories.monitoring_batch(monitor=monitor, actor=operator)
+    assert 0.75 < batch.performance["accuracy"] < 0.95
+    assert "prediction" not in {c["column"] for c in batch.drift["columns"]}

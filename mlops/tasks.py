@@ -2,6 +2,7 @@
 monitor checks evaluated on each batch and on a schedule."""
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from . import retraining, webhooks
 from .models import Monitor, MonitoringBatch
@@ -20,8 +21,10 @@ def sweep_webhooks() -> int:
     return webhooks.requeue_pending()
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, default_retry_delay=10)
-def evaluate_monitor_batch(self, batch_id: int) -> int:
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=True
+)
+def evaluate_monitor_batch(batch_id: int) -> int:
     """Run the per-batch checks on one stored batch (once; a repeat finds it evaluated). Returns breaches opened."""
     batch = MonitoringBatch.objects.filter(pk=batch_id).first()
     if batch is None:
@@ -41,7 +44,9 @@ def evaluate_monitors() -> int:
     return monitor_checks.enqueue_due_monitors()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=True
+)
 def evaluate_monitor(monitor_id: int) -> int:
     """Run one monitor's window checks (and its rollback guard). Returns breaches opened."""
     monitor = Monitor.objects.filter(pk=monitor_id).first()

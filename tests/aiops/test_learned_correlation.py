@@ -301,3 +301,23 @@ def test_a_rejected_pair_is_not_suggested_again(suggestion, operator, alertmanag
     assert again.incident_id != Alert.objects.filter(labels__alertname="OrdersQueueBacklog").last().incident_id
     assert not MergeSuggestion.objects.filter(state="pending").exists()
     assert "people split them apart 1 time" in again.incident.events.get(kind="opened").message
+
+
+def test_a_backlog_drained_one_alert_a_batch_groups_as_the_live_path(alertmanager, learned_rule):
+    """Each batch of a drain reuses the memory the first one read: the later batches still see the
+    co-firings learned before, and the incidents the earlier batches opened."""
+    integration, token = alertmanager
+    for _ in range(5):
+        cascade(integration, token)
+        resolve_all(integration, token)
+    alerts = [am_alert(**{**labels, "instance": f"b-{n}"}) for n, labels in enumerate((DB, API, NOISE))]
+    assert deliver(integration, token, am_payload(*alerts, group_key="backlog")).status_code == 202
+    earlier = timezone.now() - datetime.timedelta(seconds=40)
+    Alert.objects.filter(pending=True, labels__alertname="PostgresDown").update(first_seen_at=earlier)
+    while services.process_pending_alerts(limit=1):
+        pass
+    db, api, noise = (Alert.objects.get(labels__alertname=name, labels__instance__startswith="b-") for name in
+                      ("PostgresDown", "HTTP5xxRate", "BackupLate"))  # fmt: skip
+    assert api.incident_id == db.incident_id
+    assert "fired within 40 s of PostgresDown on orders-db 5 of the last 5 times" in joined_event(api).message
+    assert noise.incident_id not in (None, db.incident_id)

@@ -9,8 +9,10 @@ trace, the call is also recorded as a span of that trace.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import re
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -24,7 +26,9 @@ from opsportal.audit import services as audit
 
 from .. import guardrails
 from ..models import GuardCall, GuardPolicy, LLMModel
+from ..traces.decode import decode_json
 from .base import Actor, InvalidInput, NotFound, clean_name, user_of
+from .traces import ingest_traces
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +227,42 @@ def guard(
         span_id=span_id,
         user=user_of(actor),
     )
+    if trace_id:
+        record_span(call=call, ended_ns=time.time_ns())
     return GuardResult(verdict, latency_ms, call)
+
+
+SPAN_SERVICE = "opsportal-guard"
+
+
+def record_span(*, call: GuardCall, ended_ns: int) -> str:
+    """The guard call as a span of its trace (under `span_id` when given), through the trace store's own ingest;
+    the span's id is returned. Its attributes carry the policy, direction, verdict and violations, not the text."""
+    span_id = secrets.token_hex(8)
+    started_ns = ended_ns - int(call.latency_ms * 1_000_000)
+    attributes = {
+        "opsportal.guard.policy": call.policy_name,
+        "opsportal.guard.direction": call.direction,
+        "opsportal.guard.allowed": call.allowed,
+        "opsportal.guard.redacted": call.redacted,
+        "opsportal.guard.violations": json.dumps(call.violations),
+        "opsportal.guard.checks": ",".join(v["check"] for v in call.violations),
+        "opsportal.guard.call_id": call.pk,
+    }
+    value_key = {bool: "boolValue", int: "intValue", str: "stringValue"}
+    export = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": SPAN_SERVICE}}]},
+        "scopeSpans": [{"scope": {"name": "opsportal.guardrails"}, "spans": [{
+            "traceId": call.trace_id, "spanId": span_id, "parentSpanId": call.span_id,
+            "name": f"guard {call.direction} ({call.policy_name})", "kind": 1,
+            "startTimeUnixNano": str(started_ns), "endTimeUnixNano": str(ended_ns),
+            "attributes": [{"key": key, "value": {value_key[type(value)]: str(value) if type(value) is int else value}}
+                           for key, value in attributes.items()],
+            "status": {"code": 1 if call.allowed else 2, "message": "" if call.allowed else "blocked by the guard"},
+        }]}],
+    }]}  # fmt: skip
+    ingest_traces(batch=decode_json(json.dumps(export).encode()))
+    return span_id
 
 
 def preview(*, policy: GuardPolicy, text: str, direction: str) -> GuardResult:

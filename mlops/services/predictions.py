@@ -135,6 +135,8 @@ def _feature_schema(model: RegisteredModel) -> tuple[dict[str, str], set[str]] |
                 features.setdefault(name, column["type"])
             else:
                 roles.add(name)
+        if monitor.score_column and monitor.score_column not in monitor.schema:
+            features.setdefault(monitor.score_column, "numerical")
     return features, roles
 
 
@@ -406,7 +408,11 @@ def _records_table(monitor: Monitor, records: list[tuple]) -> pa.Table:
     rows = []
     labelled = any(label is not None for *_, label in records)
     for identifier, timestamp, features, prediction, label in records:
-        row = {name: value for name, value in (features or {}).items() if name in schema}
+        row = {
+            name: value
+            for name, value in (features or {}).items()
+            if name in schema or (name == monitor.score_column and name)
+        }
         row[monitor.id_column] = identifier
         row[monitor.timestamp_column] = timestamp.isoformat()
         row[monitor.prediction_column] = prediction

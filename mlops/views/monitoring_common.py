@@ -72,11 +72,28 @@ def quality_rows(batch: MonitoringBatch) -> list[dict]:
     return rows
 
 
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "mape", "r2")
+# Counts the metrics carry along (rows scored, per-class support): not a measure of how well the model does.
+COUNT_METRICS = ("rows", "support")
+
+
+def metric_names(*performances: dict) -> list[str]:
+    """The metrics in these results, headline ones first (accuracy, F1 ... MAE, R²), then per-class ones
+    (``f1[churned]``) by name; counts left out."""
+    names = {
+        name
+        for performance in performances
+        for name, value in (performance or {}).items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and name.split("[")[0] not in COUNT_METRICS
+    }
+    rank = {name: i for i, name in enumerate(HEADLINE_METRICS)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
 def performance_rows(batch: MonitoringBatch, reference: ReferenceDataset | None) -> list[dict]:
     """Each metric of the batch next to the reference's value."""
     ref = (reference.performance if reference else None) or {}
-    names = [n for n in (batch.performance or {}) if isinstance(batch.performance[n], int | float)]
-    names += [n for n in ref if n not in batch.performance and isinstance(ref[n], int | float)]
+    names = metric_names(batch.performance, ref)
     rows = []
     for name in names:
         value, base = (batch.performance or {}).get(name), ref.get(name)

@@ -52,6 +52,7 @@ from .monitoring_common import (
     breaches_with_incidents,
     column_order,
     column_results,
+    metric_names,
     monitoring_url,
     overlay,
     performance_rows,
@@ -127,10 +128,6 @@ def _batches(monitor: Monitor, version: int | None) -> QuerySet:
     return batches
 
 
-def _numeric_metrics(performance: dict) -> list[str]:
-    return [k for k, v in (performance or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)]
-
-
 def performance_chart(
     monitor: Monitor, reference: ReferenceDataset | None, version: int | None, asked: str
 ) -> tuple[dict | None, list[str], str]:
@@ -144,13 +141,8 @@ def performance_chart(
         .order_by("-end", "-id")[:PERFORMANCE_BATCHES]
     )
     batches.reverse()
-    names: list[str] = []
-    for source in [reference.performance if reference else {}, *(b.performance for b in batches)]:
-        for name in _numeric_metrics(source):
-            if name not in names:
-                names.append(name)
-    preferred = ("accuracy", "f1", "roc_auc", "rmse", "mae", "r2")
-    metric = asked if asked in names else next((n for n in preferred if n in names), names[0] if names else "")
+    names = metric_names(reference.performance if reference else {}, *(b.performance for b in batches))
+    metric = asked if asked in names else (names[0] if names else "")
     if not metric or not batches:
         return None, names, metric
     points = [

@@ -216,7 +216,10 @@ def test_the_batch_report_has_the_columns_distributions_quality_and_performance(
     assert "Dataset drift detected" in text
     drifted_rows = re.findall(r'<tr class="table-danger" data-column="([^"]+)"', page.content.decode())
     assert {"age", "income", "plan"} <= set(drifted_rows)
-    assert "accuracy" in text and "Data quality" in text
+    metrics = re.findall(r'<th scope="row" class="fw-normal font-monospace small">([^<]+)</th><td class="text-end',
+                         page.content.decode()[page.content.decode().index('id="performance"'):])  # fmt: skip
+    assert metrics[:4] == ["accuracy", "precision", "recall", "f1"] and "support[0]" not in metrics
+    assert "rows" not in metrics and "Data quality" in text
     chart_ids = re.findall(r'data-chart="(dist-\d+)"', page.content.decode())
     assert len(chart_ids) >= 3
     assert json_script(page, chart_ids[0])["data"][0]["name"] == "reference"

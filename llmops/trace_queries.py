@@ -21,13 +21,13 @@ from decimal import Decimal
 
 from django import forms
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, Trunc
 from django.utils import timezone
 
 from opsportal.portal.forms import StyledForm
 
-from .models import EndUser, PromptVersion, Session, Span, Trace
+from .models import EndUser, PromptVersion, Score, Session, Span, Trace
 
 UTC = datetime.UTC
 PAGE_SIZE = 50
@@ -69,6 +69,9 @@ class TraceFilterForm(StyledForm):
     max_latency = forms.FloatField(required=False, min_value=0, label="Latency ≤ (ms)")
     min_cost = forms.DecimalField(required=False, min_value=0, label="Cost ≥ (USD)")
     max_cost = forms.DecimalField(required=False, min_value=0, label="Cost ≤ (USD)")
+    score = forms.CharField(required=False, max_length=100, label="Score name")
+    min_score = forms.FloatField(required=False, label="Score ≥")
+    max_score = forms.FloatField(required=False, label="Score ≤")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -122,6 +125,14 @@ def filtered_traces(values: dict) -> QuerySet[Trace]:
         traces = traces.filter(cost__gte=values["min_cost"])
     if values.get("max_cost") is not None:
         traces = traces.filter(cost__lte=values["max_cost"])
+    if values.get("score"):
+        # Traces with a score of that name (the trace's own or one of its spans') in the range given.
+        scores = Score.objects.filter(name=values["score"].strip())
+        if values.get("min_score") is not None:
+            scores = scores.filter(value__gte=values["min_score"])
+        if values.get("max_score") is not None:
+            scores = scores.filter(value__lte=values["max_score"])
+        traces = traces.filter(trace_id__in=scores.values("trace_id"))
     return traces
 
 
@@ -461,6 +472,11 @@ class ProductionQuality:
     output_tokens: int
     first_seen: datetime.datetime | None
     last_seen: datetime.datetime | None
+    scores: list[dict] = field(default_factory=list)
+
+
+def known_score_names() -> list[str]:
+    return list(Score.objects.values_list("name", flat=True).distinct().order_by("name")[:50])
 
 
 def production_quality(version: PromptVersion, since: datetime.datetime | None = None) -> ProductionQuality:
@@ -502,4 +518,10 @@ def production_quality(version: PromptVersion, since: datetime.datetime | None =
         output_tokens=int(totals["output_tokens"]),
         first_seen=first,
         last_seen=last,
+        scores=list(
+            Score.objects.filter(prompt_version=version, **({"created_at__gte": since} if since else {}))
+            .values("name", "source")
+            .annotate(count=Count("id"), mean=Avg("value"), passed=Count("id", filter=Q(passed=True)))
+            .order_by("name", "source")
+        ),
     )

@@ -20,7 +20,7 @@ from opsportal.portal.htmx import render_page_or_partial, wants_partial
 from opsportal.portal.requests import query_without
 
 from .. import trace_charts, trace_queries
-from ..models import EndUser, Session, Span, Trace
+from ..models import EndUser, Score, Session, Span, Trace
 from .trace_messages import parse_chat, role_class
 
 SESSION_TURNS = 200
@@ -47,6 +47,7 @@ def trace_list(request: HttpRequest) -> HttpResponse:
         "filter_problems": problems,
         "services": trace_queries.known_services(),
         "models": trace_queries.known_models(),
+        "score_names": trace_queries.known_score_names(),
     }
     return render_page_or_partial(request, "llmops/trace_list.html", "llmops/partials/trace_table.html", context)
 
@@ -100,6 +101,7 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
     tree = trace_queries.span_tree(trace)
     context = {
         **span_context,
+        "scores": list(Score.objects.for_trace(trace.trace_id).select_related("author", "queue", "evaluator")),
         "trace_cost": float(trace.cost),
         "tree": tree,
         "scale": [round(tree.total_ms * i / 4, 1) for i in range(5)],
@@ -244,5 +246,6 @@ def dashboards(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "services": trace_queries.known_services(),
         "models": trace_queries.known_models(),
+        "score_names": trace_queries.known_score_names(),
     }
     return render(request, "llmops/dashboard.html", context)

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from llmops.models import EndUser, Session, Span, Trace
+from llmops.models import EndUser, Score, Session, Span, Trace
 from opsportal.partitions import DayPartitions
 
 from . import factories
@@ -288,3 +288,26 @@ def test_pages_need_a_login(client):
     for url in (reverse("llmops:traces"), reverse("llmops:trace", args=[trace.trace_id]), reverse("llmops:sessions"),
                 reverse("llmops:users"), reverse("llmops:dashboards")):  # fmt: skip
         assert client.get(url).status_code == 302
+
+
+def test_scores_and_feedback_show_on_the_trace_and_filter_the_list(client, viewer):
+    good = stored_trace(name="good answer")
+    bad = stored_trace(name="bad answer")
+    stored_trace(name="unscored")
+    generation = Span.objects.get(trace_id=bad.trace_id, operation="chat")
+    Score.objects.create(trace_id=good.trace_id, name="helpfulness", value=0.9, source=Score.Source.EVALUATOR,
+                         passed=True)  # fmt: skip
+    Score.objects.create(trace_id=bad.trace_id, span_id=generation.span_id, name="helpfulness", value=0.2,
+                         source=Score.Source.EVALUATOR, passed=False)  # fmt: skip
+    Score.objects.create(trace_id=bad.trace_id, name="thumbs", value=0, string_value="false", end_user="ana",
+                         source=Score.Source.FEEDBACK, comment="Did not answer my question")  # fmt: skip
+    client.force_login(viewer)
+    url = reverse("llmops:traces")
+    assert listed_ids(client.get(url, {"score": "helpfulness", "max_score": "0.5"})) == [bad.trace_id]
+    assert listed_ids(client.get(url, {"score": "helpfulness", "min_score": "0.5"})) == [good.trace_id]
+    assert sorted(listed_ids(client.get(url, {"score": "helpfulness"}))) == sorted([good.trace_id, bad.trace_id])
+    response = client.get(reverse("llmops:trace", args=[bad.trace_id]))
+    section = text_of_fragment(re.search(r'id="trace-scores".*?</section>', response.content.decode(), re.S).group(0))
+    assert "helpfulness 0.2 fail" in section
+    assert "thumbs false" in section and "Did not answer my question" in section and "ana" in section
+    assert generation.span_id in section

@@ -10,13 +10,17 @@ pages offer; a trace's spans are read by `trace_spans`.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+
+from opsportal.filters import representable
 
 from ..models import EndUser, Session, Span, Trace
 from ..traces import store
@@ -64,19 +68,28 @@ def _time(value: str, field: str) -> datetime.datetime:
     """ISO 8601 or Unix seconds."""
     try:
         return datetime.datetime.fromtimestamp(float(value), datetime.UTC)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         pass
-    parsed = parse_datetime(value.replace("Z", "+00:00"))
+    try:
+        parsed = parse_datetime(value.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
     if parsed is None:
         raise InvalidInput("an ISO 8601 time or Unix seconds", field=field)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+    try:
+        return representable(parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC))
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], field=field) from None
 
 
 def _number(value: str, field: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise InvalidInput("a number", field=field) from None
+    if not math.isfinite(number) or abs(number) > 1e12:
+        raise InvalidInput("a finite number", field=field)
+    return number
 
 
 def search_traces(params: Mapping[str, str]) -> QuerySet[Trace]:

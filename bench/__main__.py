@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench.bench_mlflow_compare",
     "bench.bench_llmops",
     "bench.bench_llmops_scorers",
+    "bench.bench_guard",
     "bench.bench_trace_pages",
     "bench.bench_traces",
     "bench.bench_drift",

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
@@ -114,6 +114,8 @@ def create_policy(*, name: object, actor: Actor, checks: object, **fields: objec
     if policy.is_default:
         _take_default(policy)
     policy.save()
+    forget_policies()
+    transaction.on_commit(forget_policies)
     checks_named = ", ".join(check["name"] for check in policy.checks) or "no checks"
     audit.record(action="create", actor=actor, obj=policy, message=f"Guard policy {policy.name}: {checks_named}")
     return policy
@@ -130,6 +132,8 @@ def update_policy(*, policy: GuardPolicy, actor: Actor, **fields: object) -> Gua
         _take_default(policy)
     policy.updated_at = timezone.now()
     policy.save()
+    forget_policies()
+    transaction.on_commit(forget_policies)
     changes = audit.diff(before, audit.snapshot(policy, cleaned))
     if changes:
         audit.record(action="update", actor=actor, obj=policy, changes=changes)
@@ -141,6 +145,8 @@ def delete_policy(*, policy: GuardPolicy, actor: Actor) -> None:
     """Delete a policy; its recorded calls stay (with the policy's name)."""
     audit.record(action="delete", actor=actor, obj=policy)
     policy.delete()
+    forget_policies()
+    transaction.on_commit(forget_policies)
 
 
 def get_policy(*, name: str | None) -> GuardPolicy:
@@ -154,6 +160,30 @@ def get_policy(*, name: str | None) -> GuardPolicy:
             return queryset.filter(is_default=True).first() or built_in_default()
         raise NotFound(f"no guard policy named {name!r}", field="policy")
     return policy
+
+
+# Guard calls read their policy from this process's memory for up to POLICY_CACHE_SECONDS: a database round
+# trip is most of a rule-based guard call. A change reaches every web process within that time.
+POLICY_CACHE_SECONDS = 2.0
+_policies: dict[str, tuple[float, GuardPolicy]] = {}
+
+
+def policy_for_call(name: str | None) -> GuardPolicy:
+    """`get_policy`, remembered for POLICY_CACHE_SECONDS (a missing name is looked up every time)."""
+    seconds = float(getattr(settings, "LLMOPS_GUARD_POLICY_CACHE_SECONDS", POLICY_CACHE_SECONDS))
+    key = name or ""
+    now = time.monotonic()
+    cached = _policies.get(key)
+    if cached is not None and now - cached[0] < seconds:
+        return cached[1]
+    policy = get_policy(name=name)
+    _policies[key] = (now, policy)
+    return policy
+
+
+def forget_policies() -> None:
+    """Drop this process's remembered policies (a policy written here applies at once here)."""
+    _policies.clear()
 
 
 @dataclass(frozen=True)
@@ -210,9 +240,26 @@ def guard(
     span_id = _clean_hex(span_id, 16, "span_id")
     if span_id and not trace_id:
         raise InvalidInput("a span_id needs its trace_id", field="span_id")
-    policy = get_policy(name=policy_name)
+    policy = policy_for_call(policy_name)
     verdict, bits, latency_ms = check_text(policy=policy, text=text, direction=direction)
-    call = GuardCall.objects.create(
+    try:
+        call = _record_call(policy, text, direction, verdict, bits, latency_ms, trace_id, span_id, actor)
+    except IntegrityError:
+        # The remembered policy was deleted by another process meanwhile: read it again.
+        forget_policies()
+        return guard(text=text, direction=direction, actor=actor, policy_name=policy_name, trace_id=trace_id,
+                     span_id=span_id)  # fmt: skip
+    if trace_id:
+        record_span(call=call, ended_ns=time.time_ns())
+    return GuardResult(verdict, latency_ms, call)
+
+
+def _record_call(
+    policy: GuardPolicy, text: str, direction: str, verdict: guardrails.Verdict, bits: int, latency_ms: float,
+    trace_id: str, span_id: str, actor: Actor,
+) -> GuardCall:  # fmt: skip
+    # One statement in autocommit: a policy deleted meanwhile fails its foreign key here.
+    return GuardCall.objects.create(
         policy=policy if policy.pk else None,
         policy_name=policy.name,
         direction=direction,
@@ -227,9 +274,6 @@ def guard(
         span_id=span_id,
         user=user_of(actor),
     )
-    if trace_id:
-        record_span(call=call, ended_ns=time.time_ns())
-    return GuardResult(verdict, latency_ms, call)
 
 
 SPAN_SERVICE = "opsportal-guard"

@@ -11,6 +11,13 @@ from opsportal.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fresh_policies():
+    """Web processes remember policies for two seconds; each test starts with none remembered."""
+    guard_services.forget_policies()
+
+
 GUARD = "/api/v1/llmops/guard/"
 POLICIES = "/api/v1/llmops/guard-policies/"
 CARD = "4111 1111 1111 1111"

@@ -13,6 +13,12 @@ from llmops.services import guardrails as guard_services
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fresh_policies():
+    """Web processes remember policies for two seconds; each test starts with none remembered."""
+    guard_services.forget_policies()
+
+
 def browser(user) -> Client:
     client = Client()
     client.force_login(user)

@@ -37,6 +37,14 @@ class PayloadError(ValueError):
         return f"{where}{self.field}: {self.message}"
 
 
+def declared_length(meta: Mapping[str, str]) -> int:
+    """The request's Content-Length (0 when absent or not a number): a body over the limit is refused unread."""
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     """The body without its Content-Encoding (gzip, deflate, snappy, zstd or none); over `limit` bytes is an error."""
     encoding = encoding.strip().lower()

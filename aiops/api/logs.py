@@ -25,7 +25,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from rest_framework import serializers, viewsets
 
-from opsportal.otlp import export_answer
+from opsportal.otlp import declared_length, export_answer
 
 from ..logs import decode
 from ..models import Integration, LogRecord, LogTemplate
@@ -52,10 +52,7 @@ def raw_token(request: HttpRequest) -> str | None:
 
 def _authenticate(request: HttpRequest) -> tuple[Integration | None, JsonResponse | None]:
     limit = settings.LOGS_MAX_BODY_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
+    declared = declared_length(request.META)
     if declared > limit:
         return None, error(413, "payload_too_large", f"(body): {declared} bytes is over the limit of {limit} bytes.")
     token = raw_token(request)

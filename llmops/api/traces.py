@@ -32,7 +32,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from opsportal.accounts.roles import Role
-from opsportal.otlp import PayloadError, decompress, export_answer
+from opsportal.otlp import PayloadError, declared_length, decompress, export_answer
 
 from ..models import EndUser, Session, Span, Trace
 from ..services import traces as trace_services
@@ -83,10 +83,7 @@ class OtlpTracesView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         limit = settings.LLMOPS_OTLP_MAX_BODY_BYTES
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
+        declared = declared_length(request.META)
         if declared > limit:
             return _error(413, "payload_too_large", f"(body): {declared} bytes is over the limit of {limit} bytes.")
         slots = _ingest_slots()

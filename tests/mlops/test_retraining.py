@@ -250,3 +250,17 @@ def test_a_tag_naming_another_models_breach_links_nothing(monitor, model, operat
     factories.model_version(model=other, actor=operator, tags={"opsportal.breach": str(breach.pk)})
     factories.model_version(model=other, actor=operator, tags={"opsportal.breach": "not-a-number"})
     assert Breach.objects.get(pk=breach.pk).retrained_version is None
+
+
+def test_a_note_on_an_alert_still_waiting_for_correlation_runs_it_first(db):
+    from aiops import services as aiops_services
+
+    raised = aiops_services.raise_alert(source="mlops", dedup_key="mlops:check:test", title="Drift on churn")
+    assert raised.alert.pending and raised.alert.incident_id is None
+    incident = aiops_services.note_on_alert_incident(
+        source="mlops", dedup_key="mlops:check:test", message="Retraining webhook ci answered HTTP 204", call=7
+    )
+    assert incident is not None and incident.title.startswith("Drift on churn")
+    note = IncidentEvent.objects.get(incident=incident, kind="comment")
+    assert (note.message, note.actor_name, note.data["call"]) == ("Retraining webhook ci answered HTTP 204", "mlops", 7)
+    assert aiops_services.note_on_alert_incident(source="mlops", dedup_key="mlops:check:none", message="x") is None

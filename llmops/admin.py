@@ -13,6 +13,8 @@ from .models import (
     GuardPolicy,
     LabelMove,
     LLMModel,
+    LLMMonitor,
+    LLMMonitorReading,
     PriceEntry,
     Prompt,
     PromptLabel,
@@ -198,3 +200,17 @@ class AnnotationItemAdmin(admin.ModelAdmin):
     list_display = ["queue", "trace_id", "status", "claimed_by", "reviewed_by", "reviewed_at"]
     list_filter = ["status", "queue"]
     raw_id_fields = ["claimed_by", "reviewed_by", "added_by"]
+
+
+@admin.register(LLMMonitor)
+class LLMMonitorAdmin(admin.ModelAdmin):
+    list_display = ["name", "metric", "service", "model", "threshold", "window_minutes", "state", "last_value"]
+    list_filter = ["metric", "state", "enabled"]
+    raw_id_fields = ["prompt_version", "guard_policy", "created_by"]
+
+
+@admin.register(LLMMonitorReading)
+class LLMMonitorReadingAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "at", "value", "samples", "breached"]
+    list_filter = ["monitor"]
+    show_full_result_count = False

@@ -17,6 +17,7 @@ from .evaluation import (
     RunResult,
 )
 from .guardrails import GuardCall, GuardPolicy
+from .monitors import LLMMonitor, LLMMonitorReading
 from .scores import AnnotationItem, AnnotationQueue, DataType, Evaluator, Score, ScoreConfig
 from .traces import EndUser, Session, Span, Trace
 
@@ -32,6 +33,8 @@ __all__ = [
     "GuardCall",
     "GuardPolicy",
     "LLMModel",
+    "LLMMonitor",
+    "LLMMonitorReading",
     "LabelMove",
     "PriceEntry",
     "Prompt",

@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from aiops import services as aiops_services
-
+from . import aiops_bridge as aiops_services
 from . import services
 from .models import MonitorCheck, RegisteredModel
 from .services.monitor_checks import evaluate_batch, save_check

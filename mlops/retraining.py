@@ -29,13 +29,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aiops.services import note_on_alert_incident
 from opsportal import outbox
 from opsportal.audit import services as audit
 from opsportal.encryption import decrypt
 from opsportal.enqueue import enqueue_on_commit
 from opsportal.outbound import MAX_RESPONSE_BYTES, HTTPStatusError, connection_to, signed_headers, vet
 
+from .aiops_bridge import note_on_alert_incident
 from .models import Breach, ModelVersion, RegisteredModel, RetrainingCall, RetrainingHook, VersionEvent
 
 MAX_ATTEMPTS = outbox.MAX_ATTEMPTS

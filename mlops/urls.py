@@ -20,9 +20,7 @@ urlpatterns = [
     path("models/<path:name>/versions/<int:version>/", views.version_detail, name="version"),
     path("models/<path:name>/versions/<int:version>/<slug:action>/", views.version_action, name="version_action"),
     path("models/<path:name>/compare/", views.compare, name="compare"),
-    path(
-        "models/<path:name>/monitoring/batches/<int:pk>/report.html", views.batch_download, name="batch_download"
-    ),
+    path("models/<path:name>/monitoring/batches/<int:pk>/report.html", views.batch_download, name="batch_download"),
     path("models/<path:name>/monitoring/batches/<int:pk>/", views.batch_report, name="batch"),
     path("models/<path:name>/monitoring/actions/<slug:action>/", views.monitoring_action, name="monitoring_action"),
     path("models/<path:name>/monitoring/", views.monitoring, name="monitoring"),

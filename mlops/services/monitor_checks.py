@@ -26,11 +26,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aiops.services import raise_alert
 from opsportal.audit import services as audit
 from opsportal.enqueue import enqueue_on_commit, resend
 from opsportal.errors import InvalidInput, NotAllowed
 
+from ..aiops_bridge import raise_alert
 from ..drift.profiles import BatchProfile, ProfileSpec, merge_profiles, window_drift
 from ..drift.quality import profile_quality
 from ..drift.select import DRIFT_SHARE, ColumnOptions, DriftOptions

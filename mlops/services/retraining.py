@@ -13,13 +13,13 @@ from urllib.parse import urlparse
 
 from django.db import transaction
 
-from aiops.services import note_on_alert_incident
 from opsportal.audit import services as audit
 from opsportal.encryption import encrypt
 from opsportal.errors import InvalidInput
 from opsportal.outbound import OutboundRefused, check_outbound_url
 
 from .. import retraining as calls
+from ..aiops_bridge import note_on_alert_incident
 from ..models import Breach, ModelVersion, RegisteredModel, RetrainingCall, RetrainingHook, VersionEvent
 from .history import Actor, record_event
 

@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-import aiops.services as aiops_services
-
+from .. import aiops_bridge as aiops_services
 from .. import monitoring_charts as charts
 from ..drift.profiles import ColumnProfile, ProfileSpec
 from ..models import Breach, MonitoringBatch, ReferenceDataset, RegisteredModel

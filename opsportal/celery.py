@@ -95,6 +95,18 @@ BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Online evaluators: each sweep scores the generations stored past the evaluator's cursor.
+    "llmops.run-evaluators": {
+        "task": "llmops.tasks.run_evaluators",
+        "schedule": 15.0,
+        "options": {"expires": 12},
+    },
+    # LLM monitors: each rule measured over its window; a breach opens an AIOps incident.
+    "llmops.evaluate-llm-monitors": {
+        "task": "llmops.tasks.evaluate_llm_monitors",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     # Span partitions ahead and retention (LLMOPS_TRACES_RETENTION_DAYS), as for log records.
     "llmops.maintain-traces": {
         "task": "llmops.tasks.maintain_traces",

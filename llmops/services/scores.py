@@ -8,10 +8,14 @@ when it is known, so the charts over time read the score table alone.
 
 from __future__ import annotations
 
+import datetime
 import re
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Avg, Count
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from opsportal.audit import services as audit
@@ -136,7 +140,7 @@ def _find_span(trace_id: str, span_id: str) -> Span | None:
     if trace_id:
         spans = spans.filter(trace_id=trace_id)
     else:
-        spans = spans.filter(start_time__gte=timezone.now() - timezone.timedelta(days=_span_lookup_days()))
+        spans = spans.filter(start_time__gte=timezone.now() - datetime.timedelta(days=_span_lookup_days()))
     return spans.only("trace_id", "span_id", "model", "prompt_version_id").first()
 
 
@@ -280,3 +284,54 @@ def get_evaluator(*, pk: int) -> Evaluator:
     if evaluator is None:
         raise NotFound(f"no evaluator {pk}", field="evaluator")
     return evaluator
+
+
+# --- Figures ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreBucket:
+    """The mean of a score's values in one time bucket, for one prompt version or model."""
+
+    start: datetime.datetime
+    group: str
+    mean: float
+    count: int
+
+
+def score_series(*, name: str, days: int = 7, by: str = "prompt_version", evaluator: Evaluator | None = None,
+                 source: str = "") -> list[ScoreBucket]:  # fmt: skip
+    """Mean of the score `name` per hour (up to 7 days) or day, per prompt version (`by="prompt_version"`) or model.
+
+    Reads the score table alone (model and prompt version are copied onto each score), by its
+    (model | prompt_version, name, created_at) indexes.
+    """
+    if by not in ("prompt_version", "model"):
+        raise InvalidInput("prompt_version or model", field="by")
+    since = timezone.now() - datetime.timedelta(days=days)
+    scores = Score.objects.filter(name=name, created_at__gte=since, value__isnull=False)
+    if evaluator is not None:
+        scores = scores.filter(evaluator=evaluator)
+    if source:
+        scores = scores.filter(source=source)
+    bucket = TruncHour("created_at") if days <= 7 else TruncDay("created_at")
+    group = ("prompt_version__prompt__name", "prompt_version__version") if by == "prompt_version" else ("model",)
+    rows = (
+        scores.annotate(bucket=bucket).values("bucket", *group)
+        .annotate(mean=Avg("value"), count=Count("id")).order_by("bucket")
+    )  # fmt: skip
+    out = []
+    for row in rows:
+        if by == "model":
+            label = row["model"] or "(no model)"
+        elif row["prompt_version__prompt__name"]:
+            label = f"{row['prompt_version__prompt__name']} v{row['prompt_version__version']}"
+        else:
+            label = "(no prompt version)"
+        out.append(ScoreBucket(start=row["bucket"], group=label, mean=float(row["mean"]), count=row["count"]))
+    return out
+
+
+def score_names() -> list[str]:
+    """The names scores were recorded under, for choosing a chart."""
+    return list(Score.objects.order_by("name").values_list("name", flat=True).distinct())

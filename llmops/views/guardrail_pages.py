@@ -191,7 +191,9 @@ class PolicyForm(StyledForm):
 
 
 class TryForm(StyledForm):
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), strip=False, max_length=20_000)
+    text = forms.CharField(
+        label="Text to check", widget=forms.Textarea(attrs={"rows": 4}), strip=False, max_length=20_000
+    )
     direction = forms.ChoiceField(choices=[("input", "Input (to the model)"), ("output", "Output (from the model)")])
 
 

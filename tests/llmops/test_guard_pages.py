@@ -117,7 +117,7 @@ def test_try_it_answers_the_verdict_box_for_htmx_and_records_nothing(viewer, sup
     assert whole.status_code == 200 and "<html" in whole.content.decode()
     assert 'data-verdict="blocked"' in whole.content.decode()
     empty = client.post(url, {"text": "", "direction": "input"}, HTTP_HX_REQUEST="true")
-    assert "Text: This field is required." in empty.content.decode()
+    assert "Text to check: This field is required." in empty.content.decode()
     assert GuardCall.objects.count() == 0
 
 

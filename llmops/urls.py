@@ -48,6 +48,13 @@ urlpatterns = [
     path("runs/<int:pk>/progress/", views.run_progress, name="run-progress"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/export/", views.run_export, name="run-export"),
+    # Review: annotation queues, the keyboard review page, export into datasets
+    path("review/", views.review_list, name="review"),
+    path("review/add/", views.review_add, name="review-add"),
+    path("review/export/", views.review_export, name="review-export"),
+    path("review/<int:pk>/", views.review_queue, name="review-queue"),
+    path("review/<int:pk>/next/", views.review_next, name="review-next"),
+    path("review/<int:pk>/items/<int:item>/", views.review_item, name="review-item"),
     # Guardrails
     path("guardrails/", views.guardrail_list, name="guardrails"),
     path("guardrails/<int:pk>/", views.guardrail_detail, name="guardrail"),

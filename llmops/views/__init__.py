@@ -19,6 +19,7 @@ from .guardrail_pages import guardrail_delete, guardrail_detail, guardrail_list,
 from .overview import index
 from .prompts import prompt_action, prompt_detail, prompt_list
 from .providers import price_list, price_lookup, provider_action, provider_detail, provider_list, provider_test
+from .review_pages import review_add, review_export, review_item, review_list, review_next, review_queue
 from .run_forms import run_new, run_score
 from .runs import run_cancel, run_detail, run_export, run_list, run_progress
 from .trace_pages import dashboards, session_detail, session_list, trace_detail, trace_list, user_detail, user_list
@@ -51,6 +52,12 @@ __all__ = [
     "provider_detail",
     "provider_list",
     "provider_test",
+    "review_add",
+    "review_export",
+    "review_item",
+    "review_list",
+    "review_next",
+    "review_queue",
     "run_cancel",
     "run_detail",
     "run_export",

@@ -21,7 +21,7 @@ def configs(operator):
         score_services.create_score_config(name="correct", actor=operator, data_type="boolean"),
         score_services.create_score_config(
             name="tone", actor=operator, data_type="categorical", categories=["polite", "neutral", "rude"]
-        ),  # fmt: skip
+        ),
     ]
 
 

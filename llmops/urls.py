@@ -48,6 +48,10 @@ urlpatterns = [
     path("runs/<int:pk>/progress/", views.run_progress, name="run-progress"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/export/", views.run_export, name="run-export"),
+    # Online evaluators
+    path("evaluators/", views.evaluator_list, name="evaluators"),
+    path("evaluators/<int:pk>/", views.evaluator_detail, name="evaluator"),
+    path("evaluators/<int:pk>/toggle/", views.evaluator_toggle, name="evaluator-toggle"),
     # Review: annotation queues, the keyboard review page, export into datasets
     path("review/", views.review_list, name="review"),
     path("review/add/", views.review_add, name="review-add"),
@@ -56,6 +60,9 @@ urlpatterns = [
     path("review/<int:pk>/next/", views.review_next, name="review-next"),
     path("review/<int:pk>/items/<int:item>/", views.review_item, name="review-item"),
     # Guardrails
+    path("monitors/", views.monitor_list, name="monitors"),
+    path("monitors/<int:pk>/", views.monitor_detail, name="monitor"),
+    path("monitors/<int:pk>/delete/", views.monitor_delete, name="monitor-delete"),
     path("guardrails/", views.guardrail_list, name="guardrails"),
     path("guardrails/<int:pk>/", views.guardrail_detail, name="guardrail"),
     path("guardrails/<int:pk>/try/", views.guardrail_try, name="guardrail-try"),

@@ -15,7 +15,9 @@ from .datasets import (
     dataset_item_delete,
     dataset_list,
 )
+from .evaluator_pages import evaluator_detail, evaluator_list, evaluator_toggle
 from .guardrail_pages import guardrail_delete, guardrail_detail, guardrail_list, guardrail_try
+from .monitor_pages import monitor_delete, monitor_detail, monitor_list
 from .overview import index
 from .prompts import prompt_action, prompt_detail, prompt_list
 from .providers import price_list, price_lookup, provider_action, provider_detail, provider_list, provider_test
@@ -35,11 +37,17 @@ __all__ = [
     "dataset_item",
     "dataset_item_delete",
     "dataset_list",
+    "evaluator_detail",
+    "evaluator_list",
+    "evaluator_toggle",
     "guardrail_delete",
     "guardrail_detail",
     "guardrail_list",
     "guardrail_try",
     "index",
+    "monitor_delete",
+    "monitor_detail",
+    "monitor_list",
     "price_list",
     "price_lookup",
     "prompt_action",

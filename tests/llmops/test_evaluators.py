@@ -3,10 +3,12 @@ judge model), filters, the cursor (each generation scored once), and the score c
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from llmops import score_charts
-from llmops.models import Score
+from llmops.models import Evaluator, Score
 from llmops.online import sampling
 from llmops.online.runner import evaluate_new_spans
 from llmops.services import scores as score_services
@@ -139,3 +141,19 @@ def test_scores_over_time_per_prompt_version_and_model(operator, capitals_prompt
     assert {(b.group, b.count) for b in by_model} == {("gpt-4o-mini", 2), ("gpt-4o", 1)}
     figure = score_charts.score_over_time(by_version, name="no-apology", hourly=True)
     assert sorted(trace.name for trace in figure.data) == ["(no prompt version)", "capitals v1"]
+
+
+def test_the_evaluator_pages_make_one_and_chart_its_scores(client, operator):
+    client.force_login(operator)
+    made = client.post("/llmops/evaluators/", {"name": "no-apology", "sampling_rate": "1", "service": "support-bot",
+                                               "scorers": json.dumps(NOT_SORRY)})  # fmt: skip
+    evaluator = Evaluator.objects.get(name="no-apology")
+    assert made.status_code == 302 and evaluator.filter == {"service": "support-bot"}
+    bad = client.post("/llmops/evaluators/", {"name": "broken", "scorers": "[{", "sampling_rate": "1"})
+    assert bad.status_code == 400 and "scorers: not JSON" in bad.content.decode()
+    ingest(api_client_for(operator), [generation(trace_id=new_trace_id(), question="Hi", answer="sorry")])
+    evaluate_new_spans(evaluator.pk)
+    page = client.get(f"/llmops/evaluators/{evaluator.pk}/").content.decode()
+    assert "no-apology by prompt version" in page and "no-apology by model" in page and "no-apology=0" in page
+    listing = client.get("/llmops/evaluators/").content.decode()
+    assert 'data-evaluator="no-apology"' in listing and "support-bot" in listing

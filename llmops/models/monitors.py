@@ -112,6 +112,14 @@ class LLMMonitor(models.Model):
             return f"{value:.0f} ms"
         return f"${value:.4f}"
 
+    @property
+    def shown_value(self) -> str:
+        return self.format_value(self.last_value)
+
+    @property
+    def shown_threshold(self) -> str:
+        return self.format_value(self.threshold)
+
     def scope(self) -> str:
         parts = [f"service {self.service}" if self.service else "", f"model {self.model}" if self.model else ""]
         if self.prompt_version_id:

@@ -302,6 +302,9 @@ SPECTACULAR_SETTINGS = {
         "ApprovalKindEnum": "mlops.models.ApprovalRequest.Kind",
         "WebhookDeliveryStatusEnum": "mlops.models.WebhookDelivery.Status",
         "RegistryEventEnum": "mlops.models.Webhook.Event",
+        "MonitorCheckSeverityEnum": "mlops.services.monitor_checks.SEVERITIES",
+        "MonitoringBatchSourceEnum": "mlops.models.MonitoringBatch.Source",
+        "ScoreSourceEnum": "llmops.models.scores.Score.Source",
     },
 }
 

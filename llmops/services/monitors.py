@@ -21,9 +21,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from aiops import services as aiops_services
 from opsportal.audit import services as audit
 
+from .. import aiops_bridge as aiops_services
 from ..models import LLMMonitor, LLMMonitorReading
 from ..monitoring import rules
 from .base import Actor, InvalidInput, user_of

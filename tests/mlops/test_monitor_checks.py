@@ -262,7 +262,8 @@ def test_a_check_that_cannot_be_judged_is_refused_naming_the_field(monitor, admi
 def test_the_sweeper_re_enqueues_batches_whose_evaluation_was_lost(monitor, isolated_broker):
     lost = batch_of(monitor, rows(50, seed=15), end=NOW - HOUR)
     MonitoringBatch.objects.filter(pk=lost.pk).update(received_at=timezone.now() - datetime.timedelta(minutes=5))
-    batch_of(monitor, rows(50, seed=16))  # just arrived: its task is still on its way
+    just_arrived = batch_of(monitor, rows(50, seed=16))  # its task is still on its way
+    MonitoringBatch.objects.filter(pk=just_arrived.pk).update(received_at=timezone.now())
     assert monitor_checks.requeue_unevaluated_batches() == 1
 
 

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import feedback, guard, traces, views
+from . import feedback, guard, monitors, traces, views
 
 app_name = "llmops"
 
@@ -30,6 +30,7 @@ router.register("guard-calls", guard.GuardCallViewSet, basename="guard-call")
 router.register("scores", feedback.ScoreViewSet, basename="score")
 router.register("score-configs", feedback.ScoreConfigViewSet, basename="score-config")
 router.register("evaluators", feedback.EvaluatorViewSet, basename="evaluator")
+router.register("monitors", monitors.LLMMonitorViewSet, basename="monitor")
 
 urlpatterns = [
     path("", AppApiRoot.as_view(router=router, app_namespace="api:llmops"), name="root"),

@@ -31,9 +31,11 @@ class LLMOpsConfig(registry.PortalApp):
 
     def seed_demo(self, *, users: Mapping[str, User]) -> str:
         from .demo import seed
+        from .trace_demo import seed_traces
 
         created = seed(author=users["promptdev"], admin=users["mllead"])
-        return f"LLMOps demo data {'created' if created else 'already there'}"
+        traces = seed_traces(author=users["promptdev"], reviewer=users["reviewer"])
+        return f"LLMOps demo data {'created' if created else 'already there'}, {traces}"
 
     def recent_changes(self, *, start: datetime.datetime, end: datetime.datetime, limit: int) -> list[Change]:
         """Prompt label moves (and gate overrides), from the audit log: one query, no join."""

@@ -28,6 +28,7 @@ BENCHMARKS = [
     "bench.bench_llmops_scorers",
     "bench.bench_guard",
     "bench.bench_trace_pages",
+    "bench.bench_trace_filters",
     "bench.bench_traces",
     "bench.bench_drift",
 ]

@@ -36,13 +36,15 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "provider", "input_per_million", "output_per_million"]
+    list_display = ["name", "provider", "input_per_million", "output_per_million", "cache_read_per_million",
+                    "cache_write_per_million"]  # fmt: skip
     list_filter = ["provider"]
 
 
 @admin.register(PriceEntry)
 class PriceEntryAdmin(admin.ModelAdmin):
-    list_display = ["model_name", "input_per_million", "output_per_million", "updated_at"]
+    list_display = ["model_name", "input_per_million", "output_per_million", "cache_read_per_million",
+                    "cache_write_per_million", "updated_at"]  # fmt: skip
     search_fields = ["model_name"]
 
 

@@ -116,6 +116,18 @@ class ProviderForm(StyledForm):
         }
 
 
+def _cache_price_field(label: str, help_text: str = "", placeholder: str = "") -> forms.DecimalField:
+    """A prompt-cache price: empty means cached tokens are priced as input tokens."""
+    widget = forms.NumberInput(attrs={"placeholder": placeholder} if placeholder else {})
+    return forms.DecimalField(
+        required=False, min_value=0, max_digits=14, decimal_places=6, label=label, help_text=help_text, widget=widget
+    )
+
+
+CACHE_READ_HELP = "Input tokens read from the prompt cache. Empty: priced as input."
+CACHE_WRITE_HELP = "Input tokens written to the prompt cache. Empty: priced as input."
+
+
 class AddModelForm(StyledForm):
     name = forms.CharField(max_length=200, label="Model id", help_text="As the provider names it, e.g. gpt-4o-mini.")
     input_per_million = forms.DecimalField(
@@ -124,11 +136,15 @@ class AddModelForm(StyledForm):
     output_per_million = forms.DecimalField(
         required=False, min_value=0, max_digits=12, decimal_places=4, label="Output USD / 1M tokens"
     )
+    cache_read_per_million = _cache_price_field("Cache read USD / 1M tokens", CACHE_READ_HELP)
+    cache_write_per_million = _cache_price_field("Cache write USD / 1M tokens", CACHE_WRITE_HELP)
 
 
 class ModelPriceForm(StyledForm):
     input_per_million = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4, label="Input USD / 1M")
     output_per_million = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4, label="Output USD / 1M")
+    cache_read_per_million = _cache_price_field("Cache read USD / 1M", placeholder="cache read: as input")
+    cache_write_per_million = _cache_price_field("Cache write USD / 1M", placeholder="cache write: as input")
 
 
 class TestConnectionForm(StyledForm):
@@ -141,6 +157,8 @@ class PriceForm(StyledForm):
     )
     input_per_million = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4, label="Input USD / 1M")
     output_per_million = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4, label="Output USD / 1M")
+    cache_read_per_million = _cache_price_field("Cache read USD / 1M", CACHE_READ_HELP)
+    cache_write_per_million = _cache_price_field("Cache write USD / 1M", CACHE_WRITE_HELP)
 
 
 # --- Prompts -------------------------------------------------------------------------------------------------------

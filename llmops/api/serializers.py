@@ -27,6 +27,18 @@ from ..services.base import NAME_RE
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # as the import page
 PRICE = {"max_digits": 12, "decimal_places": 4, "min_value": 0, "coerce_to_string": False}
+# Prompt-cache prices: null means cached input tokens are priced as input tokens.
+CACHE_PRICE = {"max_digits": 14, "decimal_places": 6, "min_value": 0, "coerce_to_string": False, "allow_null": True,
+               "required": False}  # fmt: skip
+CACHE_READ_HELP = "USD per 1M input tokens read from the prompt cache (part of the input count); null: as input."
+CACHE_WRITE_HELP = "USD per 1M input tokens written to the prompt cache (part of the input count); null: as input."
+
+
+def cache_price_fields() -> dict[str, serializers.DecimalField]:
+    return {
+        "cache_read_per_million": serializers.DecimalField(help_text=CACHE_READ_HELP, **CACHE_PRICE),
+        "cache_write_per_million": serializers.DecimalField(help_text=CACHE_WRITE_HELP, **CACHE_PRICE),
+    }
 
 
 # --- Providers, models, prices --------------------------------------------------------------------------------------
@@ -94,10 +106,13 @@ class LLMModelSerializer(serializers.ModelSerializer):
     reference = serializers.SerializerMethodField(help_text="provider/name, as runs and run_eval accept it.")
     input_per_million = serializers.DecimalField(required=False, help_text="USD per 1M input tokens.", **PRICE)
     output_per_million = serializers.DecimalField(required=False, help_text="USD per 1M output tokens.", **PRICE)
+    cache_read_per_million = cache_price_fields()["cache_read_per_million"]
+    cache_write_per_million = cache_price_fields()["cache_write_per_million"]
 
     class Meta:
         model = LLMModel
-        fields = ["id", "provider", "name", "reference", "input_per_million", "output_per_million", "created_at"]
+        fields = ["id", "provider", "name", "reference", "input_per_million", "output_per_million",
+                  "cache_read_per_million", "cache_write_per_million", "created_at"]  # fmt: skip
         read_only_fields = ["id", "reference", "created_at"]
         validators = []  # the service names the duplicate
 
@@ -108,15 +123,20 @@ class LLMModelSerializer(serializers.ModelSerializer):
 class ModelPricesSerializer(serializers.Serializer):
     input_per_million = serializers.DecimalField(required=False, **PRICE)
     output_per_million = serializers.DecimalField(required=False, **PRICE)
+    cache_read_per_million = cache_price_fields()["cache_read_per_million"]
+    cache_write_per_million = cache_price_fields()["cache_write_per_million"]
 
 
 class PriceEntrySerializer(serializers.ModelSerializer):
     input_per_million = serializers.DecimalField(**PRICE)
     output_per_million = serializers.DecimalField(**PRICE)
+    cache_read_per_million = cache_price_fields()["cache_read_per_million"]
+    cache_write_per_million = cache_price_fields()["cache_write_per_million"]
 
     class Meta:
         model = PriceEntry
-        fields = ["id", "model_name", "input_per_million", "output_per_million", "updated_at"]
+        fields = ["id", "model_name", "input_per_million", "output_per_million", "cache_read_per_million",
+                  "cache_write_per_million", "updated_at"]  # fmt: skip
         read_only_fields = ["id", "updated_at"]
         extra_kwargs = {
             "model_name": {"validators": [], "help_text": "An exact model name, or a prefix ending in * (gpt-4o*)."}

@@ -9,6 +9,7 @@ column), which is what lets a run resume after a worker dies.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -73,12 +74,69 @@ class Provider(models.Model):
         return ""
 
 
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per 1M tokens: input, output, and input read from / written to the prompt cache (None: as input).
+
+    The token counts follow the OpenTelemetry GenAI and OpenInference conventions: the input count
+    includes the cached tokens (read and written), the output count the reasoning tokens. So the input
+    tokens priced at the input price are input - cache read - cache write, and each cache count is
+    priced at its own price: a cached token is never charged twice. A sender that counts cached tokens
+    apart from the input (Anthropic's own `usage` does) shows it by cache counts larger than the input
+    count: then the whole input count is uncached.
+    """
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+    @classmethod
+    def of(cls, row: object) -> Prices:
+        """The prices of a PriceEntry or an LLMModel."""
+        return cls.from_values(
+            row.input_per_million, row.output_per_million, row.cache_read_per_million, row.cache_write_per_million
+        )
+
+    @classmethod
+    def from_values(cls, price_in, price_out, cache_read=None, cache_write=None) -> Prices:
+        return cls(
+            float(price_in or 0), float(price_out or 0),
+            None if cache_read is None else float(cache_read), None if cache_write is None else float(cache_write),
+        )  # fmt: skip
+
+    def cost(
+        self,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> float:
+        """USD for the tokens (unrounded)."""
+        read = max(cache_read_tokens or 0, 0)
+        write = max(cache_write_tokens or 0, 0)
+        total_in = input_tokens or 0
+        uncached = total_in - read - write if read + write <= total_in else total_in
+        usd = uncached * self.input + (output_tokens or 0) * self.output
+        usd += read * (self.input if self.cache_read is None else self.cache_read)
+        usd += write * (self.input if self.cache_write is None else self.cache_write)
+        return usd / 1_000_000
+
+
 class PriceEntry(models.Model):
     """The editable price table: USD per 1M tokens for well-known model names (exact, or a prefix ending in *)."""
 
     model_name = models.CharField(max_length=200, unique=True)
     input_per_million = models.DecimalField(max_digits=12, decimal_places=4)
     output_per_million = models.DecimalField(max_digits=12, decimal_places=4)
+    cache_read_per_million = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="USD per 1M input tokens read from the prompt cache; empty: priced as input tokens.",
+    )  # fmt: skip
+    cache_write_per_million = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="USD per 1M input tokens written to the prompt cache; empty: priced as input tokens.",
+    )  # fmt: skip
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -88,6 +146,10 @@ class PriceEntry(models.Model):
     def __str__(self) -> str:
         return self.model_name
 
+    @property
+    def prices(self) -> Prices:
+        return Prices.of(self)
+
 
 class LLMModel(models.Model):
     """A model offered by a provider, with its prices (USD per 1M input / output tokens)."""
@@ -96,6 +158,14 @@ class LLMModel(models.Model):
     name = models.CharField(max_length=200, help_text="The model id the provider expects, e.g. gpt-4o-mini.")
     input_per_million = models.DecimalField(max_digits=12, decimal_places=4, default=0)
     output_per_million = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    cache_read_per_million = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="USD per 1M input tokens read from the prompt cache; empty: priced as input tokens.",
+    )  # fmt: skip
+    cache_write_per_million = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="USD per 1M input tokens written to the prompt cache; empty: priced as input tokens.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -105,10 +175,19 @@ class LLMModel(models.Model):
     def __str__(self) -> str:
         return f"{self.provider.name}/{self.name}"
 
-    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
-        return (
-            (input_tokens or 0) * float(self.input_per_million) + (output_tokens or 0) * float(self.output_per_million)
-        ) / 1_000_000
+    @property
+    def prices(self) -> Prices:
+        return Prices.of(self)
+
+    def cost(
+        self,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> float:
+        """USD for a call's tokens (`Prices.cost`)."""
+        return self.prices.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
 
 
 class Prompt(models.Model):

@@ -116,6 +116,9 @@ class Trace(models.Model):
             models.Index(fields=["end_user", "-start_time"], name="llmops_trace_user"),
             models.Index(fields=["prompt_version", "-start_time"], name="llmops_trace_prompt_version"),
             models.Index(fields=["-start_time"], condition=Q(errors__gt=0), name="llmops_trace_errors"),
+            # The latency and cost range filters (migration 0008 also raises these columns' statistics).
+            models.Index(fields=["latency_ms"], name="llmops_trace_latency"),
+            models.Index(fields=["cost"], name="llmops_trace_cost"),
         ]
 
     def __str__(self) -> str:

@@ -115,11 +115,38 @@ def price_for(*, model_name: str) -> PriceEntry | None:
     return best
 
 
+# An argument left out: the stored value stays.
+KEEP = object()
+CACHE_FIELDS = ("cache_read_per_million", "cache_write_per_million")
+PRICE_FIELDS = ("input_per_million", "output_per_million", *CACHE_FIELDS)
+
+
+def clean_cache_price(value: object, field: str) -> Decimal | None:
+    """A prompt-cache price: empty (None) means priced as input tokens."""
+    if value is None or value == "":
+        return None
+    number = clean_decimal(value, field)
+    if number >= 10**8 or number != number.quantize(Decimal("0.000001")):
+        raise InvalidInput("at most 8 digits before the decimal point and 6 after it", field=field)
+    return number
+
+
+def _describe(row: PriceEntry | LLMModel) -> str:
+    text = f"{row.input_per_million} in / {row.output_per_million} out"
+    if row.cache_read_per_million is not None:
+        text += f" / {row.cache_read_per_million} cache read"
+    if row.cache_write_per_million is not None:
+        text += f" / {row.cache_write_per_million} cache write"
+    return text + " USD per 1M tokens"
+
+
 @transaction.atomic
 def add_model(
-    *, provider: Provider, name: str, actor: Actor, input_per_million: object = None, output_per_million: object = None
-) -> LLMModel:
-    """Add a model to a provider; prices default to the price table's entry for its name (else 0)."""
+    *, provider: Provider, name: str, actor: Actor, input_per_million: object = None, output_per_million: object = None,
+    cache_read_per_million: object = None, cache_write_per_million: object = None,
+) -> LLMModel:  # fmt: skip
+    """Add a model to a provider; each price left empty comes from the price table's entry for its name
+    (else 0, and no cache price: cached tokens priced as input)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("required", field="name")
     name = name.strip()
@@ -135,47 +162,64 @@ def add_model(
         if output_per_million not in (None, "")
         else (known.output_per_million if known else Decimal(0))
     )
+    for field, value in zip(CACHE_FIELDS, (cache_read_per_million, cache_write_per_million), strict=True):
+        price = clean_cache_price(value, field)
+        setattr(model, field, price if price is not None or known is None else getattr(known, field))
     try:
         with transaction.atomic():
             model.save()
     except IntegrityError:
         raise InvalidInput(f"{provider.name} already has a model {name!r}", field="name") from None
-    audit.record(action="create", actor=actor, obj=model, message=f"Model {model} at {model.input_per_million}/"
-                 f"{model.output_per_million} USD per 1M tokens")  # fmt: skip
+    audit.record(action="create", actor=actor, obj=model, message=f"Model {model} at {_describe(model)}")
     return model
 
 
 @transaction.atomic
 def update_model_prices(
-    *, model: LLMModel, actor: Actor, input_per_million: object, output_per_million: object
-) -> LLMModel:
-    before = audit.snapshot(model, ["input_per_million", "output_per_million"])
-    model.input_per_million = clean_decimal(input_per_million, "input_per_million")
-    model.output_per_million = clean_decimal(output_per_million, "output_per_million")
-    model.save(update_fields=["input_per_million", "output_per_million"])
-    changes = audit.diff(before, audit.snapshot(model, ["input_per_million", "output_per_million"]))
+    *, model: LLMModel, actor: Actor, input_per_million: object, output_per_million: object,
+    cache_read_per_million: object = KEEP, cache_write_per_million: object = KEEP,
+) -> LLMModel:  # fmt: skip
+    """Change a model's prices; a cache price left out stays, an empty one (None) clears it."""
+    before = audit.snapshot(model, list(PRICE_FIELDS))
+    input_price = clean_decimal(input_per_million, "input_per_million")
+    output_price = clean_decimal(output_per_million, "output_per_million")
+    cache = {
+        field: clean_cache_price(value, field)
+        for field, value in zip(CACHE_FIELDS, (cache_read_per_million, cache_write_per_million), strict=True)
+        if value is not KEEP
+    }
+    model.input_per_million, model.output_per_million = input_price, output_price
+    for field, value in cache.items():
+        setattr(model, field, value)
+    model.save(update_fields=list(PRICE_FIELDS))
+    changes = audit.diff(before, audit.snapshot(model, list(PRICE_FIELDS)))
     audit.record(action="update", actor=actor, obj=model, changes=changes)
     return model
 
 
 @transaction.atomic
-def set_price(*, model_name: str, input_per_million: object, output_per_million: object, actor: Actor) -> PriceEntry:
-    """Add or change an entry of the price table (admins)."""
+def set_price(
+    *, model_name: str, input_per_million: object, output_per_million: object, actor: Actor,
+    cache_read_per_million: object = KEEP, cache_write_per_million: object = KEEP,
+) -> PriceEntry:  # fmt: skip
+    """Add or change an entry of the price table (admins); a cache price left out stays (a new entry: none),
+    an empty one (None) clears it."""
     if not isinstance(model_name, str) or not model_name.strip():
         raise InvalidInput("required", field="model_name")
-    entry, created = PriceEntry.objects.update_or_create(
-        model_name=model_name.strip(),
-        defaults={
-            "input_per_million": clean_decimal(input_per_million, "input_per_million"),
-            "output_per_million": clean_decimal(output_per_million, "output_per_million"),
-            "updated_at": timezone.now(),
-        },
-    )
+    defaults = {
+        "input_per_million": clean_decimal(input_per_million, "input_per_million"),
+        "output_per_million": clean_decimal(output_per_million, "output_per_million"),
+        "updated_at": timezone.now(),
+    }
+    for field, value in zip(CACHE_FIELDS, (cache_read_per_million, cache_write_per_million), strict=True):
+        if value is not KEEP:
+            defaults[field] = clean_cache_price(value, field)
+    entry, created = PriceEntry.objects.update_or_create(model_name=model_name.strip(), defaults=defaults)
     audit.record(
         action="create" if created else "update",
         actor=actor,
         obj=entry,
-        message=f"Price of {entry.model_name}: {entry.input_per_million} in / {entry.output_per_million} out per 1M",
+        message=f"Price of {entry.model_name}: {_describe(entry)}",
     )
     return entry
 

@@ -48,7 +48,9 @@ def _enrich(batch: TraceBatch) -> None:
         m = span.mapped
         if span.cost is None and (m.input_tokens is not None or m.output_tokens is not None):
             prices = prices or current_prices()
-            span.cost = prices.cost((m.model, m.request_model), m.input_tokens, m.output_tokens)
+            span.cost = prices.cost(
+                (m.model, m.request_model), m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens
+            )
     linked = [s for s in batch.spans if s.mapped.prompt_name and s.mapped.prompt_version_number is not None]
     if linked:
         ids = PROMPT_VERSIONS.resolve({(s.mapped.prompt_name, s.mapped.prompt_version_number) for s in linked})

@@ -5,10 +5,14 @@ changed price applies to spans arriving after that) and the prompt versions it d
 meanwhile is linked from then on). Versions found are asked for with each export: a prompt may be
 deleted and made again, and a stale id would break the trace's foreign key.
 
-Cost = input tokens x input price + output tokens x output price (per million tokens). Under both
-conventions the input count includes cached tokens and the output count includes reasoning tokens,
-so they are priced with them: the price table has no separate rate for cached input; a sender that
-knows the exact cost sends it (`gen_ai.usage.cost`, `llm.cost.total`) and that is kept instead.
+Cost (per million tokens) = uncached input x input price + cache read x cache read price + cache
+write x cache write price + output x output price, where an empty cache price is the input price.
+Under both conventions (OpenTelemetry GenAI, OpenInference) the input count includes the cached
+tokens, read and written, and the output count includes the reasoning tokens, so uncached input =
+input - cache read - cache write and no cached token is charged twice; cache counts larger than the
+input count mean the sender counted them apart (Anthropic's own `usage`), and then the whole input
+count is uncached (`llmops.models.evaluation.Prices.cost`). A sender that knows the exact cost sends
+it (`gen_ai.usage.cost`, `llm.cost.total`) and that is kept instead.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Iterable
 
 from ..models import LLMModel, PriceEntry, PromptVersion
+from ..models.evaluation import Prices
 
 REFRESH_SECONDS = 10.0
 
@@ -26,24 +31,23 @@ class PriceBook:
     then the providers' models."""
 
     def __init__(self) -> None:
-        self._exact: dict[str, tuple[float, float]] = {}
-        self._prefixes: list[tuple[str, tuple[float, float]]] = []
-        self._models: dict[str, tuple[float, float]] = {}
-        rows = PriceEntry.objects.values_list("model_name", "input_per_million", "output_per_million")
-        for name, price_in, price_out in rows:
-            price = (float(price_in), float(price_out))
+        self._exact: dict[str, Prices] = {}
+        self._prefixes: list[tuple[str, Prices]] = []
+        self._models: dict[str, Prices] = {}
+        columns = ("input_per_million", "output_per_million", "cache_read_per_million", "cache_write_per_million")
+        for name, *values in PriceEntry.objects.values_list("model_name", *columns):
+            price = Prices.from_values(*values)
             if name.endswith("*"):
                 self._prefixes.append((name[:-1], price))
             else:
                 self._exact[name] = price
         self._prefixes.sort(key=lambda item: -len(item[0]))
-        rows = LLMModel.objects.values_list("name", "input_per_million", "output_per_million").order_by("id")
-        for name, price_in, price_out in rows:
-            if (price_in or price_out) and name not in self._models:
-                self._models[name] = (float(price_in), float(price_out))
+        for name, *values in LLMModel.objects.values_list("name", *columns).order_by("id"):
+            if any(values) and name not in self._models:
+                self._models[name] = Prices.from_values(*values)
 
-    def price(self, names: Iterable[str]) -> tuple[float, float] | None:
-        """The price of the first of `names` (response model, then request model) that has one."""
+    def price(self, names: Iterable[str]) -> Prices | None:
+        """The prices of the first of `names` (response model, then request model) that has them."""
         names = [name for name in names if name]
         for name in names:
             if name in self._exact:
@@ -57,14 +61,21 @@ class PriceBook:
                 return self._models[name]
         return None
 
-    def cost(self, names: Iterable[str], input_tokens: int | None, output_tokens: int | None) -> float | None:
+    def cost(
+        self,
+        names: Iterable[str],
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> float | None:
         """USD for the tokens, or None when no price is known or no tokens were reported."""
         if input_tokens is None and output_tokens is None:
             return None
         price = self.price(names)
         if price is None:
             return None
-        return round(((input_tokens or 0) * price[0] + (output_tokens or 0) * price[1]) / 1_000_000, 8)
+        return round(price.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens), 8)
 
 
 _prices: tuple[float, PriceBook] | None = None

@@ -20,6 +20,7 @@ from opsportal.portal.actions import PageAction, apply_form, dispatch
 from .. import engine, services
 from ..forms import AddModelForm, DeleteConfirmForm, ModelPriceForm, PriceForm, ProviderForm, TestConnectionForm
 from ..models import EvalRun, LLMModel, PriceEntry, Provider
+from ..services.providers import PRICE_FIELDS
 
 TEST_TIMEOUT_SECONDS = 20.0
 
@@ -48,13 +49,15 @@ def provider_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _prices(row: LLMModel | PriceEntry) -> dict:
+    """A model's or a price table entry's prices, as the price forms' initial values."""
+    return {field: getattr(row, field) for field in PRICE_FIELDS}
+
+
 def _provider_page(request: HttpRequest, provider: Provider, status: int = 200, **forms) -> HttpResponse:
     models = list(provider.models.order_by("name"))
     for model in models:
-        model.price_form = ModelPriceForm(
-            prefix=f"price-{model.pk}",
-            initial={"input_per_million": model.input_per_million, "output_per_million": model.output_per_million},
-        )
+        model.price_form = ModelPriceForm(prefix=f"price-{model.pk}", initial=_prices(model))
         if forms.get("price_model") == model.pk:
             model.price_form = forms["price_form"]
     context = {
@@ -178,8 +181,7 @@ def price_list(request: HttpRequest) -> HttpResponse:
     entry = PriceEntry.objects.filter(model_name=editing).first() if editing else None
     initial = {}
     if entry is not None:
-        initial = {"model_name": entry.model_name, "input_per_million": entry.input_per_million,
-                   "output_per_million": entry.output_per_million}  # fmt: skip
+        initial = {"model_name": entry.model_name, **_prices(entry)}
     form = PriceForm(initial=initial)
     if request.method == "POST":
         require_role(request, Role.ADMIN, "Editing the price table")
@@ -208,6 +210,6 @@ def price_lookup(request: HttpRequest) -> HttpResponse:
     entry = services.price_for(model_name=name) if name else None
     initial = {}
     if entry is not None:
-        initial = {"input_per_million": entry.input_per_million, "output_per_million": entry.output_per_million}
+        initial = _prices(entry)
     form = AddModelForm(prefix="model", initial={"name": name, **initial})
     return render(request, "llmops/_model_prices.html", {"model_form": form, "entry": entry, "looked_up": name})

@@ -14,6 +14,7 @@ from opsportal.accounts.roles import Role
 
 from ... import engine, services
 from ...models import LLMModel, PriceEntry, Provider
+from ...services.providers import KEEP
 from ..filters import LLMModelFilter
 from ..serializers import (
     LLMModelSerializer,
@@ -91,6 +92,8 @@ class LLMModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets
             actor=request.user,
             input_per_million=data.get("input_per_million"),
             output_per_million=data.get("output_per_million"),
+            cache_read_per_million=data.get("cache_read_per_million"),
+            cache_write_per_million=data.get("cache_write_per_million"),
         )
         return Response(LLMModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -106,6 +109,8 @@ class LLMModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets
             actor=request.user,
             input_per_million=data.get("input_per_million", model.input_per_million),
             output_per_million=data.get("output_per_million", model.output_per_million),
+            cache_read_per_million=data.get("cache_read_per_million", KEEP),
+            cache_write_per_million=data.get("cache_write_per_million", KEEP),
         )
         return Response(LLMModelSerializer(model).data)
 
@@ -139,5 +144,7 @@ class PriceEntryViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewse
             model_name=entry.model_name,
             input_per_million=data.get("input_per_million", entry.input_per_million),
             output_per_million=data.get("output_per_million", entry.output_per_million),
+            cache_read_per_million=data.get("cache_read_per_million", KEEP),
+            cache_write_per_million=data.get("cache_write_per_million", KEEP),
         )
         return Response(PriceEntrySerializer(entry).data)

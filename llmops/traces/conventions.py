@@ -208,6 +208,26 @@ def _indexed_messages(items: dict[int, dict]) -> list[dict]:
     return messages
 
 
+# How map_span files an attribute that no column takes (remembered per key, a bounded number of keys).
+_PARAMETER, _INDEXED_KEY, _DERIVED_KEY, _LEFTOVER = 1, 2, 3, 4
+_KINDS: dict[str, object] = dict(_BY_ATTRIBUTE)
+_KINDS_MAX = 10_000
+
+
+def _kind(key: str) -> int:
+    if key.startswith(REQUEST_PREFIX):
+        kind = _PARAMETER
+    elif key.startswith(_INDEXED_PREFIXES):
+        return _INDEXED_KEY  # not remembered: the index makes endless keys
+    elif key in DERIVED:
+        kind = _DERIVED_KEY
+    else:
+        kind = _LEFTOVER
+    if len(_KINDS) < _KINDS_MAX:
+        _KINDS[key] = kind
+    return kind
+
+
 def map_span(attributes: Iterable[tuple[str, object]], events: Iterable[tuple[str, int, dict]] = ()) -> Mapped:
     """Map one span's (attribute, value) pairs and (name, time in ns, attributes) events."""
     mapped = Mapped()
@@ -215,10 +235,13 @@ def map_span(attributes: Iterable[tuple[str, object]], events: Iterable[tuple[st
     ranks: dict[str, int] = {}
     indexed: dict[str, dict[int, dict]] = {}
     leftover = mapped.attributes
+    kinds = _KINDS.get
     for key, value in attributes:
-        known = _BY_ATTRIBUTE.get(key)
-        if known is not None:
-            column, rank, convert = known
+        kind = kinds(key) or _kind(key)
+        if kind == _LEFTOVER:
+            leftover[key] = value
+        elif kind.__class__ is tuple:
+            column, rank, convert = kind
             if convert is not None:
                 value = convert(value)
                 if value is None or value == "":
@@ -226,11 +249,9 @@ def map_span(attributes: Iterable[tuple[str, object]], events: Iterable[tuple[st
             if column not in found or rank < ranks[column]:
                 found[column] = value
                 ranks[column] = rank
-        elif key.startswith(REQUEST_PREFIX):
+        elif kind == _PARAMETER:
             mapped.parameters[key[len(REQUEST_PREFIX) :]] = value
-        elif key.startswith(_INDEXED_PREFIXES) and _add_indexed(indexed, key, value):
-            continue
-        elif key not in DERIVED:
+        elif kind == _INDEXED_KEY and not _add_indexed(indexed, key, value):
             leftover[key] = value
     if found or indexed:
         _apply(mapped, found, indexed)
@@ -252,23 +273,26 @@ def _add_indexed(indexed: dict[str, dict[int, dict]], key: str, value: object) -
     return False
 
 
+# Columns copied as found (the others are combined below).
+_PLAIN = frozenset({
+    "operation", "provider", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "reasoning_tokens", "cost", "time_to_first_token_ms", "prompt_version_number", "session_key", "user_key",
+    "prompt_name",
+})  # fmt: skip
+
+
 def _apply(mapped: Mapped, found: Mapping[str, Any], indexed: Mapping[str, dict[int, dict]]) -> None:
+    rest = False
+    for column, value in found.items():
+        if column in _PLAIN:
+            setattr(mapped, column, value)
+        else:
+            rest = True
+    if not rest and not indexed:
+        return
     get = found.get
-    mapped.operation = get("operation", "")
-    mapped.provider = get("provider", "")
     mapped.request_model = get("request_model", "")
     mapped.model = get("response_model") or mapped.request_model
-    mapped.input_tokens = get("input_tokens")
-    mapped.output_tokens = get("output_tokens")
-    mapped.cache_read_tokens = get("cache_read_tokens")
-    mapped.cache_write_tokens = get("cache_write_tokens")
-    mapped.reasoning_tokens = get("reasoning_tokens")
-    mapped.cost = get("cost")
-    mapped.time_to_first_token_ms = get("time_to_first_token_ms")
-    mapped.prompt_version_number = get("prompt_version_number")
-    mapped.session_key = get("session_key", "")
-    mapped.user_key = get("user_key", "")
-    mapped.prompt_name = get("prompt_name", "")
     if "invocation_parameters" in found:
         invocation = _json_value(found["invocation_parameters"])
         if isinstance(invocation, dict):

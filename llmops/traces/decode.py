@@ -34,6 +34,9 @@ UTC = datetime.UTC
 UNKNOWN_SERVICE = "unknown_service"
 # The column sizes of llmops_span: longer values are cut.
 LIMITS = {"name": 500, "service": 200, "model": 200, "key": 200, "provider": 100, "operation": 50}
+NAME_MAX, MODEL_MAX, KEY_MAX, PROVIDER_MAX, OPERATION_MAX = (
+    LIMITS[k] for k in ("name", "model", "key", "provider", "operation")
+)
 KINDS = ("internal", "internal", "server", "client", "producer", "consumer")
 KIND_NAMES = {f"SPAN_KIND_{kind.upper()}": number for number, kind in enumerate(KINDS) if number}
 STATUSES = ("unset", "ok", "error")
@@ -118,10 +121,6 @@ class _Window:
         return ""
 
 
-def _cut(text: str, limit: int) -> tuple[str, bool]:
-    return (text, False) if len(text) <= limit else (text[:limit], True)
-
-
 def _io_text(value: object) -> str:
     if value is None:
         return ""
@@ -154,42 +153,62 @@ def _record(
     """Validate one span and add it to the batch (or count it as rejected)."""
     trace_id, span_id, parent_id = ids
     start_ns, end_ns = times
-    problem = (
-        ("traceId: must be 16 bytes (32 hex digits), not all zero." if len(trace_id) != 32 else "")
-        or ("spanId: must be 8 bytes (16 hex digits), not all zero." if len(span_id) != 16 else "")
-        or ("parentSpanId: must be empty or 8 bytes (16 hex digits)." if parent_id and len(parent_id) != 16 else "")
-        or ("name: required." if not name else "")
-        or window.problem(start_ns, end_ns or start_ns)
-    )
-    if problem:
+    if (
+        len(trace_id) != 32 or len(span_id) != 16 or (parent_id and len(parent_id) != 16) or not name
+        or not window.oldest <= start_ns <= window.newest or start_ns <= 0 or (end_ns and end_ns < start_ns)
+    ):  # fmt: skip
+        problem = (
+            ("traceId: must be 16 bytes (32 hex digits), not all zero." if len(trace_id) != 32 else "")
+            or ("spanId: must be 8 bytes (16 hex digits), not all zero." if len(span_id) != 16 else "")
+            or ("parentSpanId: must be empty or 8 bytes (16 hex digits)." if parent_id and len(parent_id) != 16 else "")
+            or ("name: required." if not name else "")
+            or window.problem(start_ns, end_ns or start_ns)
+        )
         batch.reject(index, problem)
         return
     end_ns = end_ns or start_ns
     code, message = status
+    m = mapped
     if code == 2 and not message:
         message = next(
-            (str(e["attributes"].get("exception.message", "")) for e in mapped.events if e["name"] == "exception"), ""
-        ) or str(mapped.attributes.get("error.type", ""))
-    if mapped.events and mapped.time_to_first_token_ms is None and (first := first_token_ns(mapped.events)):
-        mapped.time_to_first_token_ms = max(0.0, (first - start_ns) / 1e6)
+            (str(e["attributes"].get("exception.message", "")) for e in m.events if e["name"] == "exception"), ""
+        ) or str(m.attributes.get("error.type", ""))
+    if m.events and m.time_to_first_token_ms is None and (first := first_token_ns(m.events)):
+        m.time_to_first_token_ms = max(0.0, (first - start_ns) / 1e6)
     limit = window.io_limit
-    text_in, cut_in = _cut(_io_text(mapped.input), limit)
-    text_out, cut_out = _cut(_io_text(mapped.output), limit)
-    mapped.operation = mapped.operation[: LIMITS["operation"]]
-    mapped.provider = mapped.provider[: LIMITS["provider"]]
-    mapped.model = mapped.model[: LIMITS["model"]]
-    mapped.request_model = mapped.request_model[: LIMITS["model"]]
-    mapped.session_key = mapped.session_key[: LIMITS["key"]]
-    mapped.user_key = mapped.user_key[: LIMITS["key"]]
-    mapped.prompt_name = mapped.prompt_name[: LIMITS["key"]]
+    text_in = m.input if m.input.__class__ is str else _io_text(m.input)
+    text_out = m.output if m.output.__class__ is str else _io_text(m.output)
+    cut_in = len(text_in) > limit
+    if cut_in:
+        text_in = text_in[:limit]
+    cut_out = len(text_out) > limit
+    if cut_out:
+        text_out = text_out[:limit]
+    if (
+        len(m.operation) > OPERATION_MAX or len(m.provider) > PROVIDER_MAX or len(m.model) > MODEL_MAX
+        or len(m.request_model) > MODEL_MAX or len(m.session_key) > KEY_MAX or len(m.user_key) > KEY_MAX
+        or len(m.prompt_name) > KEY_MAX
+    ):  # fmt: skip
+        _cut_columns(m)
     batch.spans.append(
         SpanRecord(
-            start_ns, end_ns, trace_id, span_id, parent_id, name[: LIMITS["name"]],
-            KINDS[kind] if 0 <= kind < len(KINDS) else "internal", service,
-            STATUSES[code] if 0 <= code < len(STATUSES) else "unset", message, mapped, resource_json,
-            text_in, text_out, cut_in, cut_out, mapped.cost,
+            start_ns, end_ns, trace_id, span_id, parent_id, name if len(name) <= NAME_MAX else name[:NAME_MAX],
+            KINDS[kind] if 0 <= kind < 6 else "internal", service,
+            STATUSES[code] if 0 <= code < 3 else "unset", message, m, resource_json,
+            text_in, text_out, cut_in, cut_out, m.cost,
         )
     )  # fmt: skip
+
+
+def _cut_columns(m: Mapped) -> None:
+    """Values longer than their columns (LIMITS) cut."""
+    m.operation = m.operation[: LIMITS["operation"]]
+    m.provider = m.provider[: LIMITS["provider"]]
+    m.model = m.model[: LIMITS["model"]]
+    m.request_model = m.request_model[: LIMITS["model"]]
+    m.session_key = m.session_key[: LIMITS["key"]]
+    m.user_key = m.user_key[: LIMITS["key"]]
+    m.prompt_name = m.prompt_name[: LIMITS["key"]]
 
 
 def _service(resource: dict[str, object]) -> str:
@@ -207,17 +226,22 @@ def _pb_value(value) -> object:
     return any_value_pb(value)
 
 
-def _pb_pair(kv) -> tuple[str, object]:
-    value = kv.value
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return kv.key, value.string_value
-    if kind == "int_value":
-        return kv.key, value.int_value
-    return kv.key, any_value_pb(value)
+def _pb_attributes(attributes) -> list[tuple[str, object]]:
+    """A protobuf KeyValue list as (key, value) pairs: a non-empty string (most values) read first, then an integer."""
+    return [
+        (kv.key, text if (text := (value := kv.value).string_value)
+         else value.int_value if value.WhichOneof("value") == "int_value" else any_value_pb(value))
+        for kv in attributes
+    ]  # fmt: skip
+
+
+def _pb_id(raw: bytes) -> str:
+    """An id in hex; all zeros (OTLP's "no id") as "" (a wrong size stays visible to the checks)."""
+    return raw.hex() if raw.strip(b"\0") else ""
 
 
 def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
+    """Decode a protobuf export: the upb message's fields read directly (no conversion to dicts first)."""
     try:
         request = ExportTraceServiceRequest.FromString(data)
     except DecodeError as exc:
@@ -231,17 +255,15 @@ def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
         for scope_spans in resource_spans.scope_spans:
             resource_json = _resource_json(resource, scope_spans.scope.name, scope_spans.scope.version)
             for span in scope_spans.spans:
+                span_events = span.events
                 events = [
-                    (event.name, event.time_unix_nano, {kv.key: _pb_value(kv.value) for kv in event.attributes})
-                    for event in span.events
-                ] if span.events else ()  # fmt: skip
-                mapped = map_span(map(_pb_pair, span.attributes), events)
-                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                    (event.name, event.time_unix_nano, dict(_pb_attributes(event.attributes)))
+                    for event in span_events
+                ] if span_events else ()  # fmt: skip
+                mapped = map_span(_pb_attributes(span.attributes), events)
                 status = span.status
                 _record(
-                    batch, index,
-                    (trace_id.hex() if trace_id.strip(b"\0") else "", span_id.hex() if span_id.strip(b"\0") else "",
-                     parent.hex() if parent.strip(b"\0") else ""),
+                    batch, index, (_pb_id(span.trace_id), _pb_id(span.span_id), _pb_id(span.parent_span_id)),
                     (span.start_time_unix_nano, span.end_time_unix_nano), span.name, span.kind,
                     (status.code, status.message), mapped, service, resource_json, window,
                 )  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -46,13 +46,34 @@ def partitioned() -> bool:
     return connection.vendor == "postgresql"
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+# "YYYY-MM-DD HH:MM:SS" of the seconds since the epoch seen lately (spans of an export share a few seconds).
+_SECONDS: dict[int, str] = {}
+# jsonb text: compact, non-ASCII as it is, anything JSON cannot spell as its str() (one encoder, made once).
+_encode = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
+# What COPY's text format escapes (partitions.copy_field): checked once over a row's joined text.
+_COPY_SPECIAL = ("\\", "\n", "\r", "\x00")
+
+
 def _time(ns: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(ns / 1e9, UTC)
+    """A time in ns since the epoch as an aware datetime (exact to the microsecond, like `_stamp`)."""
+    return EPOCH + datetime.timedelta(microseconds=ns // 1000)
+
+
+def _stamp(ns: int) -> str:
+    """A time in ns since the epoch as timestamptz text (`YYYY-MM-DD HH:MM:SS.ffffff+00`), microseconds cut."""
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = (EPOCH + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{prefix}.{micros:06d}+00"
 
 
 def _json(value: object) -> str:
     """JSON for a jsonb column: PostgreSQL refuses the NUL character, escaped or not."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = _encode(value)
     return text.replace("\\u0000", "") if "\\u0000" in text else text
 
 
@@ -61,27 +82,42 @@ def _number(value: object) -> str:
 
 
 def _copy_row(span: SpanRecord) -> str:
+    """One span as a line of COPY text: the free texts (most need no escaping) checked at once, then the row."""
     m = span.mapped
-    fields = (
-        _time(span.start_ns).isoformat(sep=" "), _time(span.end_ns).isoformat(sep=" "), repr(span.duration_ms),
-        span.trace_id, span.span_id, span.parent_span_id, copy_field(span.name), span.kind, copy_field(span.service),
-        span.status, copy_field(span.status_message), copy_field(m.operation), copy_field(m.provider),
-        copy_field(m.model), copy_field(m.request_model), _number(m.input_tokens), _number(m.output_tokens),
-        _number(m.cache_read_tokens), _number(m.cache_write_tokens), _number(m.reasoning_tokens), _number(span.cost),
-        _number(m.time_to_first_token_ms), copy_field(m.session_key), copy_field(m.user_key),
-        copy_field(m.prompt_name), _number(m.prompt_version_number), _number(span.prompt_version_id),
-        copy_field(span.input), copy_field(span.output), "t" if span.input_truncated else "f",
-        "t" if span.output_truncated else "f", copy_field(_json(m.parameters)) if m.parameters else "{}",
-        copy_field(_json(m.attributes)) if m.attributes else "{}", copy_field(_json(m.events)) if m.events else "[]",
-        copy_field(span.resource_json.replace("\\u0000", "")),
+    resource = span.resource_json
+    texts = (
+        span.name, span.service, span.status_message, m.operation, m.provider, m.model, m.request_model,
+        m.session_key, m.user_key, m.prompt_name, span.input, span.output,
+        _json(m.parameters) if m.parameters else "{}", _json(m.attributes) if m.attributes else "{}",
+        _json(m.events) if m.events else "[]", resource.replace("\\u0000", "") if "\\u0000" in resource else resource,
     )  # fmt: skip
-    return "\t".join(fields) + "\n"
+    joined = "\t".join(texts)
+    if joined.count("\t") != 15 or any(special in joined for special in _COPY_SPECIAL):
+        texts = tuple(map(copy_field, texts))
+    name, service, message, operation, provider, model, request_model, session, user, prompt, text_in, text_out, \
+        parameters, attributes, events, resource = texts  # fmt: skip
+    start, end = span.start_ns, span.end_ns
+    cost = span.cost
+    return (
+        f"{_stamp(start)}\t{_stamp(end)}\t{(end - start) / 1e6!r}\t{span.trace_id}\t{span.span_id}\t"
+        f"{span.parent_span_id}\t{name}\t{span.kind}\t{service}\t{span.status}\t{message}\t{operation}\t"
+        f"{provider}\t{model}\t{request_model}\t{_number(m.input_tokens)}\t{_number(m.output_tokens)}\t"
+        f"{_number(m.cache_read_tokens)}\t{_number(m.cache_write_tokens)}\t{_number(m.reasoning_tokens)}\t"
+        f"{NULL if cost is None else repr(cost)}\t{_number(m.time_to_first_token_ms)}\t{session}\t{user}\t{prompt}\t"
+        f"{_number(m.prompt_version_number)}\t{_number(span.prompt_version_id)}\t{text_in}\t{text_out}\t"
+        f"{'t' if span.input_truncated else 'f'}\t{'t' if span.output_truncated else 'f'}\t{parameters}\t"
+        f"{attributes}\t{events}\t{resource}\n"
+    )
 
 
-def _copy(spans: Sequence[SpanRecord]) -> None:
+def _copy(spans: Sequence[SpanRecord], meanwhile: Callable[[], object] | None = None) -> None:
+    """COPY the spans in chunks (PostgreSQL stores one while the next is made); `meanwhile()` runs after
+    the last chunk is sent, before waiting for PostgreSQL to finish."""
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
         for start in range(0, len(spans), COPY_CHUNK):
-            copy.write("".join([_copy_row(span) for span in spans[start : start + COPY_CHUNK]]))
+            copy.write("".join([_copy_row(span) for span in spans[start : start + COPY_CHUNK]]).encode())
+        if meanwhile is not None:
+            meanwhile()
 
 
 def _model(span: SpanRecord) -> Span:
@@ -102,6 +138,13 @@ def _model(span: SpanRecord) -> Span:
     )  # fmt: skip
 
 
+DAY_NS = 86400 * 10**9
+
+
+def _days(spans: Sequence[SpanRecord]) -> set[datetime.date]:
+    return {EPOCH.date() + datetime.timedelta(days=day) for day in {span.start_ns // DAY_NS for span in spans}}
+
+
 def write_spans(spans: Sequence[SpanRecord]) -> None:
     """The span rows alone (COPY on PostgreSQL), in the caller's transaction."""
     if not spans:
@@ -109,10 +152,10 @@ def write_spans(spans: Sequence[SpanRecord]) -> None:
     if not partitioned():
         Span.objects.bulk_create([_model(span) for span in spans], batch_size=200)
         return
-    DAYS.write({_time(span.start_ns).date() for span in spans}, lambda retrying: _copy(spans))
+    DAYS.write(_days(spans), lambda retrying: _copy(spans))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Totals:
     """What one export adds to a trace, session or end user."""
 
@@ -135,13 +178,19 @@ class _Totals:
 
     def add(self, span: SpanRecord) -> None:
         m = span.mapped
-        self.first_ns = min(self.first_ns, span.start_ns)
-        self.last_ns = max(self.last_ns, span.end_ns)
+        if span.start_ns < self.first_ns:
+            self.first_ns = span.start_ns
+        if span.end_ns > self.last_ns:
+            self.last_ns = span.end_ns
         self.spans += 1
-        self.errors += span.status == "error"
-        self.input_tokens += m.input_tokens or 0
-        self.output_tokens += m.output_tokens or 0
-        self.cost += span.cost or 0.0
+        if span.status == "error":
+            self.errors += 1
+        if m.input_tokens:
+            self.input_tokens += m.input_tokens
+        if m.output_tokens:
+            self.output_tokens += m.output_tokens
+        if span.cost:
+            self.cost += span.cost
         if not span.parent_span_id:
             self.name, self.service = span.name, span.service
         elif not self.service:
@@ -153,23 +202,32 @@ class _Totals:
                 self.model, self.model_start_ns = m.model, span.start_ns
         if span.prompt_version_id is not None and self.prompt_version_id is None:
             self.prompt_version_id = span.prompt_version_id
-        self.session_key = self.session_key or m.session_key
-        self.user_key = self.user_key or m.user_key
+        if not self.session_key:
+            self.session_key = m.session_key
+        if not self.user_key:
+            self.user_key = m.user_key
 
 
-def _totals(spans: Sequence[SpanRecord], key: str) -> dict[str, _Totals]:
-    found: dict[str, _Totals] = {}
+def _add(found: dict[str, _Totals], key: str, span: SpanRecord) -> None:
+    totals = found.get(key)
+    if totals is None:
+        totals = found[key] = _Totals(span.start_ns, span.end_ns)
+    totals.add(span)
+
+
+def _totals(spans: Sequence[SpanRecord]) -> tuple[dict[str, _Totals], dict[str, _Totals], dict[str, _Totals]]:
+    """What the export adds to each trace, session and end user (one pass)."""
+    traces: dict[str, _Totals] = {}
+    sessions: dict[str, _Totals] = {}
+    users: dict[str, _Totals] = {}
     for span in spans:
-        value = (
-            span.trace_id if key == "trace" else span.mapped.session_key if key == "session" else span.mapped.user_key
-        )
-        if not value:
-            continue
-        totals = found.get(value)
-        if totals is None:
-            totals = found[value] = _Totals(span.start_ns, span.end_ns)
-        totals.add(span)
-    return found
+        _add(traces, span.trace_id, span)
+        m = span.mapped
+        if m.session_key:
+            _add(sessions, m.session_key, span)
+        if m.user_key:
+            _add(users, m.user_key, span)
+    return traces, sessions, users
 
 
 class _Dialect:
@@ -202,45 +260,50 @@ class _Dialect:
 
     def time(self, ns: int) -> str:
         """A time as the row source below reads it (SQLite: Django's own text form of a UTC time)."""
-        moment = _time(ns)
-        return moment.isoformat() if self.pg else connection.ops.adapt_datetimefield_value(moment)
+        return _stamp(ns) if self.pg else connection.ops.adapt_datetimefield_value(_time(ns))
 
     def rows(self, columns: Sequence[tuple[str, str]]) -> str:
         """`SELECT ... FROM` one JSON parameter holding every row as an array, typed by `columns`.
 
         One parameter for a whole export: a statement of thousands of placeholders costs more to bind
-        (psycopg parses such a query in Python each time) than the database takes to run it.
+        (psycopg parses such a query in Python each time) than the database takes to run it. A kind
+        `table.column` is a key of that table: the row's id there (NULL for none), looked up by its
+        unique index, so a statement does not need the ids an earlier one wrote.
         """
+        values = []
+        for i, (_, kind) in enumerate(columns):
+            text = f"(e->>{i})" if self.pg else f"json_extract(e.value, '$[{i}]')"
+            if "." in kind:
+                table, key = kind.split(".")
+                values.append(f"(SELECT k.id FROM {table} k WHERE k.{key} = {text})")  # noqa: S608 (no value)
+            elif not self.pg:
+                values.append(text)
+            else:
+                values.append(f"(e->{i})" if kind == "jsonb" else f"{text}::{kind}")
         if self.pg:
-            values = ", ".join(
-                f"(e->{i})" if kind == "jsonb" else f"(e->>{i})::{kind}" for i, (_, kind) in enumerate(columns)
-            )
-            return f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) e"  # noqa: S608 (no value in it)
-        values = ", ".join(f"json_extract(e.value, '$[{i}]')" for i in range(len(columns)))
+            return f"SELECT {', '.join(values)} FROM jsonb_array_elements(%s::jsonb) e"  # noqa: S608 (no value in it)
         # WHERE: SQLite reads ON CONFLICT after a SELECT only behind one.
-        return f"SELECT {values} FROM json_each(%s) e WHERE true"  # noqa: S608 (no value in it)
+        return f"SELECT {', '.join(values)} FROM json_each(%s) e WHERE true"  # noqa: S608 (no value in it)
 
 
 def _upsert(sql: _Dialect, table: str, columns: Sequence[tuple[str, str]], rows: list[list], conflict: str,
-            updates: str, returning: str = "") -> list[tuple]:  # fmt: skip
-    """INSERT the rows (arrays in `columns` order), or on `conflict` apply `updates`; the RETURNING rows."""
+            updates: str) -> tuple[str, str]:  # fmt: skip
+    """The statement that INSERTs the rows (arrays in `columns` order), or on `conflict` applies `updates`,
+    and its one parameter."""
     names = ", ".join(name for name, _ in columns)
     statement = (
-        f"INSERT INTO {table} AS t ({names}) {sql.rows(columns)} "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}" + (f" RETURNING {returning}" if returning else "")
+        f"INSERT INTO {table} AS t ({names}) {sql.rows(columns)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [json.dumps(rows)])
-        return cursor.fetchall() if returning else []
+    return statement, _encode(rows)
 
 
 TOTALS = ("generations = t.generations + EXCLUDED.generations, input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
           "output_tokens = t.output_tokens + EXCLUDED.output_tokens, cost = t.cost + EXCLUDED.cost")  # fmt: skip
+USERS = EndUser._meta.db_table
+SESSIONS = Session._meta.db_table
 
 
-def _upsert_users(users: dict[str, _Totals], sql: _Dialect) -> dict[str, int]:
-    if not users:
-        return {}
+def _upsert_users(users: dict[str, _Totals], sql: _Dialect) -> tuple[str, str]:
     columns = [("external_id", "varchar"), ("first_seen", "timestamptz"), ("last_seen", "timestamptz"),
                ("generations", "bigint"), ("input_tokens", "bigint"), ("output_tokens", "bigint"),
                ("cost", "numeric")]  # fmt: skip
@@ -248,37 +311,32 @@ def _upsert_users(users: dict[str, _Totals], sql: _Dialect) -> dict[str, int]:
             for key, t in sorted(users.items())]  # fmt: skip
     updates = (f"first_seen = {sql.least}(t.first_seen, EXCLUDED.first_seen), "
                f"last_seen = {sql.greatest}(t.last_seen, EXCLUDED.last_seen), {TOTALS}")  # fmt: skip
-    found = _upsert(sql, EndUser._meta.db_table, columns, rows, "external_id", updates, "id, external_id")
-    return {key: pk for pk, key in found}
+    return _upsert(sql, USERS, columns, rows, "external_id", updates)
 
 
-def _upsert_sessions(sessions: dict[str, _Totals], users: dict[str, int], sql: _Dialect) -> dict[str, int]:
-    if not sessions:
-        return {}
-    columns = [("key", "varchar"), ("service", "varchar"), ("end_user_id", "bigint"), ("first_seen", "timestamptz"),
-               ("last_seen", "timestamptz"), ("generations", "bigint"), ("input_tokens", "bigint"),
-               ("output_tokens", "bigint"), ("cost", "numeric")]  # fmt: skip
-    rows = [[key, t.service, users.get(t.user_key), sql.time(t.first_ns), sql.time(t.last_ns), t.generations,
+def _upsert_sessions(sessions: dict[str, _Totals], sql: _Dialect) -> tuple[str, str]:
+    columns = [("key", "varchar"), ("service", "varchar"), ("end_user_id", f"{USERS}.external_id"),
+               ("first_seen", "timestamptz"), ("last_seen", "timestamptz"), ("generations", "bigint"),
+               ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("cost", "numeric")]  # fmt: skip
+    rows = [[key, t.service, t.user_key or None, sql.time(t.first_ns), sql.time(t.last_ns), t.generations,
              t.input_tokens, t.output_tokens, t.cost] for key, t in sorted(sessions.items())]  # fmt: skip
     updates = ("end_user_id = COALESCE(t.end_user_id, EXCLUDED.end_user_id), "
                f"first_seen = {sql.least}(t.first_seen, EXCLUDED.first_seen), "
                f"last_seen = {sql.greatest}(t.last_seen, EXCLUDED.last_seen), {TOTALS}")  # fmt: skip
-    found = _upsert(sql, Session._meta.db_table, columns, rows, "key", updates, "id, key")
-    return {key: pk for pk, key in found}
+    return _upsert(sql, SESSIONS, columns, rows, "key", updates)
 
 
-def _upsert_traces(traces: dict[str, _Totals], sessions: dict[str, int], users: dict[str, int], sql: _Dialect,
-                   now: str) -> None:  # fmt: skip
+def _upsert_traces(traces: dict[str, _Totals], sql: _Dialect, now: str) -> tuple[str, str]:
     columns = [("trace_id", "varchar"), ("name", "varchar"), ("service", "varchar"), ("start_time", "timestamptz"),
                ("end_time", "timestamptz"), ("latency_ms", "float8"), ("spans", "integer"),
                ("generations", "integer"), ("errors", "integer"), ("input_tokens", "bigint"),
                ("output_tokens", "bigint"), ("cost", "numeric"), ("model", "varchar"), ("model_names", "jsonb"),
-               ("session_id", "bigint"), ("end_user_id", "bigint"), ("prompt_version_id", "bigint"),
-               ("updated_at", "timestamptz")]  # fmt: skip
+               ("session_id", f"{SESSIONS}.key"), ("end_user_id", f"{USERS}.external_id"),
+               ("prompt_version_id", "bigint"), ("updated_at", "timestamptz")]  # fmt: skip
     rows = [
         [trace_id, t.name, t.service, sql.time(t.first_ns), sql.time(t.last_ns), (t.last_ns - t.first_ns) / 1e6,
          t.spans, t.generations, t.errors, t.input_tokens, t.output_tokens, t.cost, t.model, sorted(t.models),
-         sessions.get(t.session_key), users.get(t.user_key), t.prompt_version_id, now]
+         t.session_key or None, t.user_key or None, t.prompt_version_id, now]
         for trace_id, t in sorted(traces.items())
     ]  # fmt: skip
     updates = (
@@ -295,18 +353,44 @@ def _upsert_traces(traces: dict[str, _Totals], sessions: dict[str, int], users: 
         "prompt_version_id = COALESCE(t.prompt_version_id, EXCLUDED.prompt_version_id), "
         "updated_at = EXCLUDED.updated_at"
     )
-    _upsert(sql, Trace._meta.db_table, columns, rows, "trace_id", updates)
+    return _upsert(sql, Trace._meta.db_table, columns, rows, "trace_id", updates)
+
+
+def _fold(spans: Sequence[SpanRecord], sql: _Dialect) -> list[tuple[str, str]]:
+    """The statements (end users, then sessions, then traces: each looks up the ids the one before wrote)."""
+    traces, sessions, users = _totals(spans)
+    statements = [_upsert_users(users, sql)] if users else []
+    if sessions:
+        statements.append(_upsert_sessions(sessions, sql))
+    statements.append(_upsert_traces(traces, sql, sql.time(time.time_ns())))
+    return statements
 
 
 def write(spans: Sequence[SpanRecord]) -> None:
-    """Store an export's spans and fold them into their traces, sessions and end users (caller's transaction)."""
+    """Store an export's spans and fold them into their traces, sessions and end users (caller's transaction).
+
+    PostgreSQL: the folding statements are made while PostgreSQL still takes in the COPY's last rows,
+    then sent together in one round trip.
+    """
     if not spans:
         return
-    write_spans(spans)
     sql = _Dialect()
-    users = _upsert_users(_totals(spans, "user"), sql)
-    sessions = _upsert_sessions(_totals(spans, "session"), users, sql)
-    _upsert_traces(_totals(spans, "trace"), sessions, users, sql, sql.time(time.time_ns()))
+    if not sql.pg:
+        write_spans(spans)
+        with connection.cursor() as cursor:
+            for statement, rows in _fold(spans, sql):
+                cursor.execute(statement, [rows])
+        return
+    folded: list[list[tuple[str, str]]] = []
+
+    def copy(retrying: bool) -> None:
+        _copy(spans, lambda: folded or folded.append(_fold(spans, sql)))
+
+    DAYS.write(_days(spans), copy)
+    statements = folded[0]
+    with connection.cursor() as cursor:
+        # One round trip (client-side binding: psycopg sends the statements as one query).
+        cursor.execute(";\n".join(statement for statement, _ in statements), [rows for _, rows in statements])
 
 
 @dataclass

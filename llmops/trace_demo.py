@@ -54,6 +54,7 @@ from .services import review as review_services
 from .services import scores as score_services
 from .services.guardrails import guard
 from .services.traces import ingest_traces
+from .traces.cost import PROMPT_VERSIONS
 from .traces.decode import decode_protobuf
 
 SERVICE = "support-bot"
@@ -248,7 +249,6 @@ class _TraceInfo:
     trace_id: str
     end_ns: int
     user: str
-    version: int
     outcome: str  # "ok", "short" (a terse v2 answer), "error", "blocked", "fallback", "tool-error"
 
 
@@ -261,12 +261,16 @@ class _Week:
         self.made = made
         self.now_ns = time.time_ns() // (60 * NS) * (60 * NS)
         self.start_ns = self.now_ns - DAYS * 86400 * NS
-        today = datetime.datetime.fromtimestamp(self.now_ns / NS, datetime.UTC).replace(hour=0, minute=0, second=0)
+        today = datetime.datetime.fromtimestamp(self.now_ns / NS, datetime.UTC).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
         outage_day = int((today - datetime.timedelta(days=2)).timestamp()) * NS
         self.outage = (outage_day + 13 * HOUR, outage_day + 14 * HOUR + 30 * 60 * NS)
         self.fallback_from = outage_day + 13 * HOUR + 40 * 60 * NS
         self.canary_from = self.now_ns - 3 * 86400 * NS
         self.versions = dict(PromptVersion.objects.filter(prompt__name=PROMPT).values_list("version", "pk"))
+        # The demo prompt may be a moment old: a miss remembered before it existed must not unlink its traces.
+        PROMPT_VERSIONS.forget()
         self.policy = POLICY if GuardPolicy.objects.filter(name=POLICY).exists() else None
         self.users = [f"cust-{10400 + 37 * n}" for n in range(END_USERS)]
         self.user_weights = [1 / (rank + 1) ** 0.7 for rank in range(END_USERS)]
@@ -370,7 +374,7 @@ class _Week:
             at = self._answer(turn, trace_id, root_id, at)
         end = at + rng.randrange(2, 9) * MS
         self._root(turn, trace_id, root_id, start, end)
-        self.traces.append(_TraceInfo(trace_id.hex(), end, turn.user, turn.version, turn.outcome))
+        self.traces.append(_TraceInfo(trace_id.hex(), end, turn.user, turn.outcome))
         self.made.users.add(turn.user)
         self.made.traces += 1
         if self.pending >= EXPORT_SPANS:
@@ -474,7 +478,7 @@ class _Week:
                           error="upstream model unavailable" if status == 503 else "")  # fmt: skip
         self._attrs(span, {"http.request.method": "POST", "http.route": "/chat", "http.response.status_code": status,
                            "gen_ai.conversation.id": turn.conversation, "user.id": turn.user,
-                           "input.value": turn.question if turn.outcome != "blocked" else "(blocked by the guard)",
+                           "input.value": turn.sent if turn.outcome != "blocked" else "(refused by the guard)",
                            "output.value": turn.answer})  # fmt: skip
 
     def _guard_span(self, trace_id: bytes, root_id: bytes, call: GuardCall, start: int, end: int) -> None:

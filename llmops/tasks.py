@@ -7,6 +7,7 @@ from opsportal.enqueue import resend
 from . import engine
 from .online import runner as online_runner
 from .services import monitors as monitor_services
+from .services import review as review_services
 from .services import traces as trace_services
 
 
@@ -43,6 +44,21 @@ def run_evaluators() -> list[int]:
     """Send a sweep for every enabled evaluator (the cursor in the database keeps what is still to score)."""
     ids = online_runner.enabled_evaluators()
     resend("llmops.tasks.evaluate_spans", ids)
+    return ids
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def fill_review_queue(queue_id: int) -> dict | None:
+    """Add the traces matching a queue's filter stored since its last fill; safe to run twice."""
+    done = review_services.fill_queue(queue_id=queue_id)
+    return None if done is None else {"added": done.added, "cursor": done.cursor, "busy": done.skipped_busy}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def fill_review_queues() -> list[int]:
+    """Send a fill for every queue with a filter (its cursor in the database keeps where it is)."""
+    ids = review_services.filling_queues()
+    resend("llmops.tasks.fill_review_queue", ids)
     return ids
 
 

@@ -101,6 +101,12 @@ BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 12},
     },
+    # Annotation queues with a filter: each fill adds the matching traces stored since the queue's last one.
+    "llmops.fill-review-queues": {
+        "task": "llmops.tasks.fill_review_queues",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     # LLM monitors: each rule measured over its window; a breach opens an AIOps incident.
     "llmops.evaluate-llm-monitors": {
         "task": "llmops.tasks.evaluate_llm_monitors",

@@ -305,6 +305,7 @@ SPECTACULAR_SETTINGS = {
         "MonitorCheckSeverityEnum": "mlops.services.monitor_checks.SEVERITIES",
         "MonitoringBatchSourceEnum": "mlops.models.MonitoringBatch.Source",
         "ScoreSourceEnum": "llmops.models.scores.Score.Source",
+        "AnnotationItemStatusEnum": "llmops.models.scores.AnnotationItem.Status",
     },
 }
 

@@ -1,5 +1,5 @@
 """Feedback and scores API: `POST feedback/` for applications, `scores/` to read the scores of traces,
-`score-configs/` to define what a named score may hold, `evaluators/` for online evaluation.
+`evaluators/` for online evaluation (score configs and queues: `llmops.api.review`).
 
 `POST /api/v1/llmops/feedback/ {"trace_id" or "span_id", "score" or "value", "comment", "name", "user_id"}`
 answers 201 with the stored score. `value` takes thumbs ("up"/"down"), true/false or a category; `score` a
@@ -20,7 +20,7 @@ from opsportal.accounts.roles import Role
 from opsportal.api import ErrorSerializer
 from opsportal.portal.forms import StyledForm
 
-from ..models import Evaluator, LLMModel, Score, ScoreConfig
+from ..models import Evaluator, LLMModel, Score
 from ..services import scores as score_services
 
 
@@ -93,32 +93,6 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     serializer_class = ScoreSerializer
     filterset_class = ScoreFilter
     queryset = Score.objects.select_related("author", "evaluator", "queue")
-
-
-class ScoreConfigSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(max_length=100, validators=[])
-    categories = serializers.JSONField(required=False, default=list)
-
-    class Meta:
-        model = ScoreConfig
-        fields = ["id", "name", "description", "data_type", "min_value", "max_value", "categories", "created_at"]
-        read_only_fields = ["id", "created_at"]
-
-    def create(self, validated_data: dict) -> ScoreConfig:
-        return score_services.create_score_config(actor=self.context["request"].user, **validated_data)
-
-
-class ScoreConfigViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, mixins.ListModelMixin,
-                         mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # fmt: skip
-    """Score configs by name: numeric (bounds), categorical (categories) or boolean. Operators write them."""
-
-    serializer_class = ScoreConfigSerializer
-    queryset = ScoreConfig.objects.all()
-    lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
-
-    def perform_destroy(self, instance: ScoreConfig) -> None:
-        score_services.delete_score_config(config=instance, actor=self.request.user)
 
 
 class EvaluatorSerializer(serializers.ModelSerializer):

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from opsportal.portal.api_views import AppApiRoot
 
-from . import feedback, guard, monitors, traces, views
+from . import feedback, guard, monitors, review, traces, views
 
 app_name = "llmops"
 
@@ -28,7 +28,8 @@ router.register("users", traces.EndUserViewSet, basename="end-user")
 router.register("guard-policies", guard.GuardPolicyViewSet, basename="guard-policy")
 router.register("guard-calls", guard.GuardCallViewSet, basename="guard-call")
 router.register("scores", feedback.ScoreViewSet, basename="score")
-router.register("score-configs", feedback.ScoreConfigViewSet, basename="score-config")
+router.register("score-configs", review.ScoreConfigViewSet, basename="score-config")
+router.register("queues", review.QueueViewSet, basename="queue")
 router.register("evaluators", feedback.EvaluatorViewSet, basename="evaluator")
 router.register("monitors", monitors.LLMMonitorViewSet, basename="monitor")
 

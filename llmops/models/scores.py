@@ -7,9 +7,12 @@
   reviewer (an `AnnotationQueue`). Traces and spans are referred to by their hex ids, not by foreign
   keys: the span table is partitioned and unmanaged, and feedback may arrive before its trace.
 - `Evaluator`: scorers from `llmops.scorers`, a filter over generations and a sampling rate; its
-  `cursor` is the id of the last span it looked at, so a sweep picks up every span stored since.
+  `cursor` is the id of the last span it looked at, so a sweep picks up every span stored since, and
+  `late_windows` the id ranges it passed whose writers may still commit spans below the cursor
+  (`llmops.online.runner` looks at them again until those transactions have ended).
 - `AnnotationQueue` and `AnnotationItem`: traces waiting for a reviewer; an item is claimed by one
-  reviewer at a time until `claimed_until`.
+  reviewer at a time until `claimed_until`. A queue with a filter keeps filling: `fill_cursor` is the id
+  of the newest trace its filling looked at.
 """
 
 from __future__ import annotations
@@ -124,6 +127,11 @@ class Evaluator(models.Model):
     sampling_rate = models.FloatField(default=1.0, help_text="0 to 1: the share of matching traces scored.")
     enabled = models.BooleanField(default=True)
     cursor = models.BigIntegerField(default=0, help_text="The id of the last span this evaluator looked at.")
+    late_windows = models.JSONField(
+        default=list, blank=True,
+        help_text="Id ranges passed while their writers' transactions may still have been open: "
+        '[{"low", "high", "snapshot", "fence", "at"}], looked at again until those transactions ended.',
+    )  # fmt: skip
     spans_seen = models.BigIntegerField(default=0)
     spans_scored = models.BigIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -148,6 +156,9 @@ class AnnotationQueue(models.Model):
     description = models.TextField(blank=True)
     score_configs = models.ManyToManyField(ScoreConfig, blank=True, related_name="queues")
     filter = models.JSONField(default=dict, blank=True, help_text="Trace search keys (service, model, status ...).")
+    fill_cursor = models.BigIntegerField(default=0, help_text="The id of the newest trace the filling looked at.")
+    last_filled_at = models.DateTimeField(null=True, blank=True, help_text="When the filling last ran.")
+    last_fill_added = models.PositiveIntegerField(default=0, help_text="How many traces that fill added.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
@@ -160,6 +171,11 @@ class AnnotationQueue(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("llmops:review-queue", args=[self.pk])
+
+    @property
+    def fills(self) -> bool:
+        """Whether the periodic filling adds new matching traces (a queue without a filter is filled by hand)."""
+        return bool(self.filter)
 
 
 class AnnotationItem(models.Model):

@@ -97,6 +97,43 @@ def create_score_config(*, name: object, actor: Actor, data_type: object = DataT
 
 
 @transaction.atomic
+def update_score_config(*, config: ScoreConfig, actor: Actor, **fields: object) -> ScoreConfig:
+    """Change a config's description, bounds or categories (scores from then on are checked against them).
+
+    Its name and data type change only while no score was recorded under it: the stored scores keep the
+    name and the meaning of their numbers."""
+    unknown = set(fields) - {"name", "description", "data_type", "min_value", "max_value", "categories"}
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    config = ScoreConfig.objects.select_for_update().get(pk=config.pk)
+    used = Score.objects.filter(name=config.name).exists()
+    if "name" in fields and str(fields["name"] or "").strip() != config.name:
+        name = _score_name(fields["name"])
+        if used:
+            raise InvalidInput(f"scores were recorded as {config.name!r}: make a new config instead", field="name")
+        if ScoreConfig.objects.filter(name=name).exclude(pk=config.pk).exists():
+            raise InvalidInput(f"a score config named {name!r} exists already", field="name")
+        config.name = name
+    data_type = fields.get("data_type", config.data_type)
+    if data_type != config.data_type and used:
+        raise InvalidInput(f"scores were recorded as {config.data_type}: make a new config instead", field="data_type")
+    kept = data_type == config.data_type
+    shape = _config_fields(
+        data_type,
+        fields.get("min_value", config.min_value if kept else None),
+        fields.get("max_value", config.max_value if kept else None),
+        fields.get("categories", config.categories if kept else None),
+    )  # fmt: skip
+    for key, value in shape.items():
+        setattr(config, key, value)
+    if "description" in fields:
+        config.description = str(fields["description"] or "")
+    config.save()
+    audit.record(action="update", actor=actor, obj=config, message=f"Score config {config.name}: {config.describe()}")
+    return config
+
+
+@transaction.atomic
 def delete_score_config(*, config: ScoreConfig, actor: Actor) -> None:
     audit.record(action="delete", actor=actor, obj=config)
     config.delete()

@@ -113,3 +113,67 @@ def test_a_trace_is_added_to_a_queue_from_its_page(client, operator, configs, tr
                                                  "next": f"/llmops/traces/{traces[0]}/"})  # fmt: skip
     assert answer.status_code == 302 and answer.url == f"/llmops/traces/{traces[0]}/"
     assert list(queue.items.values_list("trace_id", flat=True)) == [traces[0]]
+
+
+def test_a_queue_with_a_filter_keeps_filling_with_the_traces_that_arrive(client, operator, configs, traces):
+    queue = review_services.create_queue(name="support", actor=operator, score_configs=configs,
+                                         filter={"service": "support-bot"})  # fmt: skip
+    assert queue.items.count() == 3
+    sender = api_client_for(operator)
+    new = [new_trace_id() for _ in range(3)]
+    ingest(sender, [generation(trace_id=t, question="Where is my parcel?", answer="Tomorrow.") for t in new])
+    ingest(sender, [generation(trace_id=new_trace_id(), question="Invoice?", answer="Sent.")], service="billing")
+
+    first = review_services.fill_queue(queue_id=queue.pk, limit=2)
+    assert first.added == 2  # bounded per run: the rest comes with the next one
+    assert review_services.fill_queue(queue_id=queue.pk).added == 1
+    assert review_services.fill_queue(queue_id=queue.pk).added == 0  # nothing twice
+    assert set(queue.items.values_list("trace_id", flat=True)) == set(traces + new)
+
+    # A trace whose error arrives in a later export, after the fill passed it, still comes in.
+    errors = review_services.create_queue(name="errors", actor=operator, score_configs=configs,
+                                          filter={"status": "error"})  # fmt: skip
+    late = new_trace_id()
+    ingest(sender, [generation(trace_id=late, question="Refund?", answer="Let me check.")])
+    assert review_services.fill_queue(queue_id=errors.pk).added == 0
+    failed = {**generation(trace_id=late, question="Refund?", answer=""), "status": {"code": 2, "message": "timeout"}}
+    ingest(sender, [failed])
+    assert review_services.fill_queue(queue_id=errors.pk).added == 1
+    assert list(errors.items.values_list("trace_id", flat=True)) == [late]
+    assert review_services.fill_queue(queue_id=queue.pk).added == 1  # the support-bot queue takes it too
+
+    client.force_login(operator)
+    page = client.get(f"/llmops/review/{queue.pk}/").content.decode()
+    assert "Last filled" in page and "1 trace added" in page
+    listing = client.get("/llmops/review/").content.decode()
+    assert "Fills every minute" in listing
+
+
+def test_a_queue_without_a_filter_is_left_to_be_filled_by_hand(operator, configs, traces):
+    queue = review_services.create_queue(name="by-hand", actor=operator, score_configs=configs)
+    assert review_services.fill_queue(queue_id=queue.pk) is None
+    assert queue.pk not in review_services.filling_queues() and queue.items.count() == 0
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_fills_a_queue_with_new_matching_traces_when_the_beat_task_runs(operator, worker):
+    from llmops import tasks
+    from tests.helpers import wait_for
+
+    configs = [score_services.create_score_config(name="correct", actor=operator, data_type="boolean")]
+    queue = review_services.create_queue(name="errors", actor=operator, score_configs=configs,
+                                         filter={"service": "support-bot"})  # fmt: skip
+    assert queue.items.count() == 0
+    arrived = [new_trace_id() for _ in range(2)]
+    ingest(api_client_for(operator), [generation(trace_id=t, question="Hi", answer="Hello.") for t in arrived])
+
+    tasks.fill_review_queues.delay()
+
+    assert wait_for(lambda: queue.items.count() == 2, timeout=30)
+    assert set(queue.items.values_list("trace_id", flat=True)) == set(arrived)
+    queue.refresh_from_db()
+    assert queue.last_filled_at is not None and queue.last_fill_added == 2
+    tasks.fill_review_queues.delay()
+    assert wait_for(lambda: review_services.AnnotationQueue.objects.get(pk=queue.pk).last_fill_added == 0, timeout=30)
+    assert queue.items.count() == 2

@@ -9,14 +9,19 @@ import math
 import operator
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Q
+
+from opsportal.bulk import binary_execute
 
 from ..models import Alert, CorrelationRule, Incident, MergeSuggestion
 from . import memory
 from .memory import Memory
 from .scoring import (
+    BIAS,
     JOIN_THRESHOLD,
     SUGGEST_THRESHOLD,
+    WEIGHTS,
     Evidence,
     Idf,
     history_rate,
@@ -55,6 +60,7 @@ class AlertKind:
     # What one such alert adds to a batch's IDF, and the index keys its candidates are found by.
     counted: tuple[str, ...]
     keys: tuple[str, ...]
+    word_keys: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -95,6 +101,7 @@ def _kind_of(labels: dict, title: str, service: str) -> AlertKind:
             text=text,
             counted=(*("l:" + t for t in tokens), *("g:" + g for g in grams), *("w:" + w for w in words)),
             keys=(*tokens, *("w:" + w for w in words), "s:" + sig),
+            word_keys=tuple("w:" + w for w in words),
         )
         if key is not None:
             if len(_KINDS) >= MAX_KINDS:
@@ -123,14 +130,20 @@ class Profile:
         self.times: list[float] = []
 
     def add(self, f: AlertFeatures) -> None:
+        tokens = self.tokens
         for token in f.tokens:
-            self.tokens[token] = self.tokens.get(token, 0) + 1
+            tokens[token] = tokens.get(token, 0) + 1
         centroid = self.centroid
         for gram, value in (f.vector or {}).items():
             centroid[gram] = centroid.get(gram, 0.0) + value
-        self.norm = math.sqrt(sum(v * v for v in centroid.values())) or 1.0
+        self.norm = 0.0  # worked out again when next read (`measure`): most profiles grow more than they are read
         bisect.insort(self.sigs.setdefault(f.sig, []), f.at)
         bisect.insort(self.times, f.at)
+
+    def measure(self) -> float:
+        """The centroid's norm (1 for an empty one), kept until the next `add`."""
+        self.norm = math.sqrt(sum(v * v for v in self.centroid.values())) or 1.0
+        return self.norm
 
     def gap(self, at: float) -> float:
         """Seconds between `at` and the incident's nearest alert."""
@@ -199,6 +212,11 @@ class _AlertContext:
     values: list[float]
 
 
+# (history rate or None, usual offset, merged, split) of a pair of signatures; see `_pair_terms`.
+_PairTerms = tuple[float | None, float, float, float]
+_UNKNOWN = object()
+
+
 @dataclass(slots=True)
 class Decision:
     """Where an alert goes: `incident` to join (None: open a new one), with the best candidate's
@@ -225,6 +243,7 @@ class LearnedGrouping:
         self.suggestions: dict[tuple[int, int], tuple[Incident, Incident, float, str]] = {}
         self.contexts: dict[AlertKind, _AlertContext] = {}
         self.partner_keys: dict[str, tuple[str, ...]] = {}
+        self.uncounted: dict[AlertKind, int] = {}
 
     @classmethod
     def for_batch(cls, alerts: list[Alert], rules: list[CorrelationRule], now: datetime.datetime):
@@ -248,7 +267,14 @@ class LearnedGrouping:
         return grouping
 
     def _count(self, f: AlertFeatures) -> None:
-        self.idf.add(f.kind.counted)
+        """Count the alert in the batch's IDF (`_counted` adds the counts up, once per kind of alert)."""
+        kinds = self.uncounted
+        kinds[f.kind] = kinds.get(f.kind, 0) + 1
+
+    def _counted(self) -> None:
+        for kind, n in self.uncounted.items():
+            self.idf.add_many(kind.counted, n)
+        self.uncounted.clear()
 
     def _load_members(self, rules: list[CorrelationRule], earliest: datetime.datetime, batch: set[int]) -> None:
         """Profiles of the incidents the batch's alerts may join: open ones (or resolved within the
@@ -270,6 +296,7 @@ class LearnedGrouping:
             f = features_of(alert)
             self._count(f)
             loaded.append((alert.incident, f))
+        self._counted()  # the IDF is complete before the first vector reads it
         for incident, f in reversed(loaded):  # oldest first, as the batch's own alerts come: postings stay ordered
             f.vector = self._vector(f)
             self._add(incident, f)
@@ -286,12 +313,14 @@ class LearnedGrouping:
         profile = self.profiles.get(key)
         if profile is None:
             profile = self.profiles[key] = Profile(incident, incident.rule_id)
-        new_keys = [t for t in f.tokens if t not in profile.tokens]
-        new_keys += ["w:" + w for w in f.words if "w:" + w not in profile.tokens]
+        tokens = profile.tokens
+        new_keys = [t for t in f.tokens if t not in tokens]
+        word_keys = f.kind.word_keys
+        new_keys += [k for k in word_keys if k not in tokens]
         new_keys += [] if f.sig in profile.sigs else ["s:" + f.sig]
         profile.add(f)
-        for word in f.words:
-            profile.tokens.setdefault("w:" + word, 0)
+        for key in word_keys:
+            tokens.setdefault(key, 0)
         index, at = self.index, f.at
         for key in new_keys:
             posting = index.get(key)
@@ -300,36 +329,105 @@ class LearnedGrouping:
             posting.add(profile, at)
 
     def place(self, alert: Alert, rule: CorrelationRule) -> Decision:
-        """Score the alert against its candidate incidents and decide."""
+        """Score the alert against its candidate incidents and decide.
+
+        Each candidate's confidence is worked out as plain numbers (`_confidence`); the evidence and its
+        words are made for the best candidate only."""
         f = self.features[alert.pk]
         window = rule.window_minutes * 60
         tau = window / TIME_DECAY_DIVISOR
         rule_pk, at = rule.pk, f.at
         earliest, latest = at - window, at + window
-        best: tuple[float, Evidence, Profile] | None = None
+        best_confidence = -1.0
+        best: tuple[float, Profile] | None = None
         context: _AlertContext | None = None
         for profile in self._candidates(f, window):
             # One failure's alerts start within the window of its first one: incidents do not snowball.
-            first = profile.times[0]
+            times = profile.times
+            first = times[0]
             if first < earliest or first > latest or profile.rule_id != rule_pk:
                 continue
-            gap = profile.gap(at)
+            gap = abs(at - nearest_time(times, at))
             if gap > window:
                 continue
             if context is None:
                 context = self._context(f)
-            evidence = self._evidence(f, context, profile, gap, tau)
-            confidence = evidence.confidence()
-            if best is None or confidence > best[0]:
-                best = (confidence, evidence, profile)
+            confidence = self._confidence(f, context, profile, gap, tau)
+            if confidence > best_confidence:
+                best_confidence, best = confidence, (gap, profile)
         if best is None:
             return Decision(None, 0.0, "no open incident of this rule fired near it")
-        confidence, evidence, profile = best
+        gap, profile = best
+        evidence = self._evidence(f, context, profile, gap, tau)
+        confidence = evidence.confidence()
         if confidence >= JOIN_THRESHOLD:
             return Decision(profile.incident, confidence, evidence.reason())
         suggest = profile.incident if confidence >= SUGGEST_THRESHOLD else None
         reason = evidence.reason()
         return Decision(None, confidence, reason, suggest)
+
+    def _pair_terms(self, mine: str, other: str) -> _PairTerms | None:
+        """What memory knows about the pair (`mine`, `other`) as `_confidence` uses it: the history rate
+        (None when they hardly fired together), the usual offset of `mine` from `other`, and the merged
+        and split counts; None when memory has no such pair. Kept with the memory (`Memory.derived`): the
+        pairs and fired counts of the signatures it read do not change while it is kept."""
+        pair = self.memory.pairs.get((mine, other) if mine < other else (other, mine))
+        if pair is None:
+            return None
+        if pair.cofired < 0.5:
+            return (None, 0.0, pair.together, pair.apart)
+        usual = pair.lag_seconds / pair.cofired
+        rate = history_rate(mine, other, pair, self.memory.fired)
+        return (rate, -usual if mine < other else usual, pair.together, pair.apart)
+
+    def _confidence(self, f: AlertFeatures, context: _AlertContext, profile: Profile, gap: float, tau: float) -> float:
+        """`_evidence(...).confidence()`, the same number worked out without the evidence and its words
+        (the sum in the order `Evidence.confidence` makes it)."""
+        w = WEIGHTS
+        labels = title = 0.0
+        if context.total_weight:
+            tokens, weights = profile.tokens, context.weights
+            labels = sum([weights[t] for t in context.ordered_tokens if t in tokens]) / context.total_weight
+        if context.grams:
+            found = map(profile.centroid.get, context.grams, itertools.repeat(0.0))
+            title = sum(map(operator.mul, context.values, found)) / (profile.norm or profile.measure())
+        mine, at = f.sig, f.at
+        terms = self.memory.derived.get(mine)
+        if terms is None:
+            terms = self.memory.derived[mine] = {}
+        history = same = together = apart = 0.0
+        for sig, times in profile.sigs.items():
+            if sig == mine:
+                same = closeness(nearest_gap(times, at))
+                continue
+            known = terms.get(sig, _UNKNOWN)
+            if known is _UNKNOWN:
+                known = terms[sig] = self._pair_terms(mine, sig)
+            if known is None:
+                continue
+            rate, usual, pair_together, pair_apart = known
+            if rate is not None:
+                offset = at - nearest_time(times, at)
+                near = closeness(abs(offset)) * in_order(offset, usual)
+                if near > 0.01:
+                    rate *= near
+                    if rate > history:
+                        history = rate
+            if pair_together > together:
+                together = pair_together
+            if pair_apart > apart:
+                apart = pair_apart
+        z = (
+            BIAS
+            + w["labels"] * labels
+            + w["title"] * title
+            + w["time"] * math.exp(-gap / tau)
+            + w["history"] * history
+            + w["same_alert"] * same
+            + w["together"] * math.log1p(together)
+            + w["apart"] * math.log1p(apart)
+        )
+        return 1.0 / (1.0 + math.exp(-z))
 
     def _context(self, f: AlertFeatures) -> _AlertContext:
         """The same for every alert of a kind in a batch (the batch's IDF is fixed once read)."""
@@ -382,7 +480,7 @@ class LearnedGrouping:
         if context.grams:
             # The dot product of the title's TF-IDF vector with the incident's centroid, at C speed.
             found = map(profile.centroid.get, context.grams, itertools.repeat(0.0))
-            evidence.title = sum(map(operator.mul, context.values, found)) / profile.norm
+            evidence.title = sum(map(operator.mul, context.values, found)) / (profile.norm or profile.measure())
         fired = self.memory.fired
         pairs = self.memory.pairs
         mine, at = f.sig, f.at
@@ -427,13 +525,33 @@ class LearnedGrouping:
                 self.suggestions[key] = (incident, decision.suggest, decision.confidence, decision.reason)
 
     def finish(self) -> None:
-        """After the batch's incidents are saved: store merge suggestions. (Co-firings are counted
-        after the batch is committed, by `memory.learn_cofirings`.)"""
-        MergeSuggestion.objects.bulk_create(
+        """After the batch's incidents are saved: store merge suggestions (on PostgreSQL one INSERT over
+        arrays; a pair suggested before stays as it is). (Co-firings are counted after the batch is
+        committed, by `memory.learn_cofirings`.)"""
+        found = [(new, old, confidence, reason) for new, old, confidence, reason in self.suggestions.values()]
+        found = [row for row in found if row[0].pk != row[1].pk]
+        if not found:
+            return
+        if connection.vendor != "postgresql":
+            MergeSuggestion.objects.bulk_create(
+                [
+                    MergeSuggestion(incident=new, other=old, confidence=confidence, reason=reason, created_at=self.now)
+                    for new, old, confidence, reason in found
+                ],
+                ignore_conflicts=True,
+            )
+            return
+        binary_execute(
+            f"INSERT INTO {MergeSuggestion._meta.db_table} (incident_id, other_id, confidence, reason, state, "  # noqa: S608
+            "created_at) SELECT v.incident, v.other, v.confidence, v.reason, %s, %s FROM "
+            "unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::text[]) AS v(incident, other, confidence, reason) "
+            "ON CONFLICT (incident_id, other_id) DO NOTHING",
             [
-                MergeSuggestion(incident=new, other=old, confidence=confidence, reason=reason, created_at=self.now)
-                for new, old, confidence, reason in self.suggestions.values()
-                if new.pk != old.pk
+                str(MergeSuggestion.State.PENDING),
+                self.now,
+                [new.pk for new, _, _, _ in found],
+                [old.pk for _, old, _, _ in found],
+                [float(confidence) for _, _, confidence, _ in found],
+                [reason for _, _, _, reason in found],
             ],
-            ignore_conflicts=True,
         )

@@ -67,6 +67,9 @@ class Memory:
         # Signatures all of whose pairs are in `pairs`, and those whose fired count was read.
         self.read: set[str] = set()
         self.fired_read: set[str] = set()
+        # What grouping works out from a read signature's pairs, by signature: kept as long as the memory
+        # (the pairs and fired counts of a read signature are complete when read, and do not change).
+        self.derived: dict[str, dict] = {}
 
     @classmethod
     def load(cls, signatures: Iterable[str], now: datetime.datetime) -> Memory:

@@ -73,6 +73,13 @@ class Idf:
         for token in tokens:  # type: ignore[attr-defined]
             df[token] = df.get(token, 0) + 1
 
+    def add_many(self, tokens: tuple[str, ...], count: int) -> None:
+        """`add(tokens)` `count` times."""
+        self.n += count
+        df = self.df
+        for token in tokens:
+            df[token] = df.get(token, 0) + count
+
     def weight(self, token: str) -> float:
         """The token's IDF; once read, fixed for the batch (later alerts of the batch do not shift it)."""
         found = self.cache.get(token)

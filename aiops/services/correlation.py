@@ -31,7 +31,7 @@ INCIDENT_COUNTER_FIELDS = [
 
 def rule_for(rules: Iterable[CorrelationRule], labels: dict[str, str]) -> CorrelationRule | None:
     """The first enabled rule (in the order given) whose matchers all match."""
-    return next((r for r in rules if r.enabled and Matcher.all_match(r.matchers, labels)), None)
+    return next((r for r in rules if r.enabled and (not r.matchers or Matcher.all_match(r.matchers, labels))), None)
 
 
 def group_of(rule: CorrelationRule | None, labels: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -105,7 +105,7 @@ def process_pending_alerts(*, limit: int = 2000) -> int:
             batch.notify.append((incident, "acknowledged"))
         alert.pending, alert.pending_change = False, ""
     fast_bulk_create(batch.new_incidents)
-    audit.record_many(
+    audit.append_many(
         action=audit.Action.CREATE, actor=None, objs=batch.new_incidents, changes={"status": [None, "triggered"]}
     )
     for alert in alerts:

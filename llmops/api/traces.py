@@ -133,13 +133,16 @@ class OtlpTracesView(APIView):
                     batch = decoder(data)
                 except PayloadError as exc:
                     return _refused(exc)
+                protobuf = batch.protobuf
                 result = trace_services.ingest_traces(batch=batch)
+                # Freed before the collector is back: else its first run walks (and keeps) the export's objects.
+                del batch
         except (OperationalError, InterfaceError):
             return _error(503, "unavailable", "The database is unavailable; retry later.", DATABASE_RETRY_AFTER)
         finally:
             slots.release()
         return export_answer(
-            ExportTraceServiceResponse, "rejected_spans", result.rejected, result.rejected_reason, batch.protobuf
+            ExportTraceServiceResponse, "rejected_spans", result.rejected, result.rejected_reason, protobuf
         )
 
 

@@ -129,12 +129,26 @@ def _io_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def without_nul(value: object) -> object:
+    """`value` without NUL characters in its texts (PostgreSQL cannot store them, in text or in jsonb)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nul(item) for item in value]
+    return value
+
+
 def _resource_json(resource: dict[str, object], scope_name: str, scope_version: str) -> str:
     if scope_name:
         resource = {**resource, "otel.scope.name": scope_name}
         if scope_version:
             resource["otel.scope.version"] = scope_version
-    return json.dumps(resource, ensure_ascii=False, default=str) if resource else "{}"
+    if not resource:
+        return "{}"
+    text = json.dumps(resource, ensure_ascii=False, default=str)
+    return json.dumps(without_nul(resource), ensure_ascii=False, default=str) if "\\u0000" in text else text
 
 
 def _record(
@@ -190,6 +204,9 @@ def _record(
         or len(m.prompt_name) > KEY_MAX
     ):  # fmt: skip
         _cut_columns(m)
+    if "\x00" in m.session_key or "\x00" in m.user_key:
+        # Keys of the session and end-user rows: stored without it (PostgreSQL cannot), so grouped without it.
+        m.session_key, m.user_key = m.session_key.replace("\x00", ""), m.user_key.replace("\x00", "")
     batch.spans.append(
         SpanRecord(
             start_ns, end_ns, trace_id, span_id, parent_id, name if len(name) <= NAME_MAX else name[:NAME_MAX],

@@ -6,6 +6,12 @@ then the end users, sessions and traces they belong to, each with one multi-row
 `INSERT ... ON CONFLICT DO UPDATE` that adds this export's counts, tokens and cost to what earlier
 exports stored. The additions are done by the database, so exports of one trace arriving at once in
 two processes both count; rows are written in key order so two such exports cannot deadlock.
+
+On PostgreSQL the three statements are made while PostgreSQL still stores the COPY's last rows and go
+in one round trip as prepared statements; a session's or end user's id is looked up by its key in the
+statement that needs it. A COPY row is one f-string: the free texts are checked for what COPY escapes
+all at once (most have nothing), times are formatted from integers (the date and time of a second
+once), JSON comes from one compact encoder made at import.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from opsportal import prepared
 from opsportal.partitions import DayPartitions, copy_field
 
 from ..models import EndUser, Session, Span, Trace
-from .decode import SpanRecord
+from .decode import SpanRecord, without_nul
 
 UTC = datetime.UTC
 TABLE = "llmops_span"
@@ -72,9 +79,9 @@ def _stamp(ns: int) -> str:
 
 
 def _json(value: object) -> str:
-    """JSON for a jsonb column: PostgreSQL refuses the NUL character, escaped or not."""
+    """JSON for a jsonb column: PostgreSQL refuses the NUL character, escaped or not (it is dropped)."""
     text = _encode(value)
-    return text.replace("\\u0000", "") if "\\u0000" in text else text
+    return _encode(without_nul(value)) if "\\u0000" in text else text
 
 
 def _number(value: object) -> str:
@@ -84,12 +91,11 @@ def _number(value: object) -> str:
 def _copy_row(span: SpanRecord) -> str:
     """One span as a line of COPY text: the free texts (most need no escaping) checked at once, then the row."""
     m = span.mapped
-    resource = span.resource_json
     texts = (
         span.name, span.service, span.status_message, m.operation, m.provider, m.model, m.request_model,
         m.session_key, m.user_key, m.prompt_name, span.input, span.output,
         _json(m.parameters) if m.parameters else "{}", _json(m.attributes) if m.attributes else "{}",
-        _json(m.events) if m.events else "[]", resource.replace("\\u0000", "") if "\\u0000" in resource else resource,
+        _json(m.events) if m.events else "[]", span.resource_json,
     )  # fmt: skip
     joined = "\t".join(texts)
     if joined.count("\t") != 15 or any(special in joined for special in _COPY_SPECIAL):
@@ -294,7 +300,7 @@ def _upsert(sql: _Dialect, table: str, columns: Sequence[tuple[str, str]], rows:
     statement = (
         f"INSERT INTO {table} AS t ({names}) {sql.rows(columns)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
-    return statement, _encode(rows)
+    return statement, _json(rows)
 
 
 TOTALS = ("generations = t.generations + EXCLUDED.generations, input_tokens = t.input_tokens + EXCLUDED.input_tokens, "
@@ -389,8 +395,8 @@ def write(spans: Sequence[SpanRecord]) -> None:
     DAYS.write(_days(spans), copy)
     statements = folded[0]
     with connection.cursor() as cursor:
-        # One round trip (client-side binding: psycopg sends the statements as one query).
-        cursor.execute(";\n".join(statement for statement, _ in statements), [rows for _, rows in statements])
+        # One round trip; prepared once per connection (the three statements' planning is then saved).
+        prepared.execute(cursor, [(statement, [rows]) for statement, rows in statements])
 
 
 @dataclass

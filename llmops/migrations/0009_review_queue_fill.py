@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 default=list,
                 help_text="Id ranges passed while their writers' transactions may still have been open: "
-                '[{"low", "high", "snapshot", "fence", "at"}], looked at again until those transactions ended.',
+                '[{"low", "high", "xmin", "fence", "at"}], looked at again until those transactions ended.',
             ),
         ),
         migrations.RunPython(start_cursors_at_the_newest_trace, migrations.RunPython.noop),

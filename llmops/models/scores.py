@@ -130,7 +130,7 @@ class Evaluator(models.Model):
     late_windows = models.JSONField(
         default=list, blank=True,
         help_text="Id ranges passed while their writers' transactions may still have been open: "
-        '[{"low", "high", "snapshot", "fence", "at"}], looked at again until those transactions ended.',
+        '[{"low", "high", "xmin", "fence", "at"}], looked at again until those transactions ended.',
     )  # fmt: skip
     spans_seen = models.BigIntegerField(default=0)
     spans_scored = models.BigIntegerField(default=0)

@@ -7,16 +7,38 @@ with its scorers (`llm-rubric` through the judge model's provider) and stores on
 span, moving the cursor in the same transaction. Nothing depends on a message reaching the broker: a
 sweep missed while Redis is down is made by the next one, and a sweep run twice stores nothing twice
 (one score per evaluator, span and name).
+
+Late commits. A span gets its id when its export's COPY runs, not when the export commits: with two web
+processes, an export whose transaction commits after a later one's holds lower ids than a cursor that has
+already passed them. So on PostgreSQL every sweep records a *window*: the ids it passed (old cursor to
+new) and the oldest transaction still running when it read them (`pg_snapshot_xmin` of the statement's
+snapshot). Any export that was still open then wrote its rows with a transaction id (`xmin`, or its
+savepoint's, which is newer) at or past that one; so later sweeps look again in each window for the
+rows written by such transactions. The look is bounded and cheap on the partitioned span table: the id
+range is read through each partition's BRIN index on `id`, the transaction test runs in SQL, and only
+ids come back (at most LATE_ROWS a sweep); spans the evaluator scored already are left out (its
+one-score-per-span index) and sampled-out ones are decided again by `sampling.in_sample` (the same
+answer). Rows the first look saw come back too when their transaction was that recent: they are
+already scored or out of the sample, so nothing is stored twice.
+A window is dropped once every transaction that may have written into it has ended: its *fence* is the
+`xmax` of a snapshot taken at least LATE_FENCE_SECONDS after the window (an export takes its transaction
+id moments after its first span id), and once the oldest running transaction is past the fence nothing
+more can commit into the window. A window whose transactions stay open longer than LATE_WINDOW_SECONDS
+is given up (a warning is logged), and at most MAX_WINDOWS are kept. In normal running a window lives
+two sweeps. SQLite has one writer at a time: ids come in commit order, and no window is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from .. import scorers as scoring
@@ -30,6 +52,15 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 JUDGED_BATCH = 50
+LATE_ROWS = 5000
+LATE_WINDOW_SECONDS = 600
+MAX_WINDOWS = 64
+# Written by a transaction at or past a window's xmin: the row's xmin (a 32-bit xid) widened to the 64-bit id it
+# is, given a newer 64-bit id (the current snapshot's xmax) as reference.
+WRITTEN_SINCE = (
+    "(%s::bigint - mod(mod(%s::bigint, 4294967296) - llmops_span.xmin::text::bigint + 4294967296, 4294967296))"
+    " >= %s::bigint"
+)
 
 
 @dataclass
@@ -98,8 +129,81 @@ def _score_rows(evaluator: Evaluator, specs: list[scoring.ScorerSpec], scored: l
     return rows
 
 
+def _late_fence_seconds() -> float:
+    return float(getattr(settings, "LLMOPS_EVALUATOR_LATE_FENCE_SECONDS", 2.0))
+
+
+@dataclass
+class _Snapshot:
+    """The newest span id the sweep could see, and the snapshot it saw it under (PostgreSQL, as text)."""
+
+    newest: int | None
+    text: str = ""
+
+    @property
+    def xmin(self) -> int:
+        return int(self.text.split(":")[0])
+
+    @property
+    def xmax(self) -> int:
+        return int(self.text.split(":")[1])
+
+
+def _snapshot(cursor: int) -> _Snapshot:
+    """The newest committed span id past `cursor`, with the snapshot of the same statement."""
+    with connection.cursor() as db:
+        if connection.vendor != "postgresql":
+            db.execute("SELECT max(id) FROM llmops_span WHERE id > %s", [cursor])
+            return _Snapshot(newest=db.fetchone()[0])
+        db.execute("SELECT max(id), pg_current_snapshot()::text FROM llmops_span WHERE id > %s", [cursor])
+        newest, text = db.fetchone()
+        return _Snapshot(newest=newest, text=text)
+
+
+def _windows_to_look_at(evaluator: Evaluator, now: _Snapshot) -> tuple[list[dict], list[dict]]:
+    """(every window to look at in this sweep, those still open after it): fences set, settled ones dropped."""
+    at_now = timezone.now()
+    looked, still_open = [], []
+    for window in evaluator.late_windows or []:
+        age = (at_now - datetime.datetime.fromisoformat(window["at"])).total_seconds()
+        if window.get("fence") is None and age >= _late_fence_seconds():
+            window = {**window, "fence": now.xmax}
+        looked.append(window)
+        settled = window.get("fence") is not None and now.xmin >= window["fence"]
+        if settled:
+            continue
+        if age > LATE_WINDOW_SECONDS:
+            logger.warning("evaluator %s: ids %s-%s given up on, a transaction stayed open over %s s", evaluator.pk,
+                           window["low"], window["high"], LATE_WINDOW_SECONDS)  # fmt: skip
+            continue
+        still_open.append(window)
+    return looked, still_open
+
+
+def _late_spans(evaluator: Evaluator, windows: list[dict], now: _Snapshot) -> tuple[list[Span], bool]:
+    """The matching generations in `windows` written by transactions open when the window was read, not scored by
+    this evaluator yet, in its sample; (spans, whether LATE_ROWS cut the look short)."""
+    if not windows:
+        return [], False
+    ref = now.xmax
+    late = Q()
+    for window in windows:
+        recent = RawSQL(WRITTEN_SINCE, (ref, ref, window["xmin"]), output_field=BooleanField())  # noqa: S611 (parameters)
+        late |= Q(id__gt=window["low"], id__lte=window["high"]) & Q(recent)
+    scored = Score.objects.filter(evaluator=evaluator, span_id=OuterRef("span_id"), trace_id=OuterRef("trace_id"))
+    rows = list(
+        matching_generations(evaluator.filter)
+        .filter(id__gt=min(w["low"] for w in windows), id__lte=max(w["high"] for w in windows))
+        .filter(late).exclude(Exists(scored)).order_by("id").values_list("id", "trace_id")[:LATE_ROWS]
+    )  # fmt: skip
+    wanted = [pk for pk, trace_id in rows if in_sample(trace_id, evaluator.filter, evaluator.sampling_rate)]
+    spans = list(Span.objects.filter(id__in=wanted, id__lte=max(w["high"] for w in windows)).order_by("id"))
+    return spans, len(rows) == LATE_ROWS
+
+
 def evaluate_new_spans(evaluator_id: int, *, limit: int | None = None) -> SweepResult:
-    """One sweep of an evaluator: score the sampled generations stored past its cursor (at most `limit`)."""
+    """One sweep of an evaluator: score the sampled generations stored past its cursor (at most `limit`), and
+    those committed late below it (see the module's docstring)."""
     result = SweepResult()
     with transaction.atomic():
         evaluator = (
@@ -114,20 +218,35 @@ def evaluate_new_spans(evaluator_id: int, *, limit: int | None = None) -> SweepR
         specs = _specs(evaluator)
         judged = any(scoring.SCORERS[spec.type].is_llm for spec in specs)
         size = limit or (JUDGED_BATCH if judged else BATCH)
-        # The newest id committed now: with fewer matches than `size`, the cursor moves up to it.
-        newest = Span.objects.filter(id__gt=evaluator.cursor).aggregate(newest=Max("id"))["newest"]
+        # The newest id committed now (with the snapshot the late look uses): with fewer matches than `size`,
+        # the cursor moves up to it.
+        now = _snapshot(evaluator.cursor)
         spans = list(matching_generations(evaluator.filter).filter(id__gt=evaluator.cursor).order_by("id")[:size])
-        sampled = [s for s in spans if in_sample(s.trace_id, evaluator.filter, evaluator.sampling_rate)]
+        looked, still_open = _windows_to_look_at(evaluator, now) if now.text else ([], [])
+        late, cut_short = _late_spans(evaluator, looked, now)
+        late = late[:size]
+        sampled = [s for s in spans if in_sample(s.trace_id, evaluator.filter, evaluator.sampling_rate)] + late
         if judged and evaluator.judge_model is None:
             logger.warning("evaluator %s has llm-rubric scorers but no judge model: nothing scored", evaluator.pk)
             sampled = []
         scored = asyncio.run(_score_all(specs, sampled, evaluator.judge_model)) if sampled else []
         rows = _score_rows(evaluator, specs, scored)
         Score.objects.bulk_create(rows, ignore_conflicts=True)
-        result.seen, result.scored, result.scores = len(spans), len(scored), len(rows)
-        cursor = spans[-1].id if len(spans) == size else max(evaluator.cursor, newest or 0)
+        result.seen, result.scored, result.scores = len(spans) + len(late), len(scored), len(rows)
+        if len(spans) == size:
+            cursor = spans[-1].id
+        else:
+            cursor = max(evaluator.cursor, now.newest or 0, spans[-1].id if spans else 0)
+        # Windows whose late rows were not all looked at or scored stay, settled or not.
+        windows = looked if cut_short or len(late) == size else still_open
+        if now.text and cursor > evaluator.cursor:
+            windows = [*windows, {"low": evaluator.cursor, "high": cursor, "xmin": now.xmin, "fence": None,
+                                  "at": timezone.now().isoformat()}]  # fmt: skip
+        if len(windows) > MAX_WINDOWS:
+            logger.warning("evaluator %s: %s late windows, the oldest given up on", evaluator.pk, len(windows))
+            windows = windows[-MAX_WINDOWS:]
         Evaluator.objects.filter(pk=evaluator.pk).update(
-            cursor=cursor, spans_seen=evaluator.spans_seen + result.seen,
+            cursor=cursor, late_windows=windows, spans_seen=evaluator.spans_seen + result.seen,
             spans_scored=evaluator.spans_scored + result.scored, last_run_at=timezone.now(),
         )  # fmt: skip
     return result

@@ -15,17 +15,18 @@ new) and the oldest transaction still running when it read them (`pg_snapshot_xm
 snapshot). Any export that was still open then wrote its rows with a transaction id (`xmin`, or its
 savepoint's, which is newer) at or past that one; so later sweeps look again in each window for the
 rows written by such transactions. The look is bounded and cheap on the partitioned span table: the id
-range is read through each partition's BRIN index on `id`, the transaction test runs in SQL, and only
-ids come back (at most LATE_ROWS a sweep); spans the evaluator scored already are left out (its
-one-score-per-span index) and sampled-out ones are decided again by `sampling.in_sample` (the same
-answer). Rows the first look saw come back too when their transaction was that recent: they are
-already scored or out of the sample, so nothing is stored twice.
+range is read through each partition's BRIN index on `id`, the tests run in SQL, and only ids come back
+(at most LATE_ROWS a sweep). Left out in SQL are the spans the evaluator scored already (its
+one-score-per-span index) and those out of its sample (the sample's hash, a hair generous); the rest
+`sampling.in_sample` decides, as for every other span. The rows the first look saw that a recent
+transaction wrote are among those left out, so nothing is stored twice.
 A window is dropped once every transaction that may have written into it has ended: its *fence* is the
-`xmax` of a snapshot taken at least LATE_FENCE_SECONDS after the window (an export takes its transaction
-id moments after its first span id), and once the oldest running transaction is past the fence nothing
-more can commit into the window. A window whose transactions stay open longer than LATE_WINDOW_SECONDS
-is given up (a warning is logged), and at most MAX_WINDOWS are kept. In normal running a window lives
-two sweeps. SQLite has one writer at a time: ids come in commit order, and no window is needed.
+`xmax` of a snapshot taken LLMOPS_EVALUATOR_LATE_FENCE_SECONDS (2) or more after the window (an export
+takes its transaction id moments after its first span id), and once the oldest running transaction is
+past the fence nothing more can commit into the window. A window whose transactions stay open longer
+than LATE_WINDOW_SECONDS is given up (a warning is logged), and at most MAX_WINDOWS are kept. In normal
+running a window lives two sweeps. SQLite has one writer at a time: ids come in commit order, and no
+window is needed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .. import scorers as scoring
 from ..engine import Caller, score_async
 from ..models import DataType, Evaluator, Score, ScoreConfig, Span
 from ..models.scores import ScoreValueError
+from ..scorers.base import canonical_json
 from .cases import span_case
 from .sampling import in_sample
 
@@ -180,6 +182,15 @@ def _windows_to_look_at(evaluator: Evaluator, now: _Snapshot) -> tuple[list[dict
     return looked, still_open
 
 
+def _roughly_in_sample(filter_: dict, rate: float) -> Q:
+    """`sampling.sample_point` below `rate` in SQL, a hair generous: the late look does not bring back the spans
+    the sample left out (they would fill LATE_ROWS sweep after sweep); `sampling.in_sample` then decides."""
+    threshold = min(2**64 - 1, int(rate * 2**64) + 2**24).to_bytes(8, "big")
+    prefix = f"{canonical_json(filter_ or {})}|"
+    point = "substring(sha256(convert_to(%s || lower(llmops_span.trace_id), 'UTF8')) from 1 for 8) < %s"
+    return Q(RawSQL(point, (prefix, threshold), output_field=BooleanField()))  # noqa: S611 (parameters)
+
+
 def _late_spans(evaluator: Evaluator, windows: list[dict], now: _Snapshot) -> tuple[list[Span], bool]:
     """The matching generations in `windows` written by transactions open when the window was read, not scored by
     this evaluator yet, in its sample; (spans, whether LATE_ROWS cut the look short)."""
@@ -191,11 +202,14 @@ def _late_spans(evaluator: Evaluator, windows: list[dict], now: _Snapshot) -> tu
         recent = RawSQL(WRITTEN_SINCE, (ref, ref, window["xmin"]), output_field=BooleanField())  # noqa: S611 (parameters)
         late |= Q(id__gt=window["low"], id__lte=window["high"]) & Q(recent)
     scored = Score.objects.filter(evaluator=evaluator, span_id=OuterRef("span_id"), trace_id=OuterRef("trace_id"))
-    rows = list(
+    candidates = (
         matching_generations(evaluator.filter)
         .filter(id__gt=min(w["low"] for w in windows), id__lte=max(w["high"] for w in windows))
-        .filter(late).exclude(Exists(scored)).order_by("id").values_list("id", "trace_id")[:LATE_ROWS]
+        .filter(late).exclude(Exists(scored))
     )  # fmt: skip
+    if evaluator.sampling_rate < 1:
+        candidates = candidates.filter(_roughly_in_sample(evaluator.filter, evaluator.sampling_rate))
+    rows = list(candidates.order_by("id").values_list("id", "trace_id")[:LATE_ROWS])
     wanted = [pk for pk, trace_id in rows if in_sample(trace_id, evaluator.filter, evaluator.sampling_rate)]
     spans = list(Span.objects.filter(id__in=wanted, id__lte=max(w["high"] for w in windows)).order_by("id"))
     return spans, len(rows) == LATE_ROWS

@@ -210,8 +210,8 @@ def _record(
     batch.spans.append(
         SpanRecord(
             start_ns, end_ns, trace_id, span_id, parent_id, name if len(name) <= NAME_MAX else name[:NAME_MAX],
-            KINDS[kind] if 0 <= kind < 6 else "internal", service,
-            STATUSES[code] if 0 <= code < 3 else "unset", message, m, resource_json,
+            KINDS[kind] if 0 <= kind < len(KINDS) else "internal", service,
+            STATUSES[code] if 0 <= code < len(STATUSES) else "unset", message, m, resource_json,
             text_in, text_out, cut_in, cut_out, m.cost,
         )
     )  # fmt: skip

@@ -331,16 +331,25 @@ class LearnedGrouping:
     def place(self, alert: Alert, rule: CorrelationRule) -> Decision:
         """Score the alert against its candidate incidents and decide.
 
-        Each candidate's confidence is worked out as plain numbers (`_confidence`); the evidence and its
-        words are made for the best candidate only."""
+        Each candidate's confidence is worked out here as plain numbers: `_evidence(...).confidence()`
+        without the evidence and its words, the sum made in the order `Evidence.confidence` makes it (the
+        same number to the last bit). The evidence and its words are made for the best candidate only."""
         f = self.features[alert.pk]
         window = rule.window_minutes * 60
         tau = window / TIME_DECAY_DIVISOR
-        rule_pk, at = rule.pk, f.at
+        rule_pk, mine, at = rule.pk, f.sig, f.at
         earliest, latest = at - window, at + window
         best_confidence = -1.0
         best: tuple[float, Profile] | None = None
         context: _AlertContext | None = None
+        w = WEIGHTS
+        w_labels, w_title, w_time, w_history = w["labels"], w["title"], w["time"], w["history"]
+        w_same, w_together, w_apart = w["same_alert"], w["together"], w["apart"]
+        exp, log1p, bisect_left = math.exp, math.log1p, bisect.bisect_left
+        cofire, fade = float(memory.COFIRE_SECONDS), CLOSENESS_FADE
+        terms = self.memory.derived.get(mine)
+        if terms is None:
+            terms = self.memory.derived[mine] = {}
         for profile in self._candidates(f, window):
             # One failure's alerts start within the window of its first one: incidents do not snowball.
             times = profile.times
@@ -352,7 +361,60 @@ class LearnedGrouping:
                 continue
             if context is None:
                 context = self._context(f)
-            confidence = self._confidence(f, context, profile, gap, tau)
+                total_weight, weights, ordered = context.total_weight, context.weights, context.ordered_tokens
+                grams, values = context.grams, context.values
+            labels = title = 0.0
+            if total_weight:
+                tokens = profile.tokens
+                labels = sum([weights[t] for t in ordered if t in tokens]) / total_weight
+            if grams:
+                found = map(profile.centroid.get, grams, itertools.repeat(0.0))
+                title = sum(map(operator.mul, values, found)) / (profile.norm or profile.measure())
+            history = same = together = apart = 0.0
+            for sig, sig_times in profile.sigs.items():
+                if sig == mine:
+                    same = closeness(nearest_gap(sig_times, at))
+                    continue
+                known = terms.get(sig, _UNKNOWN)
+                if known is _UNKNOWN:
+                    known = terms[sig] = self._pair_terms(mine, sig)
+                if known is None:
+                    continue
+                rate, usual, pair_together, pair_apart = known
+                if rate is not None:
+                    # closeness(abs(offset)) * in_order(offset, usual), with the nearest time bisected here
+                    i = bisect_left(sig_times, at)
+                    if i == len(sig_times):
+                        nearest = sig_times[-1]
+                    elif i == 0:
+                        nearest = sig_times[0]
+                    else:
+                        before, after = sig_times[i - 1], sig_times[i]
+                        nearest = before if at - before <= after - at else after
+                    offset = at - nearest
+                    distance = abs(offset)
+                    near = 1.0 if distance <= cofire else exp(-(distance - cofire) / fade)
+                    if not (abs(usual) <= ORDER_SLACK or offset * usual >= 0):
+                        near *= exp(-abs(offset - usual) / fade)
+                    if near > 0.01:
+                        rate *= near
+                        if rate > history:
+                            history = rate
+                if pair_together > together:
+                    together = pair_together
+                if pair_apart > apart:
+                    apart = pair_apart
+            z = (
+                BIAS
+                + w_labels * labels
+                + w_title * title
+                + w_time * exp(-gap / tau)
+                + w_history * history
+                + w_same * same
+                + w_together * log1p(together)
+                + w_apart * log1p(apart)
+            )
+            confidence = 1.0 / (1.0 + exp(-z))
             if confidence > best_confidence:
                 best_confidence, best = confidence, (gap, profile)
         if best is None:
@@ -367,7 +429,7 @@ class LearnedGrouping:
         return Decision(None, confidence, reason, suggest)
 
     def _pair_terms(self, mine: str, other: str) -> _PairTerms | None:
-        """What memory knows about the pair (`mine`, `other`) as `_confidence` uses it: the history rate
+        """What memory knows about the pair (`mine`, `other`) as `place` uses it: the history rate
         (None when they hardly fired together), the usual offset of `mine` from `other`, and the merged
         and split counts; None when memory has no such pair. Kept with the memory (`Memory.derived`): the
         pairs and fired counts of the signatures it read do not change while it is kept."""
@@ -379,55 +441,6 @@ class LearnedGrouping:
         usual = pair.lag_seconds / pair.cofired
         rate = history_rate(mine, other, pair, self.memory.fired)
         return (rate, -usual if mine < other else usual, pair.together, pair.apart)
-
-    def _confidence(self, f: AlertFeatures, context: _AlertContext, profile: Profile, gap: float, tau: float) -> float:
-        """`_evidence(...).confidence()`, the same number worked out without the evidence and its words
-        (the sum in the order `Evidence.confidence` makes it)."""
-        w = WEIGHTS
-        labels = title = 0.0
-        if context.total_weight:
-            tokens, weights = profile.tokens, context.weights
-            labels = sum([weights[t] for t in context.ordered_tokens if t in tokens]) / context.total_weight
-        if context.grams:
-            found = map(profile.centroid.get, context.grams, itertools.repeat(0.0))
-            title = sum(map(operator.mul, context.values, found)) / (profile.norm or profile.measure())
-        mine, at = f.sig, f.at
-        terms = self.memory.derived.get(mine)
-        if terms is None:
-            terms = self.memory.derived[mine] = {}
-        history = same = together = apart = 0.0
-        for sig, times in profile.sigs.items():
-            if sig == mine:
-                same = closeness(nearest_gap(times, at))
-                continue
-            known = terms.get(sig, _UNKNOWN)
-            if known is _UNKNOWN:
-                known = terms[sig] = self._pair_terms(mine, sig)
-            if known is None:
-                continue
-            rate, usual, pair_together, pair_apart = known
-            if rate is not None:
-                offset = at - nearest_time(times, at)
-                near = closeness(abs(offset)) * in_order(offset, usual)
-                if near > 0.01:
-                    rate *= near
-                    if rate > history:
-                        history = rate
-            if pair_together > together:
-                together = pair_together
-            if pair_apart > apart:
-                apart = pair_apart
-        z = (
-            BIAS
-            + w["labels"] * labels
-            + w["title"] * title
-            + w["time"] * math.exp(-gap / tau)
-            + w["history"] * history
-            + w["same_alert"] * same
-            + w["together"] * math.log1p(together)
-            + w["apart"] * math.log1p(apart)
-        )
-        return 1.0 / (1.0 + math.exp(-z))
 
     def _context(self, f: AlertFeatures) -> _AlertContext:
         """The same for every alert of a kind in a batch (the batch's IDF is fixed once read)."""

@@ -7,9 +7,12 @@ sweeper finishes whatever a lost task did not.
 from __future__ import annotations
 
 import datetime
+import functools
+import gc
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ParamSpec, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -77,6 +80,32 @@ class _Batch:
         return self.touched.setdefault(incident.pk, incident)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def cyclic_gc_paused(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `func` with Python's cyclic garbage collector paused (resumed after, if it was running).
+
+    A batch allocates hundreds of thousands of short-lived objects (model instances, tuples, dicts, the
+    learner's features) that reference counting frees at once; meanwhile the cyclic collector's passes over
+    the worker's whole heap took about a third of the learned rule's batch. Nothing is kept alive by the
+    pause: whatever cycles a batch leaves are collected once the collector runs again."""
+
+    @functools.wraps(func)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        running = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if running:
+                gc.enable()
+
+    return paused
+
+
+@cyclic_gc_paused
 @transaction.atomic
 def process_pending_alerts(*, limit: int = 2000) -> int:
     """Correlate pending alert changes into incidents; returns how many were processed.
@@ -173,6 +202,7 @@ def _write_events(batch: _Batch) -> None:
     )
 
 
+@cyclic_gc_paused
 def learn_cofirings() -> int:
     """Count what fired together among the alerts correlated since last time (the learned rules'
     memory); returns how many alerts were read (0: nothing new). Workers call it after each drain."""

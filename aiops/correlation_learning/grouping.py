@@ -130,12 +130,16 @@ class Profile:
         self.times: list[float] = []
 
     def add(self, f: AlertFeatures) -> None:
-        tokens = self.tokens
-        for token in f.tokens:
-            tokens[token] = tokens.get(token, 0) + 1
-        centroid = self.centroid
-        for gram, value in (f.vector or {}).items():
-            centroid[gram] = centroid.get(gram, 0.0) + value
+        if not self.times:  # the incident's first alert (most of them: copies, in the same order)
+            self.tokens = dict.fromkeys(f.tokens, 1)
+            self.centroid = dict(f.vector or {})
+        else:
+            tokens = self.tokens
+            for token in f.tokens:
+                tokens[token] = tokens.get(token, 0) + 1
+            centroid = self.centroid
+            for gram, value in (f.vector or {}).items():
+                centroid[gram] = centroid.get(gram, 0.0) + value
         self.norm = 0.0  # worked out again when next read (`measure`): most profiles grow more than they are read
         bisect.insort(self.sigs.setdefault(f.sig, []), f.at)
         bisect.insort(self.times, f.at)
@@ -319,6 +323,7 @@ class LearnedGrouping:
         new_keys += [k for k in word_keys if k not in tokens]
         new_keys += [] if f.sig in profile.sigs else ["s:" + f.sig]
         profile.add(f)
+        tokens = profile.tokens  # a new profile's first add makes its dict
         for key in word_keys:
             tokens.setdefault(key, 0)
         index, at = self.index, f.at

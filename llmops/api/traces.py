@@ -130,11 +130,15 @@ class OtlpTracesView(APIView):
                 try:
                     decoder = decode.decoder(request.content_type or "")
                     data = decompress(body, request.headers.get("Content-Encoding", ""), limit)
-                    batch = decoder(data)
+                    # Lazy: the spans are decoded a chunk at a time while PostgreSQL stores the one before.
+                    batch = decoder(data, lazy=True)
                 except PayloadError as exc:
                     return _refused(exc)
                 protobuf = batch.protobuf
-                result = trace_services.ingest_traces(batch=batch)
+                try:
+                    result = trace_services.ingest_traces(batch=batch)
+                except PayloadError as exc:  # met while decoding lazily: rolled back, nothing stored
+                    return _refused(exc)
                 # Freed before the collector is back: else its first run walks (and keeps) the export's objects.
                 del batch
         except (OperationalError, InterfaceError):

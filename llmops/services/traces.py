@@ -25,7 +25,7 @@ from opsportal.filters import representable
 from ..models import EndUser, Session, Span, Trace
 from ..traces import store
 from ..traces.cost import PROMPT_VERSIONS, current_prices
-from ..traces.decode import TraceBatch
+from ..traces.decode import SpanRecord, TraceBatch
 from .base import InvalidInput, NotFound
 
 
@@ -38,31 +38,60 @@ class TraceIngestResult:
     rejected_reason: str = ""
 
 
-def _enrich(batch: TraceBatch) -> None:
-    """Cost from the price table where the sender gave none; the prompt version a generation names."""
-    generations = [span for span in batch.spans if span.mapped.model]
-    if not generations:
-        return
-    prices = None
-    for span in generations:
-        m = span.mapped
-        if span.cost is None and (m.input_tokens is not None or m.output_tokens is not None):
-            prices = prices or current_prices()
-            span.cost = prices.cost(
-                (m.model, m.request_model), m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens
-            )
-    linked = [s for s in batch.spans if s.mapped.prompt_name and s.mapped.prompt_version_number is not None]
-    if linked:
-        ids = PROMPT_VERSIONS.resolve({(s.mapped.prompt_name, s.mapped.prompt_version_number) for s in linked})
-        for span in linked:
-            span.prompt_version_id = ids.get((span.mapped.prompt_name, span.mapped.prompt_version_number))
+class _Enrichment:
+    """Cost from the price table where the sender gave none; the prompt version a span names.
+
+    Called per chunk of an export (`store.write`'s `prepare`): the price book is taken once for the
+    export, and the prompt versions are looked up once per export and pair. A chunk naming a pair not
+    looked up yet needs the database: refused (False) while a COPY is under way, `store` then ends it.
+    """
+
+    def __init__(self) -> None:
+        self.prices = None
+        self.versions: dict[tuple[str, int], int | None] = {}
+
+    def __call__(self, chunk: list[SpanRecord], may_query: bool) -> bool:
+        versions = self.versions
+        wanted = None
+        for span in chunk:
+            m = span.mapped
+            if m.prompt_name and m.prompt_version_number is not None:
+                pair = (m.prompt_name, m.prompt_version_number)
+                if pair not in versions:
+                    wanted = wanted or set()
+                    wanted.add(pair)
+        if (wanted or self.prices is None) and not may_query:
+            return False
+        if wanted:
+            found = PROMPT_VERSIONS.resolve(wanted)
+            for pair in wanted:
+                versions[pair] = found.get(pair)
+        prices = self.prices
+        if prices is None:
+            prices = self.prices = current_prices()
+        for span in chunk:
+            m = span.mapped
+            if m.model and span.cost is None and (m.input_tokens is not None or m.output_tokens is not None):
+                span.cost = prices.cost(
+                    (m.model, m.request_model), m.input_tokens, m.output_tokens, m.cache_read_tokens,
+                    m.cache_write_tokens,
+                )  # fmt: skip
+            if m.prompt_name and m.prompt_version_number is not None:
+                span.prompt_version_id = versions[(m.prompt_name, m.prompt_version_number)]
+        return True
 
 
 def ingest_traces(*, batch: TraceBatch) -> TraceIngestResult:
-    """Store a decoded export (committed when this returns)."""
-    _enrich(batch)
+    """Store a decoded export (committed when this returns). A lazy batch (`decode_protobuf(lazy=True)`)
+    is decoded a chunk at a time while PostgreSQL stores the chunk before."""
     with transaction.atomic():
-        store.write(batch.spans)
+        store.write(
+            batch.spans,
+            chunks=lambda: batch.chunks(store.COPY_CHUNK),
+            days=batch.start_days,
+            prepare=_Enrichment(),
+        )
+    batch.finish()
     return TraceIngestResult(accepted=len(batch.spans), rejected=batch.rejected, rejected_reason=batch.reason)
 
 

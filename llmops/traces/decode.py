@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -94,11 +94,43 @@ class TraceBatch:
     rejected: int = 0
     reason: str = ""
     protobuf: bool = False
+    # A lazy batch (`decode_protobuf(..., lazy=True)`): decodes the spans still to come, one a step, and
+    # the days (since the epoch) of the start times in the accepted window, known before decoding.
+    pending: Iterator[None] | None = None
+    start_days: set[int] | None = None
 
     def reject(self, index: int, message: str) -> None:
         self.rejected += 1
         if not self.reason:
             self.reason = f"span {index}: {message}"
+
+    def chunks(self, size: int) -> Iterator[list[SpanRecord]]:
+        """The spans, `size` at a time, from the first; a lazy batch decodes them as they are asked for
+        (so the caller stores a chunk while the next is decoded). Once exhausted, `spans`, `rejected`
+        and `reason` are complete."""
+        spans = self.spans
+        start = 0
+        while True:
+            pending = self.pending
+            while pending is not None and len(spans) < start + size:
+                if next(pending, _DONE) is _DONE:
+                    self.pending = pending = None
+            chunk = spans[start : start + size]
+            if not chunk:
+                return
+            yield chunk
+            start += size
+
+    def finish(self) -> TraceBatch:
+        """Decode whatever a lazy batch still holds (then `spans`, `rejected` and `reason` are complete)."""
+        if self.pending is not None:
+            for _ in self.pending:
+                pass
+            self.pending = None
+        return self
+
+
+_DONE = object()
 
 
 class _Window:
@@ -257,14 +289,36 @@ def _pb_id(raw: bytes) -> str:
     return raw.hex() if raw.strip(b"\0") else ""
 
 
-def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
-    """Decode a protobuf export: the upb message's fields read directly (no conversion to dicts first)."""
+def decode_protobuf(data: bytes, now_ns: int | None = None, *, lazy: bool = False) -> TraceBatch:
+    """Decode a protobuf export: the upb message's fields read directly (no conversion to dicts first).
+
+    `lazy`: the message is parsed (a body that is not an export raises here), the spans are decoded as
+    `TraceBatch.chunks` asks for them."""
     try:
         request = ExportTraceServiceRequest.FromString(data)
     except DecodeError as exc:
         raise SpanPayloadError("(body)", f"not an OTLP ExportTraceServiceRequest: {exc}.") from exc
     batch = TraceBatch(protobuf=True)
     window = _Window(now_ns or _now_ns())
+    batch.pending = _protobuf_spans(request, batch, window)
+    if not lazy:
+        return batch.finish()
+    oldest, newest = max(window.oldest, 1), window.newest
+    batch.start_days = {
+        start // DAY_NS
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+        if oldest <= (start := span.start_time_unix_nano) <= newest
+    }
+    return batch
+
+
+DAY_NS = 86400 * 10**9
+
+
+def _protobuf_spans(request: ExportTraceServiceRequest, batch: TraceBatch, window: _Window) -> Iterator[None]:
+    """Decode the export's spans into `batch`, yielding after each."""
     index = 0
     for resource_spans in request.resource_spans:
         resource = {kv.key: _pb_value(kv.value) for kv in resource_spans.resource.attributes}
@@ -285,7 +339,7 @@ def decode_protobuf(data: bytes, now_ns: int | None = None) -> TraceBatch:
                     (status.code, status.message), mapped, service, resource_json, window,
                 )  # fmt: skip
                 index += 1
-    return batch
+                yield
 
 
 def _json_id(value: object, size: int) -> str:
@@ -301,7 +355,8 @@ def _json_enum(value: object, names: Mapping[str, int]) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def decode_json(data: bytes, now_ns: int | None = None) -> TraceBatch:
+def decode_json(data: bytes, now_ns: int | None = None, *, lazy: bool = False) -> TraceBatch:
+    """Decode an OTLP/JSON export (always whole: `lazy` is accepted for the decoders' common signature)."""
     payload = parse_json(data)
     if not isinstance(payload, Mapping):
         raise SpanPayloadError("(body)", "must be an ExportTraceServiceRequest object with resourceSpans.")
@@ -361,6 +416,6 @@ def _now_ns() -> int:
     return int(datetime.datetime.now(UTC).timestamp() * 1e9)
 
 
-def decoder(content_type: str) -> Callable[[bytes], TraceBatch]:
+def decoder(content_type: str) -> Callable[..., TraceBatch]:
     """The decoder for a Content-Type (protobuf or JSON); any other type raises PayloadError."""
     return decode_protobuf if is_protobuf(content_type) else decode_json

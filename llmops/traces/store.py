@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -116,14 +116,39 @@ def _copy_row(span: SpanRecord) -> str:
     )
 
 
-def _copy(spans: Sequence[SpanRecord], meanwhile: Callable[[], object] | None = None) -> None:
-    """COPY the spans in chunks (PostgreSQL stores one while the next is made); `meanwhile()` runs after
-    the last chunk is sent, before waiting for PostgreSQL to finish."""
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-        for start in range(0, len(spans), COPY_CHUNK):
-            copy.write("".join([_copy_row(span) for span in spans[start : start + COPY_CHUNK]]).encode())
-        if meanwhile is not None:
-            meanwhile()
+# `prepare(chunk, may_query)`: readies a chunk's spans before their rows are made (cost, prompt version);
+# answers False when it needs the database and may not query (a COPY is under way).
+Prepare = Callable[[list[SpanRecord], bool], bool]
+
+
+def _slices(spans: Sequence[SpanRecord]) -> Iterator[list[SpanRecord]]:
+    for start in range(0, len(spans), COPY_CHUNK):
+        yield list(spans[start : start + COPY_CHUNK])
+
+
+def _copy(
+    chunks: Iterable[list[SpanRecord]], prepare: Prepare | None = None, meanwhile: Callable[[], object] | None = None
+) -> None:
+    """COPY the chunks of spans: PostgreSQL stores one while the next is decoded (a lazy batch), readied
+    and formatted. `prepare(chunk, False)` readies each chunk during the COPY; when it needs the database
+    the COPY is ended there, `prepare(chunk, True)` runs, and another COPY takes the rest. `meanwhile()`
+    runs after the last chunk is sent, before waiting for PostgreSQL to finish."""
+    chunks = iter(chunks)
+    chunk = next(chunks, None)
+    with connection.cursor() as cursor:
+        while chunk is not None:
+            if prepare is not None:
+                prepare(chunk, True)
+            with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                while True:
+                    copy.write("".join([_copy_row(span) for span in chunk]).encode())
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        if meanwhile is not None:
+                            meanwhile()
+                        break
+                    if prepare is not None and not prepare(chunk, False):
+                        break
 
 
 def _model(span: SpanRecord) -> Span:
@@ -158,7 +183,7 @@ def write_spans(spans: Sequence[SpanRecord]) -> None:
     if not partitioned():
         Span.objects.bulk_create([_model(span) for span in spans], batch_size=200)
         return
-    DAYS.write(_days(spans), lambda retrying: _copy(spans))
+    DAYS.write(_days(spans), lambda retrying: _copy(_slices(spans)))
 
 
 @dataclass(slots=True)
@@ -372,31 +397,54 @@ def _fold(spans: Sequence[SpanRecord], sql: _Dialect) -> list[tuple[str, str]]:
     return statements
 
 
-def write(spans: Sequence[SpanRecord]) -> None:
+def write(
+    spans: Sequence[SpanRecord],
+    *,
+    chunks: Callable[[], Iterable[list[SpanRecord]]] | None = None,
+    days: set[int] | None = None,
+    prepare: Prepare | None = None,
+) -> None:
     """Store an export's spans and fold them into their traces, sessions and end users (caller's transaction).
 
-    PostgreSQL: the folding statements are made while PostgreSQL still takes in the COPY's last rows,
-    then sent together in one round trip.
+    `chunks()`, when given, yields the spans a chunk at a time from the first as they are decoded
+    (`TraceBatch.chunks`; `spans` is complete once they are all given), and `days` are the days since
+    the epoch of their start times (known before they are decoded). `prepare`: see `_copy`.
+    PostgreSQL: each chunk is decoded and formatted while PostgreSQL stores the one before; the folding
+    statements are made while PostgreSQL still takes in the COPY's last rows, then sent together in one
+    round trip.
     """
-    if not spans:
-        return
     sql = _Dialect()
+    if chunks is None:
+        chunks = lambda: _slices(spans)  # noqa: E731
     if not sql.pg:
+        for chunk in chunks():
+            if prepare is not None:
+                prepare(chunk, True)
+        if not spans:
+            return
         write_spans(spans)
         with connection.cursor() as cursor:
             for statement, rows in _fold(spans, sql):
                 cursor.execute(statement, [rows])
         return
+    if days is None:
+        if not spans:
+            return
+        partition_days = _days(spans)
+    else:
+        partition_days = {EPOCH.date() + datetime.timedelta(days=day) for day in days}
     folded: list[list[tuple[str, str]]] = []
 
-    def copy(retrying: bool) -> None:
-        _copy(spans, lambda: folded or folded.append(_fold(spans, sql)))
+    def fold() -> None:
+        if not folded and spans:
+            folded.append(_fold(spans, sql))
 
-    DAYS.write(_days(spans), copy)
-    statements = folded[0]
+    DAYS.write(partition_days, lambda retrying: _copy(chunks(), prepare, fold))
+    if not folded:
+        return  # no span stored (all refused)
     with connection.cursor() as cursor:
         # One round trip; prepared once per connection (the three statements' planning is then saved).
-        prepared.execute(cursor, [(statement, [rows]) for statement, rows in statements])
+        prepared.execute(cursor, [(statement, [rows]) for statement, rows in folded[0]])
 
 
 @dataclass

@@ -96,10 +96,16 @@ class Trace(models.Model):
     cost = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(0), help_text="USD.")
     model = models.CharField(max_length=200, blank=True, help_text="The first generation's model.")
     model_names = models.JSONField(default=list, blank=True, help_text="Every model its generations used.")
-    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces")
-    end_user = models.ForeignKey(EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces")
+    # No index of their own: the composite (x, -start_time) indexes below serve the filters and the SET NULL
+    # of a deleted row (migration 0010; it also drops trace_id's LIKE index: ids are looked up by equality).
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces", db_index=False
+    )
+    end_user = models.ForeignKey(
+        EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces", db_index=False
+    )
     prompt_version = models.ForeignKey(
-        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces",
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces", db_index=False,
         help_text="From opsportal.prompt.name / opsportal.prompt.version of its first linked generation.",
     )  # fmt: skip
     updated_at = models.DateTimeField(default=timezone.now)

@@ -190,11 +190,13 @@ class ScoreAdmin(admin.ModelAdmin):
 @admin.register(Evaluator)
 class EvaluatorAdmin(admin.ModelAdmin):
     list_display = ["name", "sampling_rate", "enabled", "spans_seen", "spans_scored", "last_run_at"]
+    readonly_fields = ["cursor", "late_windows"]
 
 
 @admin.register(AnnotationQueue)
 class AnnotationQueueAdmin(admin.ModelAdmin):
-    list_display = ["name", "created_at"]
+    list_display = ["name", "last_filled_at", "last_fill_added", "created_at"]
+    readonly_fields = ["fill_cursor", "last_filled_at", "last_fill_added"]
 
 
 @admin.register(AnnotationItem)

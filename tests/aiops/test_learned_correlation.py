@@ -14,6 +14,7 @@ from django.utils import timezone
 from aiops import services
 from aiops.models import Alert, CorrelationRule, Incident, MergeSuggestion
 from aiops.tasks import process_alerts
+from opsportal.audit.models import AuditEntry
 
 from .factories import am_alert, am_payload, deliver
 
@@ -321,3 +322,20 @@ def test_a_backlog_drained_one_alert_a_batch_groups_as_the_live_path(alertmanage
     assert api.incident_id == db.incident_id
     assert "fired within 40 s of PostgresDown on orders-db 5 of the last 5 times" in joined_event(api).message
     assert noise.incident_id not in (None, db.incident_id)
+
+
+def test_every_incident_a_batch_opens_has_its_audit_entry_and_opened_event(alertmanager, learned_rule):
+    integration, token = alertmanager
+    fire(integration, token, DB, NOISE, API)
+    incidents = list(Incident.objects.order_by("pk"))
+    assert len(incidents) == 3  # no history yet: three incidents
+    entries = {
+        e.object_id: e
+        for e in AuditEntry.objects.filter(app_label="aiops", model="incident", action=AuditEntry.Action.CREATE)
+    }
+    for incident in incidents:
+        entry = entries[str(incident.pk)]
+        assert entry.object_repr == str(incident)
+        assert entry.changes == {"status": [None, "triggered"]}
+        assert entry.actor is None and entry.actor_name == ""
+        assert incident.events.filter(kind="opened").count() == 1

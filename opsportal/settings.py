@@ -264,11 +264,11 @@ REST_FRAMEWORK = {
         "user": env_str("API_THROTTLE_USER", "6000/minute"),
     },
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
-    # JSON that PostgreSQL can store (no NUL characters); forms and uploads as DRF parses them.
+    # JSON, forms and uploads as DRF parses them, refusing what PostgreSQL cannot store (NUL characters).
     "DEFAULT_PARSER_CLASSES": [
         "opsportal.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "opsportal.parsers.FormParser",
+        "opsportal.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "opsportal.negotiation.FastContentNegotiation",

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from opsportal.accounts.roles import Role
 from opsportal.api import ErrorSerializer
-from opsportal.parsers import JSONParser
+from opsportal.parsers import FormParser, JSONParser, MultiPartParser
 
 from .. import services
 from ..models import Artifact, ModelVersion, Monitor, MonitoringBatch, RegisteredModel
@@ -133,7 +133,7 @@ class MonitorViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     write_role = Role.ADMIN
     action_roles = {"add_batch": Role.OPERATOR}
-    parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser, SpooledBodyParser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser, SpooledBodyParser]
 
     def get_queryset(self) -> QuerySet[Monitor]:
         queryset = _monitor_queryset().order_by("model__name", "name")

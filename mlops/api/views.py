@@ -14,13 +14,12 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opsportal.accounts.roles import Role, has_role
 from opsportal.api import ErrorSerializer
-from opsportal.parsers import JSONParser
+from opsportal.parsers import FormParser, JSONParser, MultiPartParser
 
 from .. import services
 from ..models import (

@@ -207,6 +207,22 @@ def test_json_with_a_nul_character_is_a_400_not_a_database_error(operator_api, o
     assert not dataset.items.exists()
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_form_with_a_nul_character_is_a_400_not_a_database_error(operator_api, operator, content_type):
+    """A form field with NUL (`%00`) is refused by the parser, before any lookup or write reaches PostgreSQL."""
+    from llmops import services as llmops_services
+
+    dataset = llmops_services.create_dataset(name="nul-form", actor=operator)
+    url = f"/api/v1/llmops/datasets/{dataset.pk}/items/"
+    if content_type.startswith("multipart"):
+        response = operator_api.post(url, {"input": '{"q": "a\x00b"}', "expected_output": "x"}, format="multipart")
+    else:
+        response = operator_api.generic("POST", url, "expected_output=a%00b&input=x", content_type=content_type)
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]
+    assert not dataset.items.exists()
+
+
 def test_the_schema_links_identifiers_to_the_operations_that_take_them(viewer_api):
     schema = viewer_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     paths = schema["paths"]

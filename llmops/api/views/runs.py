@@ -8,12 +8,11 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opsportal.errors import as_field
-from opsportal.parsers import JSONParser
+from opsportal.parsers import FormParser, JSONParser, MultiPartParser
 
 from ... import services
 from ...models import Dataset, EvalRun, LLMModel, PromptVersion, RunColumn, RunResult

@@ -123,20 +123,22 @@ class Prices:
         return usd / 1_000_000
 
 
+def cache_price_field(what: str) -> models.DecimalField:
+    """A prompt-cache price (USD per 1M tokens), empty when those tokens are priced as input tokens."""
+    return models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text=f"USD per 1M input tokens {what} the prompt cache; empty: priced as input tokens.",
+    )  # fmt: skip
+
+
 class PriceEntry(models.Model):
     """The editable price table: USD per 1M tokens for well-known model names (exact, or a prefix ending in *)."""
 
     model_name = models.CharField(max_length=200, unique=True)
     input_per_million = models.DecimalField(max_digits=12, decimal_places=4)
     output_per_million = models.DecimalField(max_digits=12, decimal_places=4)
-    cache_read_per_million = models.DecimalField(
-        max_digits=14, decimal_places=6, null=True, blank=True,
-        help_text="USD per 1M input tokens read from the prompt cache; empty: priced as input tokens.",
-    )  # fmt: skip
-    cache_write_per_million = models.DecimalField(
-        max_digits=14, decimal_places=6, null=True, blank=True,
-        help_text="USD per 1M input tokens written to the prompt cache; empty: priced as input tokens.",
-    )  # fmt: skip
+    cache_read_per_million = cache_price_field("read from")
+    cache_write_per_million = cache_price_field("written to")
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -158,14 +160,8 @@ class LLMModel(models.Model):
     name = models.CharField(max_length=200, help_text="The model id the provider expects, e.g. gpt-4o-mini.")
     input_per_million = models.DecimalField(max_digits=12, decimal_places=4, default=0)
     output_per_million = models.DecimalField(max_digits=12, decimal_places=4, default=0)
-    cache_read_per_million = models.DecimalField(
-        max_digits=14, decimal_places=6, null=True, blank=True,
-        help_text="USD per 1M input tokens read from the prompt cache; empty: priced as input tokens.",
-    )  # fmt: skip
-    cache_write_per_million = models.DecimalField(
-        max_digits=14, decimal_places=6, null=True, blank=True,
-        help_text="USD per 1M input tokens written to the prompt cache; empty: priced as input tokens.",
-    )  # fmt: skip
+    cache_read_per_million = cache_price_field("read from")
+    cache_write_per_million = cache_price_field("written to")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -168,8 +168,16 @@ def allow_loopback(settings):
 
 @pytest.fixture
 def worker(isolated_broker):
-    """A real Celery worker for the test (see tests.helpers.running_worker)."""
+    """A real Celery worker for the test (see tests.helpers.running_worker).
+
+    On a shared Redis broker (CI) the queues may still hold what earlier tests enqueued with no worker
+    running (correlation, evaluation runs, sweeps for objects long gone); they are dropped first, so the
+    test's own tasks do not wait behind them on the solo pool.
+    """
+    from opsportal.celery import app
     from tests.helpers import running_worker
 
+    if not app.conf.broker_url.startswith("filesystem"):
+        app.control.purge()
     with running_worker() as running:
         yield running
